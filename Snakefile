@@ -1,0 +1,28 @@
+# siteaug: diffusion augmentation of protein binding-site residues, from inputs to a metrics report.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/prepare.smk"
+include: "rules/features.smk"
+include: "rules/diffusion.smk"
+include: "rules/generate.smk"
+include: "rules/filter.smk"
+include: "rules/balance.smk"
+include: "rules/classifier.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report/report.html",
+        "results/report/metrics.tsv",

@@ -1,0 +1,19 @@
+rule train_classifier:
+    input:
+        unpack(classifier_inputs),
+    output:
+        predictions="results/classifier/{arm}/predictions.parquet",
+        model="results/classifier/{arm}/model.pt",
+    params:
+        classifier=config["classifier"],
+        ratio=config["balance"]["target_positive_ratio"],
+        seed=config["seed"],
+    threads: config["threads"]
+    log:
+        "results/logs/train_classifier/{arm}.log",
+    benchmark:
+        "results/benchmarks/train_classifier_{arm}.tsv"
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/train_classifier.py"

@@ -1,0 +1,21 @@
+rule train_diffusion:
+    input:
+        residues="results/features/residues.parquet",
+        edges="results/features/edges.parquet",
+    output:
+        model="results/diffusion/model.pt",
+        history="results/diffusion/history.json",
+    params:
+        diffusion=config["diffusion"],
+        seed=config["seed"],
+    resources:
+        gpu=1,
+    threads: config["threads"]
+    log:
+        "results/logs/train_diffusion.log",
+    benchmark:
+        "results/benchmarks/train_diffusion.tsv"
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/train_diffusion.py"

@@ -1,0 +1,103 @@
+"""Read and validate the inputs, then split proteins (never residues) into train / validation / test."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import InputError, LabelRecord, read_label_fasta
+from .pdb import chain_from_id, read_ca_trace
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "validation", "test")
+
+
+def locate_structures(
+    records: list[LabelRecord], label_path: str | Path, structure_dir: str | Path | None, missing_structure: str
+) -> list[str]:
+    """Return each record's PDB path ("" for none) after checking that the PDB sequence matches the record."""
+    paths = []
+    for record in records:
+        path = Path(structure_dir) / f"{record.protein_id}.pdb" if structure_dir else None
+        if path is None or not path.is_file():
+            if missing_structure == "error":
+                raise InputError(f"{label_path}: record {record.protein_id}: structure file {path} not found")
+            log.warning("record %s: no structure file, using sequence neighbours as its graph", record.protein_id)
+            paths.append("")
+            continue
+        sequence, _ = read_ca_trace(path, chain_from_id(record.protein_id))
+        if sequence != record.sequence:
+            first = next((i for i, (a, b) in enumerate(zip(sequence, record.sequence)) if a != b), min(len(sequence), len(record.sequence)))
+            raise InputError(
+                f"{path}: record {record.protein_id}: PDB sequence ({len(sequence)} residues) differs from the label "
+                f"file's ({len(record.sequence)}) at position {first + 1}"
+            )
+        paths.append(str(path))
+    return paths
+
+
+def split_proteins(protein_ids: list[str], validation: float, test: float, seed: int) -> list[str]:
+    """Assign whole proteins to splits by a seeded permutation; the sizes round to the nearest protein."""
+    n = len(protein_ids)
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(test * n))
+    n_validation = int(round(validation * n))
+    if n - n_test - n_validation < 1 or (validation > 0 and n_validation < 1) or (test > 0 and n_test < 1):
+        raise InputError(f"split: {n} proteins cannot fill validation={validation} and test={test} with at least one protein each")
+    split = np.empty(n, dtype=object)
+    split[order[:n_test]] = "test"
+    split[order[n_test : n_test + n_validation]] = "validation"
+    split[order[n_test + n_validation :]] = "train"
+    return split.tolist()
+
+
+def protein_table(records: list[LabelRecord], structure_paths: list[str], split: list[str], source: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "protein_id": [r.protein_id for r in records],
+            "sequence": [r.sequence for r in records],
+            "labels": [r.labels for r in records],
+            "split": split,
+            "structure_path": structure_paths,
+            "chain": [chain_from_id(r.protein_id) or "" for r in records],
+            "n_residues": np.array([len(r.sequence) for r in records], dtype=np.int32),
+            "n_positives": np.array([r.labels.count("1") for r in records], dtype=np.int32),
+            "source": source,
+        }
+    )
+
+
+def prepare_proteins(
+    labels: str,
+    structures: str | None,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
+    missing_structure: str = "error",
+    unknown_residue: str = "reject",
+    external_test_labels: str | None = None,
+    external_test_structures: str | None = None,
+) -> pd.DataFrame:
+    """Validate every record and structure, split proteins, and return the protein table.
+
+    With an external test set the internal split has no test part: the external proteins are the test split.
+    """
+    records = read_label_fasta(labels, unknown_residue)
+    external = read_label_fasta(external_test_labels, unknown_residue) if external_test_labels else []
+    overlap = sorted({r.protein_id for r in records} & {r.protein_id for r in external})
+    if overlap:
+        raise InputError(f"{external_test_labels}: record {overlap[0]} also appears in {labels}; a test protein must not be trained on")
+    split = split_proteins([r.protein_id for r in records], validation_fraction, 0.0 if external else test_fraction, seed)
+    table = protein_table(records, locate_structures(records, labels, structures, missing_structure), split, "labels")
+    if external:
+        paths = locate_structures(external, external_test_labels, external_test_structures, missing_structure)
+        table = pd.concat([table, protein_table(external, paths, ["test"] * len(external), "external_test")], ignore_index=True)
+    for name in ("validation", "test"):
+        part = table[table["split"] == name]
+        if len(part) and part["n_positives"].sum() == 0:
+            raise InputError(f"{labels}: the {name} split (seed {seed}) has no positive residues; change the seed or fractions")
+    if table.loc[table["split"] == "train", "n_positives"].sum() == 0:
+        raise InputError(f"{labels}: the training split has no positive residues; nothing to learn from")
+    return table

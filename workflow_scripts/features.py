@@ -1,0 +1,16 @@
+import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
+
+from siteaug.features import build_feature_tables, feature_columns, standardise
+from siteaug.io import read_parquet, write_json, write_parquet
+from siteaug.workflow import rule_logging
+
+with rule_logging(snakemake) as log:
+    proteins = read_parquet(snakemake.input[0])
+    residues, edges = build_feature_tables(
+        proteins, snakemake.params.radii, snakemake.params.graph_radius, threads=snakemake.threads, progress=True
+    )
+    residues, stats = standardise(residues, feature_columns(residues))
+    log.info("%d residues, %d features, %d directed edges", len(residues), len(stats), len(edges))
+    write_parquet(residues, snakemake.output.residues)
+    write_parquet(edges, snakemake.output.edges)
+    write_json(stats, snakemake.output.standardisation)

@@ -1,0 +1,31 @@
+import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
+
+import numpy as np
+
+from siteaug.balance import synthetic_quota
+from siteaug.classifier import MLPClassifier
+from siteaug.io import read_parquet, write_parquet
+from siteaug.quality import RealismModel, quality_scores, select_candidates
+from siteaug.workflow import rule_logging
+
+with rule_logging(snakemake) as log:
+    p = snakemake.params
+    residues = read_parquet(snakemake.input.residues)
+    candidates = read_parquet(snakemake.input.candidates)
+    train = residues[residues["split"] == "train"]
+    cols = [c for c in candidates.columns if c.startswith("f_")]
+    X = candidates[cols].to_numpy(np.float32)
+    critic = MLPClassifier.load(snakemake.input.critic).predict_proba(X)
+    realism, near_copy = RealismModel.fit(train.loc[train["label"] == 1, cols].to_numpy(), p.knn_k).score(X, p.near_copy_fraction)
+    scores = candidates[["protein_id", "candidate_id"]].assign(
+        critic=critic.astype(np.float32), realism=realism.astype(np.float32), near_copy=near_copy,
+        quality_score=quality_scores(critic, realism, near_copy),
+    )
+    quota = synthetic_quota(train, p.ratio).set_index("protein_id")["quota"]
+    kept = select_candidates(candidates.assign(quality_score=scores["quality_score"].to_numpy()), quota, p.threshold)
+    log.info(
+        "%d candidates: %d near-copies, %d at or above threshold %.2f, %d kept after top-k per protein",
+        len(scores), int(near_copy.sum()), int((scores["quality_score"] >= p.threshold).sum()), p.threshold, len(kept),
+    )
+    write_parquet(scores, snakemake.output.scores)
+    write_parquet(kept, snakemake.output.kept)

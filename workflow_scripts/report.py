@@ -1,0 +1,39 @@
+import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from siteaug.io import read_parquet
+from siteaug.report import build_report, read_benchmarks
+from siteaug.workflow import rule_logging
+
+with rule_logging(snakemake) as log:
+    i, p = snakemake.input, snakemake.params
+    predictions = {arm: read_parquet(path) for arm, path in zip(p.arms, i.predictions)}
+    proteins = read_parquet(i.proteins)
+    scores = pd.concat([read_parquet(path) for path in i.scores], ignore_index=True)
+    balance = json.loads(Path(i.balance).read_text())
+    stage_counts = {f"proteins ({split})": int((proteins["split"] == split).sum()) for split in ("train", "validation", "test")}
+    stage_counts |= {
+        "real training positives": balance["real_positives"],
+        "real training negatives": balance["real_negatives"],
+        "synthetic positives needed": balance["synthetic_needed"],
+        "candidates generated": len(scores),
+        "candidates rejected as near-copies": int(scores["near_copy"].sum()),
+        f"candidates with score >= {p.threshold}": int((scores["quality_score"] >= p.threshold).sum()),
+        "synthetic positives kept (top-k per protein)": balance["synthetic_available"],
+        "synthetic positives used": balance["synthetic_used"],
+        "real negatives kept": balance["real_negatives_kept"],
+        "balanced training rows": balance["rows"],
+        "achieved positive ratio": round(balance["achieved_positive_ratio"], 4),
+    }
+    benchmarks = sorted(b for b in Path(p.benchmarks).glob("*.tsv") if b.stem != "report")
+    metrics = build_report(
+        predictions, Path(snakemake.output.html).parent, quality_scores=scores["quality_score"].to_numpy(np.float32),
+        stage_counts=stage_counts, timings=read_benchmarks(benchmarks) if benchmarks else None,
+        quality_threshold=p.threshold,
+    )
+    log.info("metrics:\n%s", metrics.to_string(index=False))
