@@ -30,6 +30,9 @@ rule filter_shard:
         threshold=config["filter"]["quality_threshold"],
         knn_k=config["filter"]["knn_k"],
         near_copy_fraction=config["filter"]["near_copy_fraction"],
+        device=config["filter"]["device"],
+    resources:
+        gpu=1,
     threads: config["threads"]
     log:
         "results/logs/filter/shard_{shard}.log",

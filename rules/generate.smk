@@ -9,6 +9,7 @@ rule generate:
         shards=config["generation"]["shards"],
         sample_multiplier=config["generation"]["sample_multiplier"],
         chunk_size=config["generation"]["chunk_size"],
+        precision=config["generation"]["precision"],
         ratio=config["balance"]["target_positive_ratio"],
         device=config["diffusion"]["device"],
         seed=config["seed"],

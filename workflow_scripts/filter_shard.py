@@ -1,12 +1,16 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-import numpy as np
+from siteaug.device import pin_single_gpu, resolve_device
 
-from siteaug.balance import synthetic_quota
-from siteaug.classifier import MLPClassifier
-from siteaug.io import read_parquet, write_parquet
-from siteaug.quality import RealismModel, quality_scores, select_candidates
-from siteaug.workflow import rule_logging
+pin_single_gpu()
+
+import numpy as np  # noqa: E402
+
+from siteaug.balance import synthetic_quota  # noqa: E402
+from siteaug.classifier import MLPClassifier  # noqa: E402
+from siteaug.io import read_parquet, write_parquet  # noqa: E402
+from siteaug.quality import RealismModel, quality_scores, select_candidates  # noqa: E402
+from siteaug.workflow import rule_logging  # noqa: E402
 
 with rule_logging(snakemake) as log:
     p = snakemake.params
@@ -15,8 +19,10 @@ with rule_logging(snakemake) as log:
     train = residues[residues["split"] == "train"]
     cols = [c for c in candidates.columns if c.startswith("f_")]
     X = candidates[cols].to_numpy(np.float32)
-    critic = MLPClassifier.load(snakemake.input.critic).predict_proba(X)
-    realism, near_copy = RealismModel.fit(train.loc[train["label"] == 1, cols].to_numpy(), p.knn_k).score(X, p.near_copy_fraction)
+    device = resolve_device(p.device)
+    critic = MLPClassifier.load(snakemake.input.critic, device).predict_proba(X)
+    positives = train.loc[train["label"] == 1, cols].to_numpy()
+    realism, near_copy = RealismModel.fit(positives, p.knn_k, device).score(X, p.near_copy_fraction)
     scores = candidates[["protein_id", "candidate_id"]].assign(
         critic=critic.astype(np.float32), realism=realism.astype(np.float32), near_copy=near_copy,
         quality_score=quality_scores(critic, realism, near_copy),

@@ -22,6 +22,6 @@ with rule_logging(snakemake) as log:
     log.info("shard %d: %d proteins, %d candidates on %s", shard, len(mine), int(mine.sum()) * p.sample_multiplier, device)
     candidates = generate_candidates(
         model, residues, edges, extra["feature_columns"], mine * p.sample_multiplier,
-        seed=p.seed * 1_000_003 + shard, device=device, chunk_size=p.chunk_size,
+        seed=p.seed * 1_000_003 + shard, device=device, chunk_size=p.chunk_size, precision=p.precision,
     )
     write_parquet(candidates, snakemake.output[0])

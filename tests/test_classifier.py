@@ -1,0 +1,108 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from siteaug.arms import arm_training_rows
+from siteaug.classifier import MLPClassifier, MLPConfig
+
+FEATURES = ["f_a", "f_b", "f_c", "f_d"]
+
+
+def toy(n=400, positive_fraction=None, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    score = X[:, 0] + X[:, 1]
+    threshold = 0.0 if positive_fraction is None else np.quantile(score, 1 - positive_fraction)
+    return X, (score > threshold).astype(np.int64)
+
+
+def config(**overrides):
+    settings = dict(input_dim=4, hidden=(16,), dropout=0.1, epochs=15, batch_size=64, lr=1e-2, seed=0)
+    settings.update(overrides)
+    return MLPConfig(**settings)
+
+
+def test_fits_a_separable_problem():
+    X, y = toy()
+    X_test, y_test = toy(seed=1)
+    proba = MLPClassifier(config()).fit(X, y).predict_proba(X_test)
+    assert proba.shape == (len(y_test),) and ((proba >= 0) & (proba <= 1)).all()
+    assert roc_auc_score(y_test, proba) > 0.95
+
+
+def test_deterministic_for_a_seed():
+    X, y = toy()
+    a = MLPClassifier(config()).fit(X, y).predict_proba(X)
+    b = MLPClassifier(config()).fit(X, y).predict_proba(X)
+    c = MLPClassifier(config(seed=1)).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.xfail(strict=True, reason="fit draws dropout masks from torch's global RNG (seeded only in __init__), "
+                   "so the result depends on what else used that RNG between construction and fit")
+def test_deterministic_when_built_before_fitting():
+    X, y = toy()
+    first, second = MLPClassifier(config(dropout=0.5)), MLPClassifier(config(dropout=0.5))
+    np.testing.assert_array_equal(first.fit(X, y).predict_proba(X), second.fit(X, y).predict_proba(X))
+
+
+def test_save_load_roundtrip(tmp_path):
+    X, y = toy()
+    model = MLPClassifier(config(hidden=(8, 4))).fit(X, y)
+    model.save(tmp_path / "mlp.pt")
+    loaded = MLPClassifier.load(tmp_path / "mlp.pt")
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_single_class_rejected(label):
+    X, _ = toy(n=20)
+    with pytest.raises(ValueError, match="single class"):
+        MLPClassifier(config()).fit(X, np.full(20, label))
+
+
+def test_balanced_raises_positive_probability():
+    X, y = toy(n=600, positive_fraction=0.05)
+    plain = MLPClassifier(config(balanced=False)).fit(X, y).predict_proba(X).mean()
+    balanced = MLPClassifier(config(balanced=True)).fit(X, y).predict_proba(X).mean()
+    assert balanced > 1.5 * plain
+
+
+def train_frame(n=200, positives=20):
+    X, _ = toy(n=n)
+    frame = pd.DataFrame(X, columns=FEATURES)
+    frame.insert(0, "label", (np.arange(n) < positives).astype(np.int64))
+    return frame
+
+
+def test_arm_none_returns_the_train_rows():
+    train = train_frame()
+    X, y = arm_training_rows("none", train, None, 0.5, 0, FEATURES)
+    assert X.dtype == np.float32 and np.array_equal(X, train[FEATURES].to_numpy(np.float32))
+    assert np.array_equal(y, train["label"].to_numpy())
+
+
+def test_arm_smote_reaches_ratio_and_keeps_rows():
+    train = train_frame()
+    X, y = arm_training_rows("smote", train, None, 0.4, 0, FEATURES)
+    assert abs(y.mean() - 0.4) < 0.01 and y.mean() >= 0.4
+    assert np.array_equal(X[: len(train)], train[FEATURES].to_numpy(np.float32))
+    assert np.array_equal(y[: len(train)], train["label"].to_numpy()) and (y[len(train):] == 1).all()
+    X2, _ = arm_training_rows("smote", train, None, 0.4, 0, FEATURES)
+    np.testing.assert_array_equal(X, X2)
+
+
+def test_arm_diffusion_uses_the_balanced_table():
+    balanced = train_frame(n=50, positives=25)
+    X, y = arm_training_rows("diffusion", train_frame(), balanced, 0.5, 0, FEATURES)
+    assert np.array_equal(X, balanced[FEATURES].to_numpy(np.float32)) and y.tolist() == balanced["label"].tolist()
+    with pytest.raises(ValueError, match="balanced"):
+        arm_training_rows("diffusion", train_frame(), None, 0.5, 0, FEATURES)
+
+
+def test_unknown_arm():
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_training_rows("adasyn", train_frame(), None, 0.5, 0, FEATURES)

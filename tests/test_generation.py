@@ -1,0 +1,78 @@
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import siteaug.generation as generation
+from conftest import FEATURES
+from siteaug.generation import generate_candidates
+from siteaug.graphs import encode_contexts, protein_graphs
+
+COUNTS = pd.Series({"p0": 4, "p1": 0, "p2": 3})
+
+
+def generate(model, tables, counts=COUNTS, seed=0, **kwargs):
+    residues, edges = tables
+    return generate_candidates(model, residues, edges, FEATURES, counts, seed=seed, device=torch.device("cpu"),
+                               progress=False, **kwargs)
+
+
+def test_protein_graphs(fake_tables):
+    residues, edges = fake_tables
+    shuffled = residues.sample(frac=1.0, random_state=0)
+    graphs = protein_graphs(shuffled, edges, FEATURES, ["p2", "p0"])
+    expected = residues[residues["protein_id"] == "p2"][FEATURES].to_numpy(np.float32)
+    assert np.array_equal(graphs[0].x.numpy(), expected)  # position order, whatever the table order
+    assert graphs[1].edge_index.shape == (2, 10) and graphs[1].y.tolist() == [1, 0, 0, 1, 0, 0]
+
+
+def test_encode_contexts_batches_whole_graphs(model, fake_tables):
+    graphs = protein_graphs(*fake_tables, FEATURES, ["p0", "p1", "p2"])
+    with torch.inference_mode():
+        together = encode_contexts(model.encoder, graphs, "cpu", batch_size=64)
+        one_by_one = encode_contexts(model.encoder, graphs, "cpu", batch_size=1)
+    assert together.shape == (3, model.config.context)
+    torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-5)
+
+
+def test_counts_ids_and_columns(model, fake_tables):
+    table = generate(model, fake_tables, chunk_size=3)
+    assert list(table.columns) == ["protein_id", "candidate_id", *FEATURES]
+    assert table.groupby("protein_id")["candidate_id"].apply(list).to_dict() == {"p0": [0, 1, 2, 3], "p2": [0, 1, 2]}
+    assert "p1" not in set(table["protein_id"]) and np.isfinite(table[FEATURES].to_numpy()).all()
+
+
+def test_seeded_for_a_given_chunk_size(model, fake_tables):
+    # Chunking changes the order in which x_T and the step noise are drawn, so only (seed, chunk_size) fixes the rows.
+    first = generate(model, fake_tables, seed=3, chunk_size=3)
+    pd.testing.assert_frame_equal(first, generate(model, fake_tables, seed=3, chunk_size=3))
+    assert not np.allclose(first[FEATURES], generate(model, fake_tables, seed=4, chunk_size=3)[FEATURES])
+
+
+def test_no_requested_rows(model, fake_tables):
+    table = generate(model, fake_tables, counts=pd.Series({"p0": 0, "p1": 0}))
+    assert table.empty and list(table.columns) == ["protein_id", "candidate_id", *FEATURES]
+
+
+def fake_sampler(nan_rows):
+    def sample(model, context_modulation, x_T, noise, tables):
+        out = x_T.clone()
+        out[nan_rows] = float("nan")
+        return out
+    return sample
+
+
+def test_nonfinite_rows_dropped_with_warning(model, fake_tables, monkeypatch, caplog):
+    monkeypatch.setattr(generation, "ddpm_sample", fake_sampler([0, 3, 6]))
+    with caplog.at_level(logging.WARNING, logger="siteaug.generation"):
+        table = generate(model, fake_tables)
+    assert "dropped 3 of 7" in caplog.text
+    assert list(zip(table["protein_id"], table["candidate_id"])) == [("p0", 1), ("p0", 2), ("p2", 0), ("p2", 1)]
+
+
+def test_mostly_nonfinite_is_an_error(model, fake_tables, monkeypatch):
+    monkeypatch.setattr(generation, "ddpm_sample", fake_sampler([1, 2, 3, 4, 5, 6]))
+    with pytest.raises(RuntimeError, match="6 of 7"):
+        generate(model, fake_tables)

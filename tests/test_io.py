@@ -1,0 +1,108 @@
+import pandas as pd
+import pytest
+
+import siteaug.io as sio
+from siteaug.io import InputError, atomic_path, read_label_fasta, read_parquet, write_parquet
+
+
+def fasta(tmp_path, text: str, name: str = "labels.fa"):
+    path = tmp_path / name
+    path.write_bytes(text.encode("ascii"))
+    return path
+
+
+def one_line_error(path, record_id, **kwargs) -> str:
+    with pytest.raises(InputError) as err:
+        read_label_fasta(path, **kwargs)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and record_id in message
+    return message
+
+
+def test_good_file(tmp_path):
+    records = read_label_fasta(fasta(tmp_path, ">p1 some description\nACDEX\n01001\n\n>p2_B\nWY\n11\n"))
+    assert [(r.protein_id, r.sequence, r.labels) for r in records] == [("p1", "ACDEX", "01001"), ("p2_B", "WY", "11")]
+
+
+def test_lowercase_is_upper_cased(tmp_path):
+    assert read_label_fasta(fasta(tmp_path, ">p1\nacdE\n0101\n"))[0].sequence == "ACDE"
+
+
+def test_windows_line_endings(tmp_path):
+    records = read_label_fasta(fasta(tmp_path, ">p1\r\nACDE\r\n0101\r\n>p2\r\nAC\r\n11\r\n"))
+    assert [(r.protein_id, r.sequence, r.labels) for r in records] == [("p1", "ACDE", "0101"), ("p2", "AC", "11")]
+
+
+@pytest.mark.parametrize(
+    "text, record_id, fragment",
+    [
+        (">p1\nACDE\n0101\n>p2\nACD\n01\n", "p2", "label line has 2"),
+        (">p1\nACD\n012\n", "p1", "0/1"),
+        (">p1\nACBD\n0101\n", "p1", "unknown residue"),
+        (">p1\nAC\n01\n>p1\nAD\n10\n", "p1", "duplicate"),
+        (">p1\nACD\n>p2\nAC\n01\n", "p1", "cut short"),
+        (">p1\nAC\n01\n>p2\nACD\n", "p2", "cut short"),
+        (">p1\nACDEF\nGHIK\n000000000\n", "p1", ""),  # sequence split over two lines
+        (">p1\nACDE\n01\n01\n", "p1", ""),  # labels split over two lines
+        (">a/b\nAC\n01\n", "a/b", "protein id"),
+        (">a..b\nAC\n01\n", "a..b", "protein id"),
+        (">../etc\nAC\n01\n", "../etc", "protein id"),
+    ],
+    ids=["length", "label", "letter", "duplicate", "cut-mid", "cut-end", "split-seq", "split-labels", "slash",
+         "dotdot", "parent"],
+)
+def test_bad_records(tmp_path, text, record_id, fragment):
+    assert fragment in one_line_error(fasta(tmp_path, text), record_id)
+
+
+def test_map_to_x(tmp_path):
+    path = fasta(tmp_path, ">p1\nACBZd\n01010\n")
+    one_line_error(path, "p1")
+    assert read_label_fasta(path, unknown_residue="map_to_x")[0].sequence == "ACXXD"
+
+
+@pytest.mark.parametrize("sequence", ["AC1D", "AC*D"])
+def test_map_to_x_still_rejects_non_letters(tmp_path, sequence):
+    assert "unknown residue" in one_line_error(fasta(tmp_path, f">p1\n{sequence}\n0101\n"), "p1", unknown_residue="map_to_x")
+
+
+@pytest.mark.parametrize("text", ["", "\n \r\n"])
+def test_empty_file(tmp_path, text):
+    path = fasta(tmp_path, text)
+    with pytest.raises(InputError, match="empty") as err:
+        read_label_fasta(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_atomic_path_success_and_failure(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        tmp.write_text("first")
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half-written")
+            raise RuntimeError("crash")
+    assert target.read_text() == "first"  # the old complete file is untouched
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]  # no temp file left
+
+
+def test_write_parquet_failure_leaves_nothing(tmp_path, monkeypatch):
+    def broken_write(table, where, **kwargs):
+        with open(where, "wb") as handle:
+            handle.write(b"PAR1 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sio.pq, "write_table", broken_write)
+    with pytest.raises(OSError):
+        write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_parquet_is_byte_identical(tmp_path):
+    frame = pd.DataFrame({"protein_id": ["p1", "p2"], "x": [0.5, 1.5]}, index=[7, 3])
+    write_parquet(frame, tmp_path / "a.parquet")
+    write_parquet(frame, tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    pd.testing.assert_frame_equal(read_parquet(tmp_path / "a.parquet"), frame.reset_index(drop=True))

@@ -1,0 +1,201 @@
+"""The Snakemake workflow end to end on a tiny demo: outputs, caching, partial reruns and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True) -> subprocess.CompletedProcess:
+    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(configfile),
+               "--cores", "2", "--resources", "gpu=1", *args]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def new_workdir(tmp_path_factory, name: str) -> Path:
+    workdir = tmp_path_factory.mktemp(name)
+    shutil.copytree(REPO / "config", workdir / "config")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    workdir = new_workdir(tmp_path_factory, "run")
+    snakemake(workdir)
+    return workdir
+
+
+def test_every_output_exists_with_its_schema(finished_run):
+    results = finished_run / "results"
+    proteins = pq.read_table(results / "data/proteins.parquet").to_pandas()
+    assert set(proteins["split"]) == {"train", "validation", "test"}
+    assert proteins["protein_id"].is_unique
+    residues = pq.read_table(results / "features/residues.parquet").to_pandas()
+    features = [c for c in residues.columns if c.startswith("f_")]
+    assert list(residues.columns[:5]) == ["protein_id", "position", "residue", "label", "split"] and len(features) > 40
+    # No protein appears in two splits: the split is by protein.
+    assert residues.groupby("protein_id")["split"].nunique().max() == 1
+    train = residues[residues["split"] == "train"]
+    assert train[features].mean().abs().max() < 1e-3  # standardised on the training split
+
+    for shard in (0, 1):
+        generated = pq.read_table(results / f"generated/shard_{shard}.parquet").to_pandas()
+        assert list(generated.columns) == ["protein_id", "candidate_id", *features]
+        assert set(generated["protein_id"]) <= set(train["protein_id"])
+        kept = pq.read_table(results / f"filtered/shard_{shard}.parquet").to_pandas()
+        assert (kept["quality_score"] >= 0.3).all() and kept["quality_score"].between(0, 1).all()
+        scores = pq.read_table(results / f"filtered/scores_{shard}.parquet").to_pandas()
+        assert len(scores) == len(generated)
+
+    balanced = pq.read_table(results / "balanced/train.parquet").to_pandas()
+    summary = json.loads((results / "balanced/summary.json").read_text())
+    assert abs(balanced["label"].mean() - 0.5) <= 0.01
+    assert abs(summary["achieved_positive_ratio"] - summary["target_positive_ratio"]) <= 0.01
+    assert set(balanced["split"]) == {"train"}
+    synthetic = balanced[balanced["origin"] == "synthetic"]
+    assert len(synthetic) == summary["synthetic_used"] and (synthetic["label"] == 1).all()
+    assert set(balanced["protein_id"]) <= set(train["protein_id"])  # nothing synthetic or real from validation/test
+
+    test_ids = set(proteins.loc[proteins["split"] == "test", "protein_id"])
+    for arm in ("none", "smote", "diffusion"):
+        predictions = pq.read_table(results / f"classifier/{arm}/predictions.parquet").to_pandas()
+        assert set(predictions["protein_id"]) == test_ids
+        assert predictions["score"].between(0, 1).all()
+        assert predictions["threshold"].nunique() == 1
+
+    metrics = pd.read_csv(results / "report/metrics.tsv", sep="\t")
+    assert list(metrics["arm"]) == ["none", "smote", "diffusion"]
+    for column in ("f1", "auroc", "auprc", "precision", "recall"):
+        assert metrics[column].between(0, 1).all()
+    assert metrics["mcc"].between(-1, 1).all()
+    html = (results / "report/report.html").read_text()
+    assert "data:image/png;base64," in html and "diffusion" in html
+    for log in ("prepare", "features", "train_diffusion", "balance", "report"):
+        assert (results / f"logs/{log}.log").stat().st_size > 0
+    assert (results / "benchmarks/train_diffusion.tsv").exists()
+
+
+def test_a_second_run_has_nothing_to_do(finished_run):
+    result = snakemake(finished_run, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_forcerun_train_classifier_reruns_only_downstream(finished_run):
+    results = finished_run / "results"
+    upstream = ["data/proteins.parquet", "features/residues.parquet", "diffusion/model.pt", "generated/shard_0.parquet",
+                "filtered/shard_1.parquet", "balanced/train.parquet"]
+    downstream = ["classifier/none/predictions.parquet", "classifier/diffusion/predictions.parquet", "report/metrics.tsv"]
+    before = {p: (results / p).stat().st_mtime_ns for p in upstream + downstream}
+    snakemake(finished_run, "--forcerun", "train_classifier")
+    after = {p: (results / p).stat().st_mtime_ns for p in upstream + downstream}
+    assert all(after[p] == before[p] for p in upstream)
+    assert all(after[p] > before[p] for p in downstream)
+
+
+def test_lint_is_clean():
+    result = subprocess.run([*SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def write_config(workdir: Path, overrides: dict) -> Path:
+    config = yaml.safe_load(TINY.read_text())
+    for key, value in overrides.items():
+        section, _, leaf = key.partition(".")
+        if leaf:
+            config.setdefault(section, {})[leaf] = value
+        else:
+            config[section] = value
+    path = workdir / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"balance.target_positive_ratio": 1.2}, "target_positive_ratio"),
+        ({"filter.quality_threshold": -0.1}, "quality_threshold"),
+        ({"generation.shards": 0}, "shards"),
+        ({"diffusion.hiden": 64}, "hiden"),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path_factory, overrides, message):
+    workdir = new_workdir(tmp_path_factory, "badconfig")
+    result = snakemake(workdir, configfile=write_config(workdir, overrides), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda lines: lines.__setitem__(2, lines[2][:-1]), "label line has"),
+        (lambda lines: lines.__setitem__(2, "2" + lines[2][1:]), "labels must be 0/1"),
+        (lambda lines: lines.extend(lines[:3]), "duplicate id"),
+        (lambda lines: lines.__setitem__(1, "Z" + lines[1][1:]), "unknown residue"),
+        (lambda lines: lines.__setitem__(0, ">ghost_A"), "not found"),
+        (lambda lines: lines.__setitem__(1, ("G" if lines[1][0] != "G" else "A") + lines[1][1:]), "differs"),
+    ],
+    ids=["length-mismatch", "non-binary-label", "duplicate-id", "unknown-residue", "missing-pdb", "pdb-sequence-mismatch"],
+)
+def test_bad_input_gives_one_line_error_and_no_output(tmp_path_factory, mutate, message):
+    from siteaug.demo import make_demo
+
+    workdir = new_workdir(tmp_path_factory, "badinput")
+    make_demo(workdir / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)
+    lines = (workdir / "inputs/labels.fa").read_text().splitlines()
+    mutate(lines)
+    (workdir / "inputs/labels.fa").write_text("\n".join(lines) + "\n")
+    config = write_config(workdir, {"input": {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"}})
+    result = snakemake(workdir, configfile=config, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert message in errors[0] and ("labels.fa" in errors[0] or ".pdb" in errors[0])
+    assert "demo0000_A" in errors[0] or "ghost_A" in errors[0]
+    data = workdir / "results/data"
+    assert not data.exists() or not list(data.iterdir())  # no output, not even a temporary file
+
+
+DATASETS = REPO.parent / "shared" / "datasets" / "graphsite_dna"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (DATASETS / "DNA_Train_573.fa").exists(), reason=f"real DNA-573 data not found at {DATASETS}")
+def test_workflow_on_real_dna573_proteins(tmp_path_factory):
+    workdir = new_workdir(tmp_path_factory, "dna")
+    lines = (DATASETS / "DNA_Train_573.fa").read_text().splitlines()
+    records = [lines[i : i + 3] for i in range(0, len(lines) - 2, 3)]
+    # 30 proteins with structures, plus one of the four without a PDB to exercise the sequence-graph fallback.
+    chosen = [r for r in records if (DATASETS / "pdb" / f"{r[0][1:]}.pdb").exists()][:30]
+    chosen += [r for r in records if r[0] == ">4cgz_A"]
+    (workdir / "dna.fa").write_text("\n".join(line for record in chosen for line in record) + "\n")
+    config = write_config(
+        workdir,
+        {"input": {"source": "files", "labels": "dna.fa", "structures": str(DATASETS / "pdb"), "missing_structure": "sequence_graph"}},
+    )
+    snakemake(workdir, configfile=config)
+    metrics = pd.read_csv(workdir / "results/report/metrics.tsv", sep="\t")
+    assert metrics["auroc"].between(0, 1).all() and len(metrics) == 3
+    residues = pq.read_table(workdir / "results/features/residues.parquet").to_pandas()
+    assert residues["protein_id"].nunique() == len(chosen)
+    no_structure = residues[residues["protein_id"] == "4cgz_A"]
+    assert (no_structure["f_has_structure"] != residues.loc[residues["protein_id"] != "4cgz_A", "f_has_structure"].iloc[0]).all()
