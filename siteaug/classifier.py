@@ -52,6 +52,15 @@ class MLPClassifier:
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            # Dropout draws from the global generator: seed it here so fit() alone fixes the result.
+            torch.manual_seed(cfg.seed)
+            self._train(X_t, y_t, loss_fn, optimiser, generator, progress)
+        self.network.eval()
+        return self
+
+    def _train(self, X_t, y_t, loss_fn, optimiser, generator, progress) -> None:
+        cfg = self.config
         n_batches = math.ceil(len(y_t) / cfg.batch_size)
         self.network.train()
         epochs = range(cfg.epochs) if progress is None else progress(range(cfg.epochs))
@@ -63,8 +72,6 @@ class MLPClassifier:
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
-        self.network.eval()
-        return self
 
     @torch.inference_mode()
     def predict_proba(self, X: np.ndarray, batch_size: int = 65536) -> np.ndarray:

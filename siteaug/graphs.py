@@ -23,9 +23,9 @@ def protein_graphs(residues: pd.DataFrame, edges: pd.DataFrame, feature_cols: li
         )
         graphs.append(
             Data(
-                x=torch.from_numpy(rows[feature_cols].to_numpy(np.float32)),
+                x=torch.tensor(rows[feature_cols].to_numpy(np.float32)),
                 edge_index=edge_index,
-                y=torch.from_numpy(rows["label"].to_numpy(np.int64)),
+                y=torch.tensor(rows["label"].to_numpy(np.int64)),
             )
         )
     return graphs

@@ -42,14 +42,22 @@ class RealismModel:
         dist, _ = nearest_neighbours(reference, reference, k, exclude_self=True)
         return cls(reference, dist[:, -1], k)
 
-    def score(self, candidates: np.ndarray, near_copy_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-        """Realism in [0, 1] and a near-copy flag per candidate."""
+    def score(self, candidates: np.ndarray, near_copy_fraction: float, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Realism in [0, 1] and a near-copy flag per candidate.
+
+        realism = min(1, 1 / min_j d(x, p_j) / r_j): exactly 1 inside any positive's ball, as in the definition.
+        """
         x = torch.as_tensor(np.asarray(candidates, np.float32), device=self.positives.device)
-        dist, index = nearest_neighbours(x, self.positives, self.k)
-        radius = self.radii[index]
-        realism = (radius / dist.clamp_min(1e-12)).clamp(max=1.0).max(dim=1).values
-        near_copy = dist[:, 0] < near_copy_fraction * radius[:, 0]
-        return realism.cpu().numpy(), near_copy.cpu().numpy()
+        radii = self.radii.clamp_min(1e-12)
+        realism, near_copy = [], []
+        for start in range(0, len(x), chunk):
+            dist = torch.cdist(x[start : start + chunk], self.positives)
+            realism.append((1 / (dist / radii).min(dim=1).values.clamp_min(1e-12)).clamp(max=1.0))
+            nearest, index = dist.min(dim=1)
+            near_copy.append(nearest < near_copy_fraction * self.radii[index])
+        if not realism:
+            return np.zeros(0, np.float32), np.zeros(0, bool)
+        return torch.cat(realism).cpu().numpy(), torch.cat(near_copy).cpu().numpy()
 
 
 def quality_scores(critic_probability: np.ndarray, realism: np.ndarray, near_copy: np.ndarray) -> np.ndarray:

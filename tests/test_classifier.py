@@ -40,8 +40,6 @@ def test_deterministic_for_a_seed():
     assert not np.allclose(a, c)
 
 
-@pytest.mark.xfail(strict=True, reason="fit draws dropout masks from torch's global RNG (seeded only in __init__), "
-                   "so the result depends on what else used that RNG between construction and fit")
 def test_deterministic_when_built_before_fitting():
     X, y = toy()
     first, second = MLPClassifier(config(dropout=0.5)), MLPClassifier(config(dropout=0.5))

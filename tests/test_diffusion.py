@@ -124,7 +124,4 @@ def test_save_load_roundtrip(model, tmp_path):
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
     modulation, x_T, noise = sample_inputs(model)
-    with torch.inference_mode():
-        loaded_modulation = loaded.denoiser.context_modulation(torch.randn(N, 8, generator=torch.Generator().manual_seed(1)))
-    assert torch.equal(loaded_modulation, modulation)
     assert torch.equal(ddpm_sample(loaded, modulation, x_T, noise), ddpm_sample(model, modulation, x_T, noise))

@@ -76,3 +76,22 @@ def test_mostly_nonfinite_is_an_error(model, fake_tables, monkeypatch):
     monkeypatch.setattr(generation, "ddpm_sample", fake_sampler([1, 2, 3, 4, 5, 6]))
     with pytest.raises(RuntimeError, match="6 of 7"):
         generate(model, fake_tables)
+
+
+def test_precision_options_on_cpu(model, fake_tables):
+    reference = generate(model, fake_tables, seed=2)
+    for precision in ("tf32", "bf16"):  # both only change CUDA matmuls; on CPU the rows are the fp32 ones
+        pd.testing.assert_frame_equal(generate(model, fake_tables, seed=2, precision=precision), reference)
+    with pytest.raises(ValueError, match="unknown precision"):
+        generate(model, fake_tables, precision="fp16")
+
+
+def test_matmul_precision_is_restored():
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        with generation.matmul_precision("fp32", torch.device("cpu")):
+            assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(previous)

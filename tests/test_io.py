@@ -1,8 +1,11 @@
+import os
+import stat
+
 import pandas as pd
 import pytest
 
 import siteaug.io as sio
-from siteaug.io import InputError, atomic_path, read_label_fasta, read_parquet, write_parquet
+from siteaug.io import InputError, atomic_path, read_label_fasta, read_parquet, write_parquet, write_text
 
 
 def fasta(tmp_path, text: str, name: str = "labels.fa"):
@@ -106,3 +109,12 @@ def test_write_parquet_is_byte_identical(tmp_path):
     write_parquet(frame, tmp_path / "b.parquet")
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     pd.testing.assert_frame_equal(read_parquet(tmp_path / "a.parquet"), frame.reset_index(drop=True))
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_text("x", tmp_path / "out.txt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644

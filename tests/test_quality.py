@@ -49,8 +49,6 @@ def test_near_copy_fraction(positives):
     assert not model.score(close[None], near_copy_fraction=0.001)[1][0]
 
 
-@pytest.mark.xfail(strict=True, reason="realism only looks at the candidate's k nearest positives, not at every "
-                   "positive's k-NN ball as the module docstring (and Kynkaanniemi et al. 2019) define it")
 def test_realism_is_one_inside_any_positive_ball():
     rng = np.random.default_rng(0)
     cluster = rng.normal(scale=0.01, size=(6, 2))
