@@ -20,9 +20,15 @@ include: "rules/filter.smk"
 include: "rules/balance.smk"
 include: "rules/classifier.smk"
 include: "rules/report.smk"
+include: "rules/quality.smk"
 
 
 rule all:
     input:
         "results/report/report.html",
         "results/report/metrics.tsv",
+        "results/quality/metrics.json",
+        "results/quality/metrics.tsv",
+        "results/quality/pca.png",
+        "results/quality/quality_scores.png",
+        "results/quality/loss_curves.png",

@@ -16,3 +16,28 @@ rule balance:
         ENV
     script:
         "../workflow_scripts/balance.py"
+
+
+rule balance_variant:
+    input:
+        unpack(variant_inputs),
+    output:
+        table="results/balanced/{variant}/train.parquet",
+        summary="results/balanced/{variant}/summary.json",
+    params:
+        ratio=config["balance"]["target_positive_ratio"],
+        seed=config["seed"],
+        filter=config["filter"],
+        sample_multiplier=config["generation"]["sample_multiplier"],
+        gpu=config["gpu"],
+    resources:
+        gpu=1,
+    threads: config["threads"]
+    log:
+        "results/logs/balance/{variant}.log",
+    benchmark:
+        "results/benchmarks/balance_{variant}.tsv"
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/balance_variant.py"

@@ -3,7 +3,8 @@ rule train_classifier:
         unpack(classifier_inputs),
     output:
         predictions="results/classifier/{arm}/predictions.parquet",
-        model="results/classifier/{arm}/model.pt",
+        summary="results/classifier/{arm}/summary.json",
+        models=directory("results/classifier/{arm}/models"),
     params:
         classifier=config["classifier"],
         ratio=config["balance"]["target_positive_ratio"],

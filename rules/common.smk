@@ -1,11 +1,21 @@
+import re
+
 SHARDS = list(range(config["generation"]["shards"]))
-ARMS = config["classifier"]["arms"]
+# The ratio sweep adds one diffusion arm per ratio (diffusion_ratio0.5, ...), each with its own balanced table.
+SWEEP_ARMS = [f"diffusion_ratio{r:g}" for r in config["classifier"]["ratio_sweep"]]
+if any(r > config["balance"]["target_positive_ratio"] for r in config["classifier"]["ratio_sweep"]):
+    # Candidates are generated for target_positive_ratio; a larger sweep ratio would have too few of them.
+    raise ValueError("config classifier.ratio_sweep: every ratio must be at most balance.target_positive_ratio")
+ARMS = config["classifier"]["arms"] + [a for a in SWEEP_ARMS if a not in config["classifier"]["arms"]]
+# Arms trained on a balanced table of their own, built by rule balance_variant.
+VARIANTS = [a for a in ARMS if a in ("diffusion_unfiltered", "smote_filtered") or a in SWEEP_ARMS]
 ENV = "../envs/siteaug.yaml"
 
 
 wildcard_constraints:
     shard=r"\d+",
-    arm="|".join(ARMS),
+    arm="|".join(map(re.escape, ARMS)),
+    variant="|".join(map(re.escape, VARIANTS)) or "(?!)",
 
 
 def label_file():
@@ -36,4 +46,29 @@ def classifier_inputs(wildcards):
     inputs = {"residues": "results/features/residues.parquet"}
     if wildcards.arm == "diffusion":
         inputs["balanced"] = "results/balanced/train.parquet"
+    elif wildcards.arm in VARIANTS:
+        inputs["balanced"] = f"results/balanced/{wildcards.arm}/train.parquet"
+    elif wildcards.arm == "gnn":
+        inputs["edges"] = "results/features/edges.parquet"
     return inputs
+
+
+def variant_inputs(wildcards):
+    inputs = {"residues": "results/features/residues.parquet"}
+    if wildcards.variant == "diffusion_unfiltered":
+        inputs["generated"] = expand("results/generated/shard_{shard}.parquet", shard=SHARDS)
+    elif wildcards.variant == "smote_filtered":
+        inputs["critic"] = "results/filtered/critic.pt"
+    else:
+        inputs["filtered"] = expand("results/filtered/shard_{shard}.parquet", shard=SHARDS)
+    return inputs
+
+
+# Extra report sections: title -> {"tables": [json/tsv/csv paths], "images": [png paths], "text": "..."}. Their files
+# become inputs of the report rule, e.g. the generation-quality stage:
+#   {"Generation quality": {"tables": ["results/quality/metrics.json"], "images": ["results/quality/....png"]}}
+REPORT_SECTIONS = {}
+
+
+def report_section_files():
+    return [f for section in REPORT_SECTIONS.values() for key in ("tables", "images") for f in section.get(key, [])]

@@ -8,6 +8,7 @@ rule train_diffusion:
     params:
         diffusion=config["diffusion"],
         seed=config["seed"],
+        gpu=config["gpu"],
     resources:
         gpu=1,
     threads: config["threads"]

@@ -8,6 +8,10 @@ rule features:
     params:
         radii=config["features"]["neighbour_radii"],
         graph_radius=config["features"]["graph_radius"],
+        groups=config["features"]["groups"],
+        precomputed=config["features"]["precomputed"],
+        distance_maps=config["features"]["distance_maps"],
+        invalid_protein=config["features"]["invalid_protein"],
     threads: config["features"]["threads"]
     log:
         "results/logs/features.log",

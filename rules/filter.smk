@@ -31,6 +31,7 @@ rule filter_shard:
         knn_k=config["filter"]["knn_k"],
         near_copy_fraction=config["filter"]["near_copy_fraction"],
         device=config["filter"]["device"],
+        gpu=config["gpu"],
     resources:
         gpu=1,
     threads: config["threads"]

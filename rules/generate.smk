@@ -10,9 +10,14 @@ rule generate:
         sample_multiplier=config["generation"]["sample_multiplier"],
         chunk_size=config["generation"]["chunk_size"],
         precision=config["generation"]["precision"],
+        sampler=config["generation"]["sampler"],
+        sampler_steps=config["generation"]["sampler_steps"],
+        cuda_graph=config["generation"]["cuda_graph"],
+        compile=config["generation"]["compile"],
         ratio=config["balance"]["target_positive_ratio"],
         device=config["diffusion"]["device"],
         seed=config["seed"],
+        gpu=config["gpu"],
     resources:
         gpu=1,
     threads: config["threads"]

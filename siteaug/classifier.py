@@ -22,6 +22,9 @@ class MLPConfig:
     weight_decay: float = 1e-4
     balanced: bool = False  # weight classes inversely to their frequency, so p = 0.5 separates them
     seed: int = 0
+    # Loss weight of a positive row (when not ``balanced``); None means 1. The class_weight arm sets it so the
+    # positives' share of the loss equals the balancing target ratio.
+    positive_weight: float | None = None
 
 
 def _network(config: MLPConfig) -> nn.Sequential:
@@ -43,12 +46,17 @@ class MLPClassifier:
 
     def fit(self, X: np.ndarray, y: np.ndarray, progress=None) -> "MLPClassifier":
         cfg = self.config
-        X_t = torch.as_tensor(np.asarray(X, np.float32), device=self.device)
+        # np.require copies only a read-only array (e.g. from pandas), which torch would warn about.
+        X_t = torch.as_tensor(np.require(X, np.float32, ["W"]), device=self.device)
         y_t = torch.as_tensor(np.asarray(y, np.float32), device=self.device)
         n_pos = float(y_t.sum())
         if n_pos == 0 or n_pos == len(y_t):
             raise ValueError("training rows hold a single class; a classifier cannot be fitted")
-        pos_weight = torch.tensor((len(y_t) - n_pos) / n_pos if cfg.balanced else 1.0, device=self.device)
+        if cfg.balanced:
+            weight = (len(y_t) - n_pos) / n_pos
+        else:
+            weight = 1.0 if cfg.positive_weight is None else cfg.positive_weight
+        pos_weight = torch.tensor(weight, device=self.device)
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -76,7 +84,7 @@ class MLPClassifier:
     @torch.inference_mode()
     def predict_proba(self, X: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """Probability of the positive class for every row (a 1-D array, unlike scikit-learn's two columns)."""
-        X_t = torch.as_tensor(np.asarray(X, np.float32))
+        X_t = torch.as_tensor(np.require(X, np.float32, ["W"]))
         out = [torch.sigmoid(self.network(X_t[i : i + batch_size].to(self.device))).squeeze(1).cpu() for i in range(0, len(X_t), batch_size)]
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
@@ -95,7 +103,7 @@ class MLPClassifier:
         return model
 
 
-def mlp_config(settings: dict, input_dim: int, seed: int, balanced: bool = False) -> MLPConfig:
+def mlp_config(settings: dict, input_dim: int, seed: int, balanced: bool = False, positive_weight: float | None = None) -> MLPConfig:
     """An MLPConfig from the config file's ``classifier`` section."""
     return MLPConfig(
         input_dim=input_dim,
@@ -106,4 +114,5 @@ def mlp_config(settings: dict, input_dim: int, seed: int, balanced: bool = False
         lr=settings["lr"],
         balanced=balanced,
         seed=seed,
+        positive_weight=positive_weight,
     )

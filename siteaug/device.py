@@ -1,23 +1,87 @@
-"""Device choice for GPU rules: each job sees exactly one GPU."""
+"""Device choice for GPU rules: each job holds exactly one free card.
+
+Snakemake's ``--resources gpu=N`` only limits how many GPU jobs run at once and leaves ``CUDA_VISIBLE_DEVICES``
+alone, so without this every job would land on card 0. A card assigned by the scheduler (SLURM sets
+``CUDA_VISIBLE_DEVICES`` inside the job) is respected; otherwise a job takes the first free card from the device list
+under an exclusive ``flock`` on one lock file per card. The kernel drops the lock when the process exits or is killed,
+so a crashed job never leaves a card marked busy.
+"""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import subprocess
+import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
+DEFAULT_LOCK_DIR = "/tmp/siteaug-gpu-locks"
 
 
-def pin_single_gpu(environ: dict | None = None) -> str | None:
-    """Restrict this process to one GPU through ``CUDA_VISIBLE_DEVICES`` before CUDA is initialised.
+def visible_device_count() -> int:
+    """GPUs on this machine, counted by nvidia-smi: asking the CUDA runtime would fix CUDA_VISIBLE_DEVICES for good."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=30, check=True)
+    except (FileNotFoundError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
 
-    A scheduler's choice (SLURM sets the variable) is respected; of several listed cards the first is kept, because
-    Snakemake's ``gpu`` resource only counts jobs and would otherwise let every job see every card.
+
+def candidate_devices(configured, environ) -> list[str]:
+    """The cards a job may take: CUDA_VISIBLE_DEVICES when set, else the configured list, else all cards."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip()]
+    if configured not in (None, "auto"):
+        return [str(d) for d in configured]
+    return [str(i) for i in range(visible_device_count())]
+
+
+@contextlib.contextmanager
+def gpu_slot(configured="auto", lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR, environ: dict | None = None, poll_seconds: float = 1.0, timeout: float | None = None):
+    """Hold one GPU for the duration of the block and expose only it through ``CUDA_VISIBLE_DEVICES``.
+
+    Yields the card's id, or None when there is no GPU (the job then runs on the CPU).
     """
     environ = os.environ if environ is None else environ
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
-    chosen = "0" if visible is None else visible.split(",")[0].strip()
-    environ["CUDA_VISIBLE_DEVICES"] = chosen
-    return chosen
+    if environ.get("SLURM_JOB_ID") and environ.get("CUDA_VISIBLE_DEVICES"):
+        card = environ["CUDA_VISIBLE_DEVICES"].split(",")[0].strip()
+        environ["CUDA_VISIBLE_DEVICES"] = card
+        log.info("using GPU %s assigned by SLURM job %s", card, environ["SLURM_JOB_ID"])
+        yield card
+        return
+    devices = candidate_devices(configured, environ)
+    if not devices:
+        yield None
+        return
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waited = False
+    while True:
+        for card in devices:
+            handle = open(lock_dir / f"gpu{card}.lock", "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            environ["CUDA_VISIBLE_DEVICES"] = card
+            log.info("holding GPU %s (lock %s)", card, handle.name)
+            try:
+                yield card
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"no free GPU among {devices} after {timeout} s (locks in {lock_dir})")
+        if not waited:
+            log.info("all GPUs %s busy; waiting for one to free up", devices)
+            waited = True
+        time.sleep(poll_seconds)
 
 
 def resolve_device(name: str = "auto"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch_geometric.nn import GATv2Conv
@@ -29,6 +30,7 @@ class DiffusionConfig:
     timesteps: int = 200
     schedule: str = "cosine"
     clip_denoised: bool = True  # clamp the predicted x0 to the training rows' range at every step
+    mlp_ratio: int = 1  # width of each residual block's inner layer, in units of hidden
 
 
 def noise_schedule(name: str, timesteps: int) -> torch.Tensor:
@@ -78,10 +80,10 @@ class ContextEncoder(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, mlp_ratio: int = 1):
         super().__init__()
         self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
-        self.mlp = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.SiLU(), nn.Linear(2 * hidden, hidden))
+        self.mlp = nn.Sequential(nn.Linear(hidden, mlp_ratio * hidden), nn.SiLU(), nn.Linear(mlp_ratio * hidden, hidden))
 
     def forward(self, h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         return h + self.mlp(self.norm(h) * (1 + scale) + shift)
@@ -90,14 +92,14 @@ class ResidualBlock(nn.Module):
 class Denoiser(nn.Module):
     """ε-prediction network: residual MLP blocks with FiLM = time part + context part."""
 
-    def __init__(self, feature_dim: int, hidden: int, blocks: int, context: int):
+    def __init__(self, feature_dim: int, hidden: int, blocks: int, context: int, mlp_ratio: int = 1):
         super().__init__()
         self.hidden, self.n_blocks = hidden, blocks
         self.time_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
         self.time_film = nn.Linear(hidden, blocks * 2 * hidden)
         self.context_film = nn.Linear(context, blocks * 2 * hidden)
         self.input = nn.Linear(feature_dim, hidden)
-        self.blocks = nn.ModuleList(ResidualBlock(hidden) for _ in range(blocks))
+        self.blocks = nn.ModuleList(ResidualBlock(hidden, mlp_ratio) for _ in range(blocks))
         self.out_norm = nn.LayerNorm(hidden)
         self.output = nn.Linear(hidden, feature_dim)
         nn.init.zeros_(self.output.weight)
@@ -110,12 +112,17 @@ class Denoiser(nn.Module):
     def context_modulation(self, context: torch.Tensor) -> torch.Tensor:
         return self.context_film(context)
 
-    def forward_modulated(self, x: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    def forward_modulated(self, x: torch.Tensor, modulation: torch.Tensor, time_modulation: torch.Tensor | None = None) -> torch.Tensor:
+        """ε̂ given per-row FiLM parameters; ``time_modulation`` (one row, broadcast) is added slice by slice, so the
+        sampler never materialises a (rows × blocks·2·hidden) sum at every step."""
         h = self.input(x)
         for i, block in enumerate(self.blocks):
             offset = 2 * i * self.hidden
             scale = modulation[:, offset : offset + self.hidden]
             shift = modulation[:, offset + self.hidden : offset + 2 * self.hidden]
+            if time_modulation is not None:
+                scale = scale + time_modulation[offset : offset + self.hidden]
+                shift = shift + time_modulation[offset + self.hidden : offset + 2 * self.hidden]
             h = block(h, scale, shift)
         return self.output(self.out_norm(h))
 
@@ -128,7 +135,7 @@ class SiteDiffusion(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = ContextEncoder(config.feature_dim, config.gnn_hidden, config.context, config.gnn_layers, config.gnn_heads)
-        self.denoiser = Denoiser(config.feature_dim, config.hidden, config.blocks, config.context)
+        self.denoiser = Denoiser(config.feature_dim, config.hidden, config.blocks, config.context, config.mlp_ratio)
         self.register_buffer("alpha_bar", noise_schedule(config.schedule, config.timesteps).float())
         self.register_buffer("x0_low", torch.full((config.feature_dim,), -torch.inf))
         self.register_buffer("x0_high", torch.full((config.feature_dim,), torch.inf))
@@ -149,61 +156,128 @@ class SiteDiffusion(nn.Module):
         return torch.mean((self.denoiser(x_t, t, context) - noise) ** 2)
 
 
+SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
+
+
 @dataclass
-class SamplerTables:
-    """Everything a DDPM step needs that does not depend on the rows: computed once per sampling run."""
+class SamplerPlan:
+    """A sampler as data: the model timesteps to visit and the linear update after each evaluation.
 
-    time_modulation: torch.Tensor  # (T, blocks*2*hidden)
-    x0_from_xt: torch.Tensor  # x̂0 = x0_from_xt·x_t − x0_from_eps·ε̂, each (T,)
-    x0_from_eps: torch.Tensor
-    mean_x0: torch.Tensor  # posterior mean = mean_x0·x̂0 + mean_xt·x_t
-    mean_xt: torch.Tensor
-    sigma: torch.Tensor  # posterior standard deviation, sqrt(β̃_t)
-
-
-@torch.inference_mode()
-def sampler_tables(model: SiteDiffusion) -> SamplerTables:
-    """Ancestral DDPM (Ho et al. 2020) through the predicted x0, with the posterior variance β̃_t.
-
-    Going through x̂0 lets the sampler clamp it to the data range: at the last cosine steps 1/sqrt(α_t) reaches ~30,
-    and the ε-form update would amplify the network's error by that factor.
+    Every sampler here moves as x ← a_k·x + b_k·x̂0 + c_k·x̂0_prev + s_k·z, where x̂0 is the (clamped) prediction at
+    step k and x̂0_prev the one before it, so one batched loop (and one captured CUDA graph) serves them all.
     """
-    alpha_bar = model.alpha_bar.double()
-    prev = torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
-    alpha = alpha_bar / prev
-    beta = 1 - alpha
-    steps = torch.arange(model.config.timesteps, device=alpha_bar.device)
-    return SamplerTables(
-        time_modulation=model.denoiser.time_modulation(steps),
-        x0_from_xt=(1 / alpha_bar.sqrt()).float(),
-        x0_from_eps=((1 - alpha_bar) / alpha_bar).sqrt().float(),
-        mean_x0=(prev.sqrt() * beta / (1 - alpha_bar)).float(),
-        mean_xt=(alpha.sqrt() * (1 - prev) / (1 - alpha_bar)).float(),
-        sigma=(beta * (1 - prev) / (1 - alpha_bar)).sqrt().float(),
+
+    name: str
+    timesteps: list[int]  # 0-based model timesteps, descending
+    x0_from_xt: torch.Tensor  # x̂0 = x0_from_xt[k]·x − x0_from_eps[k]·ε̂
+    x0_from_eps: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+    noise: torch.Tensor  # s_k; zero for deterministic samplers and the last step
+
+    @property
+    def stochastic(self) -> bool:
+        return bool((self.noise > 0).any())
+
+
+def trailing_timesteps(total: int, steps: int) -> list[int]:
+    """Evenly spaced timesteps that always start at the last one ("trailing", Lin et al. 2024).
+
+    The common "leading" spacing starts below T and never samples from pure noise.
+    """
+    if not 1 <= steps <= total:
+        raise ValueError(f"sampler steps must be in 1..{total}, got {steps}")
+    return sorted({int(round(v)) - 1 for v in np.arange(total, 0, -total / steps)}, reverse=True)
+
+
+def sampler_plan(alpha_bar: torch.Tensor, sampler: str = "ddpm", steps: int | None = None) -> SamplerPlan:
+    """Coefficients of DDPM (ancestral, posterior variance β̃), DDIM (η = 0) or DPM-Solver++(2M) in float64."""
+    alpha_bar = alpha_bar.double().cpu()
+    total = len(alpha_bar)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+    if sampler == "ddpm" and steps not in (None, total):
+        raise ValueError(f"the ancestral DDPM sampler visits all T={total} steps; use ddim or dpmpp_2m for fewer")
+    timesteps = list(range(total - 1, -1, -1)) if steps is None else trailing_timesteps(total, steps)
+    ab = alpha_bar[timesteps]
+    ab_next = torch.cat([alpha_bar[timesteps[1:]], ab.new_ones(1)])  # ᾱ = 1 after the last step
+    n = len(timesteps)
+    a, b, c, noise = (torch.zeros(n, dtype=torch.float64) for _ in range(4))
+    if sampler == "ddpm":
+        alpha = ab / ab_next
+        beta = 1 - alpha
+        a = alpha.sqrt() * (1 - ab_next) / (1 - ab)
+        b = ab_next.sqrt() * beta / (1 - ab)
+        noise = (beta * (1 - ab_next) / (1 - ab)).sqrt()
+    elif sampler == "ddim":
+        a = ((1 - ab_next) / (1 - ab)).sqrt()
+        b = ab_next.sqrt() - a * ab.sqrt()
+    else:
+        # DPM-Solver++(2M), data prediction (Lu et al. 2022), first order on the first and last step.
+        sigma, alpha_t = (1 - ab).sqrt(), ab.sqrt()
+        sigma_next, alpha_next = (1 - ab_next).sqrt(), ab_next.sqrt()
+        lam = torch.log(alpha_t / sigma)
+        lam_next = torch.log(alpha_next / sigma_next.clamp_min(1e-300))
+        h = lam_next - lam
+        a = sigma_next / sigma
+        first = alpha_next * (1 - torch.exp(-h))  # multiplies D; exact when sigma_next = 0 (exp(-inf) = 0)
+        for k in range(n):
+            if k == 0 or k == n - 1:
+                b[k] = first[k]
+            else:
+                r = h[k - 1] / h[k]
+                b[k] = first[k] * (1 + 1 / (2 * r))
+                c[k] = -first[k] / (2 * r)
+    return SamplerPlan(
+        sampler, timesteps, (1 / ab.sqrt()).float(), ((1 - ab) / ab).sqrt().float(), a.float(), b.float(), c.float(), noise.float()
     )
 
 
 @torch.inference_mode()
-def ddpm_sample(
-    model: SiteDiffusion, context_modulation: torch.Tensor, x_T: torch.Tensor, noise: torch.Generator | torch.Tensor, tables: SamplerTables | None = None
-) -> torch.Tensor:
-    """Run all T reverse steps on a batch whose row i is conditioned by ``context_modulation[i]``.
+def time_modulation_table(model: "SiteDiffusion", dtype: torch.dtype | None = None) -> torch.Tensor:
+    """FiLM read-outs of every timestep, (T, blocks*2*hidden): computed once per sampling run."""
+    return model.denoiser.time_modulation(torch.arange(model.config.timesteps, device=model.alpha_bar.device)).to(dtype)
 
-    ``noise`` is either a generator (fresh z each step) or a tensor (T, *x_T.shape) of the z to use, which is how tests
-    check that batching does not change any row.
+
+@torch.inference_mode()
+def sample(
+    model: SiteDiffusion,
+    context_modulation: torch.Tensor,
+    x_T: torch.Tensor,
+    noise: torch.Generator | torch.Tensor | None,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    plan: SamplerPlan | None = None,
+    time_table: torch.Tensor | None = None,
+    network=None,
+) -> torch.Tensor:
+    """Run a sampler on a batch whose row i is conditioned by ``context_modulation[i]``; returns x0.
+
+    ``noise`` is a generator (fresh z each step), a tensor (n_steps, *x_T.shape) of the z to use (tests use it to show
+    that batching changes no row), or None for the default generator. ``network`` replaces
+    ``model.denoiser.forward_modulated`` (e.g. a torch.compile'd version of it).
     """
-    tables = tables or sampler_tables(model)
-    clip = model.config.clip_denoised
-    x = x_T
-    for t in range(model.config.timesteps - 1, -1, -1):
-        eps = model.denoiser.forward_modulated(x, context_modulation + tables.time_modulation[t])
-        x0 = tables.x0_from_xt[t] * x - tables.x0_from_eps[t] * eps
-        if clip:
-            x0 = torch.maximum(torch.minimum(x0, model.x0_high), model.x0_low)
-        x = tables.mean_x0[t] * x0 + tables.mean_xt[t] * x
-        if t > 0:
-            z = noise[t] if isinstance(noise, torch.Tensor) else torch.randn(x.shape, device=x.device, generator=noise)
-            x = x + tables.sigma[t] * z
+    plan = plan or sampler_plan(model.alpha_bar, sampler, steps)
+    time_table = time_modulation_table(model) if time_table is None else time_table
+    network = network or model.denoiser.forward_modulated
+    dtype = context_modulation.dtype  # the network's precision (bf16 copies get bf16 modulation)
+    low, high = model.x0_low.to(x_T.dtype), model.x0_high.to(x_T.dtype)
+    # Python floats, so no step reads a tensor back from the device (and the loop can be captured as a CUDA graph).
+    from_xt, from_eps, a, b, c, sd = (v.tolist() for v in (plan.x0_from_xt, plan.x0_from_eps, plan.a, plan.b, plan.c, plan.noise))
+    x, x0_prev = x_T, None
+    for k, t in enumerate(plan.timesteps):
+        eps = network(x.to(dtype), context_modulation, time_table[t]).to(x.dtype)
+        x0 = from_xt[k] * x - from_eps[k] * eps
+        if model.config.clip_denoised:
+            x0 = torch.maximum(torch.minimum(x0, high), low)
+        x_next = a[k] * x + b[k] * x0
+        if c[k] != 0:
+            x_next = x_next + c[k] * x0_prev
+        if sd[k] > 0:
+            z = noise[k] if isinstance(noise, torch.Tensor) else torch.randn(x.shape, device=x.device, generator=noise)
+            x_next = x_next + sd[k] * z
+        x, x0_prev = x_next, x0
     return x
 
 

@@ -1,14 +1,24 @@
 """Per-residue features, residue graphs and training-split standardisation.
 
-Every residue gets sequence features (one-hot, BLOSUM62 row, physicochemical scales), position and Cα-density
-features, plus the mean of those over its neighbours in the residue graph. Proteins without a structure get a
-graph of sequence neighbours only, so the same columns exist for every residue.
+Features come in groups that the config selects (``features.groups``):
+
+- ``sequence``: one-hot, BLOSUM62 row, physicochemical scales and relative position;
+- ``structure``: ``has_structure``, Cα counts at two radii and the descriptors of :mod:`siteaug.structure`
+  (secondary structure, φ/ψ, RSA, half-sphere exposure, contact number), plus their means over the residues within
+  each radius (``ctx_r<R>_*``). A protein without a structure gets zeros here and ``has_structure = 0``;
+- any precomputed group named under ``features.precomputed`` (a folder of per-residue ``<id>.npy`` arrays).
+
+Every group's columns (except position and ``has_structure``) are also averaged over the residue graph (``nbr_*``).
+The graph links Cα atoms within ``graph_radius`` (from the PDB with the structure group, or from precomputed
+distance maps), else sequence neighbours, so the same columns exist for every residue.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +27,11 @@ from torch_geometric.utils import scatter
 from tqdm import tqdm
 
 from siteaug.io import AMINO_ACIDS, InputError
-from siteaug.pdb import read_ca_trace
+from siteaug.pdb import ChainAtoms, read_chain_atoms
+from siteaug.precomputed import feature_path, group_width, load_distance_map, load_feature_group, unknown_distance_pairs
+from siteaug.structure import CONTEXT_COLUMNS, STRUCTURE_COLUMNS, structure_descriptors
+
+log = logging.getLogger(__name__)
 
 # Rows in the usual NCBI order; columns are ARNDCQEGHILKMFPSTWYV. The X row is what unknown residues get.
 _BLOSUM62_TEXT = """
@@ -76,6 +90,9 @@ SCALES = {
                         W=0.904, Y=0.929),
 }
 
+SEQUENCE, STRUCTURE = "sequence", "structure"
+BUILTIN_GROUPS = (SEQUENCE, STRUCTURE)
+DEFAULT_GROUPS = (SEQUENCE, STRUCTURE)
 # Residue-level context that would be meaningless (or constant within a protein) when averaged over neighbours.
 _NOT_AGGREGATED = ("rel_position", "has_structure")
 _LETTER_INDEX = {a: i for i, a in enumerate(AMINO_ACIDS + "X")}
@@ -95,24 +112,31 @@ def _static_table() -> np.ndarray:
 _STATIC = _static_table()
 
 
-def base_feature_names(radii=(8.0, 12.0)) -> list[str]:
-    return (
-        [f"aa_{a}" for a in AMINO_ACIDS]
-        + [f"blosum_{a}" for a in AMINO_ACIDS]
-        + list(SCALES)
-        + list(_NOT_AGGREGATED)
-        + [f"ca_count_r{r:g}" for r in radii]
-    )
+def _group_names(group: str, radii, widths: dict[str, int]) -> list[str]:
+    if group == SEQUENCE:
+        return [f"aa_{a}" for a in AMINO_ACIDS] + [f"blosum_{a}" for a in AMINO_ACIDS] + list(SCALES) + ["rel_position"]
+    if group == STRUCTURE:
+        return ["has_structure"] + [f"ca_count_r{r:g}" for r in radii] + STRUCTURE_COLUMNS
+    return [f"{group}_{k}" for k in range(widths[group])]
 
 
-def feature_names(radii=(8.0, 12.0)) -> list[str]:
-    """Base then neighbour-mean feature names, without the ``f_`` table prefix."""
-    base = base_feature_names(radii)
-    return base + [f"nbr_{n}" for n in base if n not in _NOT_AGGREGATED]
+def base_feature_names(radii=(8.0, 12.0), groups=DEFAULT_GROUPS, widths: dict[str, int] | None = None) -> list[str]:
+    """Per-residue feature names of ``groups`` in order; ``widths`` gives each precomputed group's column count."""
+    return [name for group in groups for name in _group_names(group, radii, widths or {})]
+
+
+def feature_names(radii=(8.0, 12.0), groups=DEFAULT_GROUPS, widths: dict[str, int] | None = None) -> list[str]:
+    """Base names, neighbour means over the residue graph, then (with structure) spatial context at each radius."""
+    base = base_feature_names(radii, groups, widths)
+    names = base + [f"nbr_{n}" for n in base if n not in _NOT_AGGREGATED]
+    if STRUCTURE in groups:
+        names += [f"ctx_r{r:g}_{n}" for r in radii for n in CONTEXT_COLUMNS]
+    return names
 
 
 BASE_FEATURES = base_feature_names()
 NEIGHBOUR_FEATURES = [n for n in feature_names() if n.startswith("nbr_")]
+CONTEXT_FEATURES = [n for n in feature_names() if n.startswith("ctx_")]
 
 
 def feature_columns(df: pd.DataFrame) -> list[str]:
@@ -134,14 +158,20 @@ def _sequence_graph(length: int) -> np.ndarray:
     return np.stack([src[order], dst[order]])
 
 
+def _radius_edges(distances: np.ndarray, radius: float) -> np.ndarray:
+    # np.nonzero walks row-major, so edges come out sorted by src then dst; the diagonal is excluded.
+    within = distances <= radius
+    np.fill_diagonal(within, False)
+    return np.stack(np.nonzero(within)).astype(np.int64)
+
+
 def residue_graph(ca: np.ndarray | None, length: int, radius: float) -> np.ndarray:
     """Edges (2, E) int64 in both directions, sorted by (src, dst): Cα within ``radius`` Å, or i↔i±1 without ca."""
     if ca is None:
         return _sequence_graph(length)
     if len(ca) != length:
         raise ValueError(f"ca has {len(ca)} rows but length is {length}")
-    # np.nonzero walks row-major, so edges come out sorted by src then dst.
-    return np.stack(np.nonzero(_distances(ca) <= radius)).astype(np.int64)
+    return _radius_edges(_distances(ca), radius)
 
 
 def _check_radii(radii, graph_radius) -> None:
@@ -151,36 +181,91 @@ def _check_radii(radii, graph_radius) -> None:
         raise InputError(f"graph radius must be positive, got {graph_radius}")
 
 
+def check_groups(groups, precomputed: dict | None) -> tuple[str, ...]:
+    """Every group is built in or named under ``features.precomputed``; returns them as a tuple."""
+    groups = tuple(groups)
+    if not groups or len(set(groups)) != len(groups):
+        raise InputError(f"config features.groups: need distinct group names, got {list(groups)}")
+    unknown = [g for g in groups if g not in BUILTIN_GROUPS and g not in (precomputed or {})]
+    if unknown:
+        raise InputError(
+            f"config features.groups: {unknown[0]!r} is neither built in ({', '.join(BUILTIN_GROUPS)}) "
+            "nor a key of features.precomputed"
+        )
+    clash = [g for g in (precomputed or {}) if g in BUILTIN_GROUPS]
+    if clash:
+        raise InputError(f"config features.precomputed: {clash[0]!r} is a built-in group name; rename it")
+    return groups
+
+
+def _mean_over(values: np.ndarray, edges: np.ndarray, length: int) -> np.ndarray:
+    """Mean of ``values`` over each residue's incoming edges (torch-geometric scatter); no neighbours gives 0."""
+    src, dst = torch.from_numpy(edges)
+    # float32 halves the gather/scatter traffic, the stage's largest cost; the table is float32 anyway.
+    values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+    return scatter(values[src], dst, dim=0, dim_size=length, reduce="mean").numpy()
+
+
+def _structure_block(chain: ChainAtoms | None, distances: np.ndarray | None, length: int, radii) -> np.ndarray:
+    """has_structure, Cα counts and the structure descriptors; all zeros (NaN-free) for a protein without one."""
+    if chain is None:
+        return np.zeros((length, 1 + len(radii) + len(STRUCTURE_COLUMNS)))
+    counts = np.stack([(distances <= r).sum(axis=1) for r in radii], axis=1)
+    return np.column_stack([np.ones(length), counts, structure_descriptors(chain)])
+
+
 def protein_features(
-    sequence: str, ca: np.ndarray | None, radii=(8.0, 12.0), graph_radius: float = 10.0
+    sequence: str,
+    chain: ChainAtoms | None = None,
+    radii=(8.0, 12.0),
+    graph_radius: float = 10.0,
+    *,
+    groups=DEFAULT_GROUPS,
+    precomputed: dict[str, np.ndarray] | None = None,
+    distances: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Return (features float32 (L, F), feature names, edge_index int64 (2, E)) for one protein."""
+    """Return (features float32 (L, F), feature names, edge_index int64 (2, E)) for one protein.
+
+    The residue graph links Cα atoms within ``graph_radius``: from ``chain`` when the structure group is selected,
+    else from a precomputed ``distances`` map; with neither it links sequence neighbours. ``precomputed`` holds the
+    already validated (L, W) arrays of the precomputed groups named in ``groups``.
+    """
     _check_radii(radii, graph_radius)
     length = len(sequence)
-    try:
-        letters = np.fromiter((_LETTER_INDEX[c] for c in sequence), dtype=np.int64, count=length)
-    except KeyError as err:
-        raise InputError(f"unknown residue letter {err.args[0]!r} in sequence") from None
-    counts = np.zeros((length, len(radii)))
-    if ca is None:
-        edges = _sequence_graph(length)
-    else:
-        ca = np.asarray(ca, dtype=np.float64)
-        if ca.shape != (length, 3):
-            raise ValueError(f"ca has shape {ca.shape}, expected ({length}, 3)")
-        d = _distances(ca)
-        counts = np.stack([(d <= r).sum(axis=1) for r in radii], axis=1)
-        edges = np.stack(np.nonzero(d <= graph_radius)).astype(np.int64)
-    rel_position = np.arange(length) / (length - 1) if length > 1 else np.zeros(length)
-    has_structure = np.full(length, float(ca is not None))
-    base = np.column_stack([_STATIC[letters], rel_position, has_structure, counts])
+    precomputed = precomputed or {}
+    if chain is not None and STRUCTURE in groups:
+        if len(chain.sequence) != length:
+            raise ValueError(f"structure has {len(chain.sequence)} residues but the sequence has {length}")
+        distances = _distances(chain.ca)
+    elif distances is not None:
+        distances = np.array(distances, dtype=np.float64)
+        np.fill_diagonal(distances, np.inf)
+    edges = _sequence_graph(length) if distances is None else _radius_edges(distances, graph_radius)
 
-    names = base_feature_names(radii)
-    aggregated = torch.from_numpy(base[:, [k for k, n in enumerate(names) if n not in _NOT_AGGREGATED]])
-    src, dst = torch.from_numpy(edges)
-    # Mean over incoming edges; residues without neighbours get 0.
-    neighbour = scatter(aggregated[src], dst, dim=0, dim_size=length, reduce="mean").numpy()
-    return np.hstack([base, neighbour]).astype(np.float32), feature_names(radii), edges
+    blocks = []
+    for group in groups:
+        if group == SEQUENCE:
+            try:
+                letters = np.fromiter((_LETTER_INDEX[c] for c in sequence), dtype=np.int64, count=length)
+            except KeyError as err:
+                raise InputError(f"unknown residue letter {err.args[0]!r} in sequence") from None
+            rel_position = np.arange(length) / (length - 1) if length > 1 else np.zeros(length)
+            blocks.append(np.column_stack([_STATIC[letters], rel_position]))
+        elif group == STRUCTURE:
+            blocks.append(_structure_block(chain, distances, length, radii))
+        else:
+            blocks.append(np.asarray(precomputed[group], dtype=np.float64))
+    base = np.hstack(blocks)
+    widths = {g: a.shape[1] for g, a in precomputed.items()}
+    names = feature_names(radii, groups, widths)
+    base_names = base_feature_names(radii, groups, widths)
+    parts = [base, _mean_over(base[:, [k for k, n in enumerate(base_names) if n not in _NOT_AGGREGATED]], edges, length)]
+    if STRUCTURE in groups:
+        context = base[:, [base_names.index(n) for n in CONTEXT_COLUMNS]]
+        for r in radii:
+            # Without a structure there is no spatial neighbourhood: the context stays at the zero default.
+            parts.append(_mean_over(context, _radius_edges(distances, r), length) if chain is not None else np.zeros_like(context))
+    return np.hstack(parts).astype(np.float32), names, edges
 
 
 def _structure_sequence_check(path: str, protein_id: str, structure_seq: str, record_seq: str) -> None:
@@ -195,14 +280,42 @@ def _structure_sequence_check(path: str, protein_id: str, structure_seq: str, re
     )
 
 
-def _protein_job(job) -> tuple[np.ndarray, np.ndarray]:
-    protein_id, sequence, path, chain, radii, graph_radius = job
-    ca = None
-    if path:
-        structure_seq, ca = read_ca_trace(path, chain)
-        _structure_sequence_check(path, protein_id, structure_seq, sequence)
-    x, _, edges = protein_features(sequence, ca, radii, graph_radius)
-    return x, edges.astype(np.int32)  # halves what workers send back
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What the features stage computes; the config's ``features`` section maps onto it."""
+
+    radii: tuple[float, ...] = (8.0, 12.0)
+    graph_radius: float = 10.0
+    groups: tuple[str, ...] = DEFAULT_GROUPS
+    precomputed: tuple[tuple[str, str], ...] = ()  # (group, folder of <id>.npy)
+    distance_maps: str | None = None  # folder of <id>.npy Cα distance maps
+    widths: tuple[tuple[str, int], ...] = ()  # filled in by build_feature_tables
+
+
+def _protein_job(job) -> tuple:
+    """(features, edges int32, graph source) or ("error", message) for one protein; never raises InputError."""
+    protein_id, sequence, path, chain_id, settings = job
+    try:
+        chain = None
+        if path and STRUCTURE in settings.groups:
+            chain = read_chain_atoms(path, chain_id)
+            _structure_sequence_check(path, protein_id, chain.sequence, sequence)
+        widths = dict(settings.widths)
+        arrays = {g: load_feature_group(folder, g, protein_id, len(sequence), widths[g])
+                  for g, folder in settings.precomputed if g in settings.groups}
+        distances = load_distance_map(settings.distance_maps, protein_id, len(sequence)) if settings.distance_maps else None
+        x, _, edges = protein_features(sequence, chain, settings.radii, settings.graph_radius, groups=settings.groups,
+                                       precomputed=arrays, distances=distances)
+    except InputError as err:
+        return "error", str(err)
+    if chain is not None:
+        source = "structure"
+    elif distances is not None:
+        unknown = unknown_distance_pairs(distances)
+        source = f"distance map ({unknown} residue pairs with unknown distance)" if unknown else "distance map"
+    else:
+        source = "sequence"
+    return x, edges.astype(np.int32), source  # int32 halves what workers send back
 
 
 def _init_worker() -> None:
@@ -215,14 +328,52 @@ def _text_or_none(value) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _run_jobs(jobs: list, threads: int, progress) -> list:
+    parallel = threads > 1 and len(jobs) > 1
+    with ProcessPoolExecutor(threads, initializer=_init_worker) if parallel else contextlib.nullcontext() as pool:
+        if pool is None:
+            results = map(_protein_job, jobs)
+        else:
+            # Small chunks: protein sizes vary 30-fold, so big chunks leave one worker with the long tail.
+            results = pool.map(_protein_job, jobs, chunksize=max(1, len(jobs) // (threads * 16)))
+        if progress:
+            results = tqdm(results, total=len(jobs), file=sys.stderr, mininterval=5.0, desc="features")
+        return list(results)
+
+
+def _group_width(folder: str, group: str, ids: list[str]) -> int:
+    """Width of a precomputed group, from the first protein that has a file (a missing one may be skipped later)."""
+    present = next((pid for pid in ids if feature_path(folder, pid).is_file()), ids[0])
+    return group_width(folder, group, present)
+
+
+def _with_widths(settings: FeatureSettings, ids: list[str]) -> FeatureSettings:
+    selected = [(g, folder) for g, folder in settings.precomputed if g in settings.groups]
+    widths = tuple((g, _group_width(folder, g, ids)) for g, folder in selected) if ids else ()
+    return replace(settings, widths=widths)
+
+
 def build_feature_tables(
-    proteins: pd.DataFrame, radii=(8.0, 12.0), graph_radius: float = 10.0, threads: int = 1, progress=None
+    proteins: pd.DataFrame,
+    radii=(8.0, 12.0),
+    graph_radius: float = 10.0,
+    threads: int = 1,
+    progress=None,
+    *,
+    groups=DEFAULT_GROUPS,
+    precomputed: dict[str, str] | None = None,
+    distance_maps: str | None = None,
+    invalid_protein: str = "error",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (residues, edges) tables for ``proteins`` (protein_id, sequence, labels, split, structure_path, chain).
 
-    Output is identical for any ``threads``: proteins are processed independently and collected in input order.
+    ``invalid_protein="skip"`` drops a protein whose structure or feature files are bad (logged and counted) instead
+    of stopping. Output is identical for any ``threads``: proteins are processed independently, collected in order.
     """
     _check_radii(radii, graph_radius)
+    groups = check_groups(groups, precomputed)
+    if invalid_protein not in ("error", "skip"):
+        raise InputError(f"config features.invalid_protein: expected 'error' or 'skip', got {invalid_protein!r}")
     ids = [str(p) for p in proteins["protein_id"]]
     sequences = [str(s) for s in proteins["sequence"]]
     labels = [str(s) for s in proteins["labels"]]
@@ -231,35 +382,58 @@ def build_feature_tables(
             raise InputError(
                 f"record {pid}: labels must be one 0/1 per residue ({len(seq)} residues, {len(lab)} labels)"
             )
+    settings = FeatureSettings(tuple(radii), graph_radius, groups, tuple((precomputed or {}).items()), distance_maps)
+    settings = _with_widths(settings, ids)
     jobs = [
-        (pid, seq, _text_or_none(path), _text_or_none(chain), tuple(radii), graph_radius)
+        (pid, seq, _text_or_none(path), _text_or_none(chain), settings)
         for pid, seq, path, chain in zip(ids, sequences, proteins["structure_path"], proteins["chain"])
     ]
-    parallel = threads > 1 and len(jobs) > 1
-    with ProcessPoolExecutor(threads, initializer=_init_worker) if parallel else contextlib.nullcontext() as pool:
-        if pool is None:
-            results = map(_protein_job, jobs)
-        else:
-            results = pool.map(_protein_job, jobs, chunksize=max(1, len(jobs) // (threads * 8)))
-        if progress:
-            results = tqdm(results, total=len(jobs), file=sys.stderr, mininterval=5.0, desc="features")
-        results = list(results)
+    results = _run_jobs(jobs, threads, progress)
+    keep = _report_outcomes(ids, results, invalid_protein)
+    return _assemble(
+        [ids[k] for k in keep], [sequences[k] for k in keep], [labels[k] for k in keep],
+        [str(proteins["split"].iloc[k]) for k in keep], [results[k] for k in keep],
+        feature_names(radii, groups, dict(settings.widths)),
+    )
 
-    names = feature_names(radii)
+
+def _report_outcomes(ids: list[str], results: list, invalid_protein: str) -> list[int]:
+    """Indices of the proteins that produced features; errors stop the run or are logged and counted."""
+    keep, skipped = [], 0
+    for k, result in enumerate(results):
+        if isinstance(result[0], str):  # ("error", message)
+            if invalid_protein == "error":
+                raise InputError(result[1])
+            log.warning("skipping protein %s: %s", ids[k], result[1])
+            skipped += 1
+            continue
+        if result[2] == "sequence":
+            log.info("protein %s: no structure or distance map, sequence-neighbour graph", ids[k])
+        elif "unknown" in result[2]:
+            log.info("protein %s: %s; those pairs get no edge", ids[k], result[2])
+        keep.append(k)
+    if skipped:
+        log.warning("skipped %d of %d proteins with invalid input (features.invalid_protein: skip)", skipped, len(ids))
+    counts = pd.Series([results[k][2].split(" (")[0] for k in keep], dtype=object).value_counts().to_dict()
+    log.info("residue graphs by source: %s", counts)
+    return keep
+
+
+def _assemble(ids, sequences, labels, splits, results, names) -> tuple[pd.DataFrame, pd.DataFrame]:
     lengths = [len(s) for s in sequences]
-    features = np.concatenate([x for x, _ in results]) if results else np.zeros((0, len(names)), np.float32)
+    features = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(names)), np.float32)
     residues = pd.DataFrame({
         "protein_id": np.repeat(np.array(ids, dtype=object), lengths),
         "position": np.concatenate([np.arange(n, dtype=np.int32) for n in lengths] or [np.zeros(0, np.int32)]),
         "residue": np.array(list("".join(sequences)), dtype=object),
         "label": (np.frombuffer("".join(labels).encode(), dtype=np.uint8) - ord("0")).astype(np.int8),
-        "split": np.repeat(np.array([str(s) for s in proteins["split"]], dtype=object), lengths),
+        "split": np.repeat(np.array(splits, dtype=object), lengths),
     })
     residues = pd.concat([residues, pd.DataFrame(features, columns=[f"f_{n}" for n in names])], axis=1)
 
-    edge_index = np.concatenate([e for _, e in results], axis=1) if results else np.zeros((2, 0), np.int64)
+    edge_index = np.concatenate([r[1] for r in results], axis=1) if results else np.zeros((2, 0), np.int64)
     edges = pd.DataFrame({
-        "protein_id": np.repeat(np.array(ids, dtype=object), [e.shape[1] for _, e in results]),
+        "protein_id": np.repeat(np.array(ids, dtype=object), [r[1].shape[1] for r in results]),
         "src": edge_index[0].astype(np.int32),
         "dst": edge_index[1].astype(np.int32),
     })

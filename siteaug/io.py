@@ -6,6 +6,7 @@ into place only when complete, so a crash never leaves a half-written file that 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -39,6 +40,10 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A SIGKILL skips the cleanup below and leaves a temporary file; the rerun of the same output removes it
+    # (only one job ever writes a given output, so no live writer's file is touched).
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -100,7 +105,9 @@ def read_label_fasta(path: str | os.PathLike, unknown_residue: str = "reject") -
     """Read 3-line records (``>id``, sequence, 0/1 labels) and validate each one.
 
     Lowercase residues are upper-cased; ``X`` is accepted (it gets an all-zero one-hot); any other letter outside
-    the 20 standard amino acids is an error unless ``unknown_residue == "map_to_x"``.
+    the 20 standard amino acids is an error unless ``unknown_residue == "map_to_x"``. Windows and old Mac line
+    endings and blank lines are accepted; a sequence wrapped over several lines is an error (the label line could
+    not be told apart from a wrapped part).
     """
     path = Path(path)
     if not path.is_file():
@@ -110,37 +117,51 @@ def read_label_fasta(path: str | os.PathLike, unknown_residue: str = "reject") -
         text = raw.decode("ascii")
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not an ASCII text file (byte {err.start})") from None
-    lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    lines = [ln for ln in lines if ln]
-    if not lines:
-        raise InputError(f"{path}: file is empty")
     records: list[LabelRecord] = []
     seen: dict[str, int] = {}
-    allowed = set(AMINO_ACIDS + "X")
-    for start in range(0, len(lines), 3):
-        chunk = lines[start : start + 3]
-        line_no = start + 1
-        if not chunk[0].startswith(">"):
-            raise InputError(f"{path}: line {line_no}: expected a '>id' header, got {chunk[0][:30]!r}")
-        pid = chunk[0][1:].split()[0] if chunk[0][1:].strip() else ""
+    for line_no, header, body in _fasta_blocks(path, text):
+        pid = header[1:].split()[0] if header[1:].strip() else ""
         where = f"{path}: record {pid or '?'} (line {line_no})"
         if not pid:
             raise InputError(f"{where}: empty id")
-        if len(chunk) < 3 or chunk[1].startswith(">") or chunk[2].startswith(">"):
+        if len(body) < 2:
             raise InputError(f"{where}: a record is 3 lines (>id, sequence, labels); this one is cut short")
+        if len(body) > 2:
+            raise InputError(
+                f"{where}: a record is 3 lines (>id, sequence, labels); this one has {len(body) + 1} "
+                "(a sequence or label string wrapped over several lines?)"
+            )
         check_protein_id(pid, where)
         if pid in seen:
             raise InputError(f"{where}: duplicate id, first seen at line {seen[pid]}")
         seen[pid] = line_no
-        seq, lab = chunk[1].upper(), chunk[2]
-        bad = sorted(set(seq) - allowed)
-        if bad:
-            if unknown_residue != "map_to_x" or any(not c.isalpha() for c in bad):
-                raise InputError(f"{where}: unknown residue letter(s) {''.join(bad)!r} in the sequence")
-            seq = "".join(c if c in allowed else "X" for c in seq)
-        if len(seq) != len(lab):
-            raise InputError(f"{where}: sequence has {len(seq)} residues but the label line has {len(lab)}")
-        if set(lab) - {"0", "1"}:
-            raise InputError(f"{where}: labels must be 0/1, found {''.join(sorted(set(lab) - {'0', '1'}))!r}")
-        records.append(LabelRecord(pid, seq, lab))
+        records.append(LabelRecord(pid, *_checked_sequence_and_labels(where, body[0], body[1], unknown_residue)))
     return records
+
+
+def _fasta_blocks(path: Path, text: str):
+    """Yield (line number, header line, non-blank lines up to the next header) for every ``>`` header."""
+    lines = [(n, ln.strip()) for n, ln in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1)]
+    lines = [(n, ln) for n, ln in lines if ln]
+    if not lines:
+        raise InputError(f"{path}: file is empty")
+    if not lines[0][1].startswith(">"):
+        raise InputError(f"{path}: line {lines[0][0]}: expected a '>id' header, got {lines[0][1][:30]!r}")
+    headers = [k for k, (_, ln) in enumerate(lines) if ln.startswith(">")] + [len(lines)]
+    for k, following in zip(headers, headers[1:]):
+        yield lines[k][0], lines[k][1], [ln for _, ln in lines[k + 1 : following]]
+
+
+def _checked_sequence_and_labels(where: str, sequence: str, labels: str, unknown_residue: str) -> tuple[str, str]:
+    allowed = set(AMINO_ACIDS + "X")
+    sequence = sequence.upper()
+    bad = sorted(set(sequence) - allowed)
+    if bad:
+        if unknown_residue != "map_to_x" or any(not c.isalpha() for c in bad):
+            raise InputError(f"{where}: unknown residue letter(s) {''.join(bad)!r} in the sequence")
+        sequence = "".join(c if c in allowed else "X" for c in sequence)
+    if len(sequence) != len(labels):
+        raise InputError(f"{where}: sequence has {len(sequence)} residues but the label line has {len(labels)}")
+    if set(labels) - {"0", "1"}:
+        raise InputError(f"{where}: labels must be 0/1, found {''.join(sorted(set(labels) - {'0', '1'}))!r}")
+    return sequence, labels

@@ -18,6 +18,10 @@ def locate_structures(
     records: list[LabelRecord], label_path: str | Path, structure_dir: str | Path | None, missing_structure: str
 ) -> list[str]:
     """Return each record's PDB path ("" for none) after checking that the PDB sequence matches the record."""
+    if not structure_dir and missing_structure != "error":
+        # Precomputed-feature datasets (e.g. PPI-335) have no PDB files at all: one line, not one per record.
+        log.info("no structure folder: all %d records use precomputed features or sequence graphs", len(records))
+        return [""] * len(records)
     paths = []
     for record in records:
         path = Path(structure_dir) / f"{record.protein_id}.pdb" if structure_dir else None
@@ -27,7 +31,9 @@ def locate_structures(
             log.warning("record %s: no structure file, using sequence neighbours as its graph", record.protein_id)
             paths.append("")
             continue
-        sequence, _ = read_ca_trace(path, chain_from_id(record.protein_id))
+        sequence, ca = read_ca_trace(path, chain_from_id(record.protein_id))
+        if not np.isfinite(ca).all():
+            raise InputError(f"{path}: record {record.protein_id}: CA coordinates hold NaN or inf")
         if sequence != record.sequence:
             first = next((i for i, (a, b) in enumerate(zip(sequence, record.sequence)) if a != b), min(len(sequence), len(record.sequence)))
             raise InputError(
@@ -100,4 +106,15 @@ def prepare_proteins(
             raise InputError(f"{labels}: the {name} split (seed {seed}) has no positive residues; change the seed or fractions")
     if table.loc[table["split"] == "train", "n_positives"].sum() == 0:
         raise InputError(f"{labels}: the training split has no positive residues; nothing to learn from")
+    warn_one_class_proteins(table)
     return table
+
+
+def warn_one_class_proteins(table: pd.DataFrame) -> None:
+    """Proteins with no positive (or no negative) residue are kept, since real sets hold them, but said in the log."""
+    for what, mask in (("no positive", table["n_positives"] == 0),
+                       ("only positive", table["n_positives"] == table["n_residues"])):
+        if mask.any():
+            ids = table.loc[mask, "protein_id"].tolist()
+            log.warning("%d protein(s) with %s residues kept: %s%s", len(ids), what, ", ".join(ids[:5]),
+                        " ..." if len(ids) > 5 else "")

@@ -36,7 +36,7 @@ class RealismModel:
 
     @classmethod
     def fit(cls, positives: np.ndarray, k: int = 5, device="cpu") -> "RealismModel":
-        reference = torch.as_tensor(np.asarray(positives, np.float32), device=device)
+        reference = torch.tensor(np.asarray(positives, np.float32), device=device)
         if len(reference) <= k:
             raise ValueError(f"need more than k={k} real training positives for the realism term, got {len(reference)}")
         dist, _ = nearest_neighbours(reference, reference, k, exclude_self=True)

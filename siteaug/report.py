@@ -1,36 +1,48 @@
-"""Per-arm test metrics (TSV/JSON) and a self-contained HTML report that opens offline."""
+"""Test metrics with bootstrap intervals, paired verdicts against `none` and `smote`, and a self-contained HTML report.
+
+Outputs (``out_dir``): report.html (figures inlined, opens offline), metrics.tsv (one row per test set, arm and
+aggregation; each metric with its interval), differences.tsv (paired differences and verdicts), metrics.json (all of
+it plus the per-seed values and the protocol), and the figures as PNG files.
+"""
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_curve, roc_curve
 
 from .io import InputError, atomic_path, write_json, write_text
-from .metrics import METRIC_KEYS, classification_metrics
+from .statistics import METRICS, PRIMARY_METRIC, ArmScores, compare_arms
 
-PREDICTION_COLUMNS = ("protein_id", "position", "label", "score", "threshold", "split")
-# Columns where a larger value is better; the report bolds the best arm in each.
-_HIGHER_IS_BETTER = ("f1", "mcc", "auroc", "auprc", "precision", "recall", "specificity")
+PREDICTION_COLUMNS = ("protein_id", "position", "label", "seed", "score", "threshold", "split")
+REFERENCES = ("none", "smote")
+AGGREGATIONS = ("pooled", "per_protein")
+FIGURES = ("roc.png", "pr.png", "thresholds.png", "auprc_intervals.png")
+TEST_SET_NAMES = {"labels": "test", "external_test": "external test"}
+_DISPLAY = {"auprc": "AUPRC", "auroc": "AUROC", "mcc": "MCC", "f1": "F1", "precision": "precision", "recall": "recall",
+            "specificity": "specificity"}
 
 _CSS = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
+body { font-family: system-ui, sans-serif; max-width: 96rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
+td.text, th.text { text-align: left; white-space: normal; }
 th { background: #f3f3f3; }
 img { max-width: 100%; }
 .note { color: #555; }
+.better { background: #e3f4e3; } .worse { background: #f8e0e0; }
 """
 
 
-def _arm_metrics(arm: str, df: pd.DataFrame) -> dict:
+def _check_arm(arm: str, df: pd.DataFrame) -> None:
     where = f"predictions for arm {arm!r}"
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
@@ -39,43 +51,191 @@ def _arm_metrics(arm: str, df: pd.DataFrame) -> dict:
         raise InputError(f"{where}: no rows")
     if set(df["split"].unique()) != {"test"}:
         raise InputError(f"{where}: every row must be from the test split, found {sorted(map(str, df['split'].unique()))}")
-    thresholds = df["threshold"].unique()
-    # The threshold is frozen on validation; several values would mean it was tuned on test rows.
-    if len(thresholds) != 1:
-        raise InputError(f"{where}: expected one frozen threshold, found {len(thresholds)} distinct values")
-    return {"arm": arm, **classification_metrics(df["label"].to_numpy(), df["score"].to_numpy(), thresholds[0])}
+    # The threshold is frozen on validation; several values for one seed would mean it was tuned on test rows.
+    per_seed = df.groupby("seed")["threshold"].nunique()
+    if (per_seed != 1).any():
+        raise InputError(f"{where}: expected one frozen threshold per seed, seed {per_seed.index[per_seed != 1][0]} has several")
+    if not np.isin(df["label"].unique(), (0, 1)).all() or not np.isfinite(df["score"].to_numpy(float)).all():
+        raise InputError(f"{where}: labels must be 0/1 and scores finite")
 
+
+def arm_scores(arm: str, df: pd.DataFrame, proteins: list[str]) -> ArmScores:
+    """Residues in (protein_id, position) order, proteins indexed by ``proteins``; one score row per seed."""
+    seeds = sorted(df["seed"].unique())
+    rows = [df[df["seed"] == s].sort_values(["protein_id", "position"], kind="stable") for s in seeds]
+    first = rows[0]
+    for seed, part in zip(seeds, rows):
+        if not (np.array_equal(part["protein_id"].to_numpy(), first["protein_id"].to_numpy())
+                and np.array_equal(part["position"].to_numpy(), first["position"].to_numpy())):
+            raise InputError(f"predictions for arm {arm!r}: seed {seed} scored other residues than seed {seeds[0]}")
+    index = pd.Index(proteins).get_indexer(first["protein_id"])
+    return ArmScores(
+        labels=first["label"].to_numpy(np.int64), protein=index,
+        scores=np.stack([p["score"].to_numpy(np.float64) for p in rows]),
+        thresholds=np.array([p["threshold"].iloc[0] for p in rows], dtype=np.float64),
+    )
+
+
+def evaluate(predictions: dict[str, pd.DataFrame], test_sets: dict[str, str], n_resamples: int, confidence: float, seed: int):
+    """(metrics rows, difference rows) for every test set, aggregation, arm and metric."""
+    metric_rows, difference_rows = [], []
+    any_arm = next(iter(predictions.values()))
+    for test_set in dict.fromkeys(any_arm["protein_id"].map(test_sets)):
+        proteins = sorted(p for p in any_arm["protein_id"].unique() if test_sets[p] == test_set)
+        scores = {arm: arm_scores(arm, df[df["protein_id"].isin(proteins)], proteins) for arm, df in predictions.items()}
+        for aggregation in AGGREGATIONS:
+            comparison = compare_arms(scores, aggregation, n_resamples, seed)
+            for arm, s in scores.items():
+                row = {"test_set": test_set, "arm": arm, "aggregation": aggregation, "seeds": len(s.thresholds),
+                       "n_proteins": len(proteins), "n_residues": len(s.labels), "n_positives": int(s.labels.sum()),
+                       "threshold": float(np.mean(s.thresholds))}
+                for metric in METRICS:
+                    summary = comparison.summary(arm, metric, confidence)
+                    row |= {metric: summary["value"], f"{metric}_low": summary["low"], f"{metric}_high": summary["high"],
+                            f"{metric}_per_seed": summary["per_seed"]}
+                metric_rows.append(row)
+                for reference in REFERENCES:
+                    if reference == arm or reference not in scores:
+                        continue
+                    for metric in METRICS:
+                        difference_rows.append({"test_set": test_set, "aggregation": aggregation, "arm": arm, "reference": reference,
+                                                "metric": metric, **comparison.difference(arm, reference, metric, confidence)})
+    return metric_rows, difference_rows
+
+
+def verdict_sentence(by_reference: dict[str, str], metric: str = PRIMARY_METRIC) -> str:
+    """One line, e.g. 'better than none and SMOTE on AUPRC' or 'no detectable difference from none; worse than SMOTE'."""
+    names = {"none": "none", "smote": "SMOTE"}
+    phrase = {"better": "better than", "worse": "worse than", "no detectable difference": "no detectable difference from"}
+    words = set(by_reference.values())
+    if len(words) == 1:
+        joiner = " or " if words == {"no detectable difference"} else " and "
+        text = f"{phrase[words.pop()]} {joiner.join(names[r] for r in by_reference)}"
+    else:
+        text = "; ".join(f"{phrase[v]} {names[r]}" for r, v in by_reference.items())
+    return f"{text} on {metric.upper()}"
+
+
+def verdicts(differences: pd.DataFrame, arms: list[str]) -> list[dict]:
+    """Per test set and arm: the primary-metric (pooled) differences against the references and the one-line verdict."""
+    primary = differences[(differences["metric"] == PRIMARY_METRIC) & (differences["aggregation"] == "pooled")]
+    out = []
+    for test_set in dict.fromkeys(differences["test_set"]) if len(differences) else []:
+        for arm in arms:
+            rows = primary[(primary["test_set"] == test_set) & (primary["arm"] == arm)].set_index("reference")
+            if rows.empty:
+                continue
+            by_reference = {r: rows.loc[r, "verdict"] for r in REFERENCES if r in rows.index}
+            out.append({"test_set": test_set, "arm": arm, "verdict": verdict_sentence(by_reference),
+                        **{f"vs_{r}": rows.loc[r, ["difference", "low", "high", "verdict"]].to_dict() for r in by_reference}})
+    return out
+
+
+# ---------------------------------------------------------------- figures
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     # No software-version metadata, so the same data gives the same bytes across matplotlib versions.
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     return buf.getvalue()
 
 
-def _roc_figure(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame) -> Figure:
-    fig = Figure(figsize=(5.5, 5))
+def _colours(arms: list[str]) -> dict[str, tuple]:
+    from matplotlib import colormaps
+
+    if len(arms) <= 10:
+        return {arm: colormaps["tab10"](i) for i, arm in enumerate(arms)}
+    # tab20 pairs a dark and a light shade of each hue: use all dark ones before any light one.
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return {arm: colormaps["tab20"](order[i % 20]) for i, arm in enumerate(arms)}
+
+
+def _first_seed(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["seed"] == df["seed"].min()]
+
+
+def _interval_label(metrics: pd.DataFrame, arm: str, metric: str) -> str:
+    row = metrics.loc[arm]
+    return f"{arm} ({metric.upper()} {row[metric]:.3f} [{row[f'{metric}_low']:.3f}, {row[f'{metric}_high']:.3f}])"
+
+
+def _curve_figure(predictions, metrics, kind: str) -> Figure:
+    fig = Figure(figsize=(6.5, 5.5))
     ax = fig.subplots()
+    colours = _colours(list(predictions))
     for arm, df in predictions.items():
-        fpr, tpr, _ = roc_curve(df["label"], df["score"])
-        ax.plot(fpr, tpr, label=f"{arm} (AUROC {metrics.loc[arm, 'auroc']:.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
-    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC (test)", xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right", fontsize="small")
+        df = _first_seed(df)
+        if kind == "roc":
+            x, y, _ = roc_curve(df["label"], df["score"])
+            ax.plot(x, y, color=colours[arm], lw=1.2, label=_interval_label(metrics, arm, "auroc"))
+        else:
+            precision, recall, _ = precision_recall_curve(df["label"], df["score"])
+            ax.step(recall, precision, where="post", color=colours[arm], lw=1.2, label=_interval_label(metrics, arm, "auprc"))
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
+        ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC (test, first seed)")
+    else:
+        rate = float(_first_seed(next(iter(predictions.values())))["label"].mean())
+        ax.axhline(rate, ls="--", color="grey", lw=1, label=f"positive rate {rate:.3f} (random ranking)")
+        ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall (test, first seed)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small", title="mean over seeds [95 % CI]")
     return fig
 
 
-def _pr_figure(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame) -> Figure:
-    fig = Figure(figsize=(5.5, 5))
-    ax = fig.subplots()
+def _threshold_figure(predictions) -> Figure:
+    """Test MCC and F1 against the threshold; the dot marks the threshold frozen on validation."""
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
+    colours = _colours(list(predictions))
+    grid = np.linspace(0.01, 0.99, 99)
     for arm, df in predictions.items():
-        precision, recall, _ = precision_recall_curve(df["label"], df["score"])
-        ax.step(recall, precision, where="post", label=f"{arm} (AUPRC {metrics.loc[arm, 'auprc']:.3f})")
-    # A random ranking scores the positive rate; arms normally share one test set, hence one line.
-    for rate in sorted({float(df["label"].mean()) for df in predictions.values()}):
-        ax.axhline(rate, ls="--", color="grey", lw=1, label=f"positive rate {rate:.3f}")
-    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall (test)", xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower left", fontsize="small")
+        df = _first_seed(df)
+        y, s, frozen = df["label"].to_numpy(), df["score"].to_numpy(), float(df["threshold"].iloc[0])
+        for ax, fn in zip(axes, (matthews_corrcoef, f1_score)):
+            values = [fn(y, (s >= t).astype(int)) if 0 < (s >= t).sum() < len(s) else 0.0 for t in grid]
+            ax.plot(grid, values, color=colours[arm], lw=1.1, label=arm)
+            ax.plot([frozen], [fn(y, (s >= frozen).astype(int))], "o", color=colours[arm], ms=5)
+    for ax, name in zip(axes, ("MCC", "F1")):
+        ax.set(xlabel="Decision threshold", ylabel=f"test {name}", title=f"{name} against threshold (first seed)", xlim=(0, 1))
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+    return fig
+
+
+def _interval_figure(metrics: pd.DataFrame, metric: str = PRIMARY_METRIC) -> Figure:
+    arms = list(metrics.index)
+    fig = Figure(figsize=(6.5, 0.45 * len(arms) + 1.3))
+    ax = fig.subplots()
+    ypos = np.arange(len(arms))[::-1]
+    values = metrics[metric].to_numpy()
+    errors = np.vstack([values - metrics[f"{metric}_low"].to_numpy(), metrics[f"{metric}_high"].to_numpy() - values])
+    ax.errorbar(values, ypos, xerr=errors, fmt="o", color="black", capsize=3)
+    for reference, style in zip(REFERENCES, ("--", ":")):
+        if reference in metrics.index:
+            ax.axvline(metrics.loc[reference, metric], ls=style, color="tab:red", lw=1, label=f"{reference}")
+    ax.set_yticks(ypos, arms)
+    ax.set(xlabel=f"test {metric.upper()} (pooled; mean over seeds, 95 % bootstrap CI)", title=f"{metric.upper()} per arm")
+    if any(r in metrics.index for r in REFERENCES):
+        ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def _sweep_figure(metrics: pd.DataFrame, sweep: dict[str, float], metric: str = PRIMARY_METRIC) -> Figure:
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
+    arms = sorted(sweep, key=sweep.get)
+    ratios = np.array([sweep[a] for a in arms])
+    values = metrics.loc[arms, metric].to_numpy()
+    errors = np.vstack([values - metrics.loc[arms, f"{metric}_low"], metrics.loc[arms, f"{metric}_high"] - values])
+    ax.errorbar(ratios, values, yerr=errors, fmt="o-", color="tab:blue", capsize=3, label="diffusion")
+    for reference, colour in zip(REFERENCES, ("grey", "tab:orange")):
+        if reference in metrics.index:
+            r = metrics.loc[reference]
+            ax.axhspan(r[f"{metric}_low"], r[f"{metric}_high"], color=colour, alpha=0.15)
+            ax.axhline(r[metric], color=colour, lw=1, label=f"{reference} (band: 95 % CI)")
+    ax.set(xlabel="target positive ratio of the training table", ylabel=f"test {metric.upper()} (pooled)",
+           title="Diffusion ratio sweep")
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -93,12 +253,15 @@ def _quality_figure(scores: np.ndarray, threshold: float | None) -> Figure:
     return fig
 
 
-def _table(header: list[str], rows: list[list[str]], bold: set[tuple[int, int]] = frozenset()) -> str:
-    """Cells are already-formatted text; they are escaped here. ``bold`` holds (row, column) indices."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+# ---------------------------------------------------------------- HTML
+
+def _table(header: list[str], rows: list[list[str]], classes: dict[tuple[int, int], str] | None = None) -> str:
+    """Cells are already-formatted text; they are escaped here. ``classes`` maps (row, column) to a CSS class."""
+    classes = classes or {}
+    head = "".join(f'<th class="text">{html.escape(h)}</th>' if h == "verdict" else f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(
-            f"<td><b>{html.escape(c)}</b></td>" if (i, j) in bold else f"<td>{html.escape(c)}</td>"
+            f'<td class="{classes[(i, j)]}">{html.escape(c)}</td>' if (i, j) in classes else f"<td>{html.escape(c)}</td>"
             for j, c in enumerate(row)
         ) + "</tr>"
         for i, row in enumerate(rows)
@@ -106,19 +269,40 @@ def _table(header: list[str], rows: list[list[str]], bold: set[tuple[int, int]] 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _ci(value: float, low: float, high: float, signed: bool = False) -> str:
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def _verdict_table(verdict_rows: list[dict], metrics: pd.DataFrame) -> str:
+    header = ["arm", "AUPRC [95 % CI]", "Δ vs none [95 % CI]", "Δ vs SMOTE [95 % CI]", "verdict"]
+    rows, classes = [], {}
+    for i, v in enumerate(verdict_rows):
+        m = metrics.loc[v["arm"]]
+        row = [v["arm"], _ci(m["auprc"], m["auprc_low"], m["auprc_high"])]
+        for j, reference in enumerate(REFERENCES, start=2):
+            d = v.get(f"vs_{reference}")
+            row.append(_ci(d["difference"], d["low"], d["high"], signed=True) if d else "—")
+            if d and d["verdict"] != "no detectable difference":
+                classes[(i, j)] = d["verdict"]
+        row.append(v["verdict"])
+        classes[(i, 4)] = "text"
+        rows.append(row)
+    return _table(header, rows, classes)
+
+
 def _metrics_table(metrics: pd.DataFrame) -> str:
-    header = ["arm", *METRIC_KEYS]
-    columns = [metrics.index.astype(str).tolist()] + [
-        [f"{v:.4f}" for v in metrics[k]] if metrics[k].dtype.kind == "f" else [str(v) for v in metrics[k]]
-        for k in METRIC_KEYS
-    ]
-    rows, bold = [list(r) for r in zip(*columns)], set()
-    for key in _HIGHER_IS_BETTER:
-        # Compare the displayed (rounded) values so arms that look equal are bolded together.
-        shown = metrics[key].round(4).to_numpy()
-        j = header.index(key)
-        bold |= {(i, j) for i in np.flatnonzero(shown == shown.max())}
-    return _table(header, rows, bold)
+    header = ["arm", *(_DISPLAY[m] for m in METRICS), "threshold"]
+    rows = [[arm, *(_ci(r[m], r[f"{m}_low"], r[f"{m}_high"]) for m in METRICS), f"{r['threshold']:.3f}"]
+            for arm, r in metrics.iterrows()]
+    return _table(header, rows)
+
+
+def _seed_table(metrics: pd.DataFrame, metric: str = PRIMARY_METRIC) -> str:
+    n = max(len(v) for v in metrics[f"{metric}_per_seed"])
+    rows = [[arm, *(f"{v:.3f}" for v in r[f"{metric}_per_seed"]), *([""] * (n - len(r[f"{metric}_per_seed"]))),
+             f"{np.std(r[f'{metric}_per_seed']):.3f}"] for arm, r in metrics.iterrows()]
+    return _table(["arm", *(f"seed {k + 1}" for k in range(n)), "sd"], rows)
 
 
 def _image(png: bytes, alt: str) -> str:
@@ -126,78 +310,181 @@ def _image(png: bytes, alt: str) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"></figure>'
 
 
+def _extra_section(title: str, section: dict) -> list[str]:
+    """A section from files: ``{"tables": [json or tsv paths], "images": [png paths], "text": "..."}``."""
+    parts = [f"<h2>{html.escape(title)}</h2>"]
+    if section.get("text"):
+        parts.append(f'<p class="note">{html.escape(section["text"])}</p>')
+    for path in map(Path, section.get("tables", [])):
+        if not path.is_file():
+            raise InputError(f"{path}: report section {title!r}: table file not found")
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            records = data if isinstance(data, list) else [{"key": k, "value": v} for k, v in _flatten(data).items()]
+            table = pd.DataFrame(records)
+        else:
+            table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+        parts.append(_table([str(c) for c in table.columns],
+                            [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples(index=False)]))
+    for path in map(Path, section.get("images", [])):
+        if not path.is_file():
+            raise InputError(f"{path}: report section {title!r}: image not found")
+        parts.append(_image(path.read_bytes(), f"{title}: {path.name}"))
+    return parts
+
+
+def _flatten(data, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
+def _protocol_text(n_resamples: int, confidence: float, seeds: int) -> str:
+    pct = f"{confidence * 100:g} %"
+    return (
+        "<p>Each arm is a binding-site residue classifier trained on a different version of the training data; "
+        "proteins are split into train / validation / test (never residues), and synthetic rows only ever enter "
+        "training. Each arm's decision threshold is chosen on the validation split and frozen for test. "
+        f"Every arm is trained with {seeds} seed(s); a value is the mean over seeds of that metric. "
+        f"Intervals are {pct} percentile bootstrap intervals over test proteins ({n_resamples} resamples of whole "
+        "proteins, the same resamples for every arm, so differences are paired); in each resample the metric is "
+        "averaged over seeds, so an interval is the test-set uncertainty of the seed mean. "
+        "A verdict is 'better' or 'worse' when the interval of the difference excludes 0, otherwise "
+        "'no detectable difference'. Intervals are per comparison, not adjusted for the number of arms.</p>"
+        "<p>'pooled' metrics are computed over all test residues together; 'per protein' metrics are the mean over "
+        "test proteins holding both classes of each protein's own metric.</p>"
+    )
+
+
 def build_report(
     predictions: dict[str, pd.DataFrame],
     out_dir: str | os.PathLike,
+    proteins: pd.DataFrame | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    sweep: dict[str, float] | None = None,
     quality_scores: np.ndarray | None = None,
-    stage_counts: dict[str, int | float] | None = None,
-    timings: dict[str, float] | None = None,
-    title: str = "siteaug report",
     quality_threshold: float | None = None,
+    stage_counts: dict[str, int | float] | None = None,
+    training: dict[str, dict] | None = None,
+    timings: dict[str, float] | None = None,
+    extra_sections: dict[str, dict] | None = None,
+    title: str = "siteaug report",
 ) -> pd.DataFrame:
-    """Write metrics.tsv, metrics.json, report.html and its PNG figures to ``out_dir``; return the metrics.
+    """Write metrics.tsv, differences.tsv, metrics.json, report.html and the PNG figures; return the metrics frame.
 
-    ``predictions`` maps arm name to its test-split residue predictions (see ``PREDICTION_COLUMNS``), each
-    thresholded at the single value frozen on validation. The returned frame has one row per arm, in dict order.
+    ``predictions`` maps arm to its test predictions (``PREDICTION_COLUMNS``, one block per seed). ``proteins``
+    (protein_id, source) splits test proteins into the internal and an external test set, evaluated separately.
+    ``sweep`` maps the ratio-sweep arms to their ratio. ``extra_sections`` maps a title to files to show (see
+    ``_extra_section``), e.g. the generation-quality stage's metrics and plots.
     """
     if not predictions:
         raise InputError("build_report: no arms given")
+    for arm, df in predictions.items():
+        _check_arm(arm, df)
     out_dir = Path(out_dir)
-    rows = [_arm_metrics(str(arm), df) for arm, df in predictions.items()]
-    metrics = pd.DataFrame(rows, columns=["arm", *METRIC_KEYS])
-    with atomic_path(out_dir / "metrics.tsv") as tmp:
-        metrics.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    write_json(rows, out_dir / "metrics.json")
+    arms = list(predictions)
+    ids = next(iter(predictions.values()))["protein_id"].unique()
+    if proteins is None:
+        test_sets = {p: "test" for p in ids}
+    else:
+        source = proteins.set_index("protein_id")["source"]
+        unknown = sorted(set(ids) - set(source.index))
+        if unknown:
+            raise InputError(f"predictions: protein {unknown[0]} is not in the protein table")
+        test_sets = {p: TEST_SET_NAMES.get(source[p], str(source[p])) for p in ids}
+    metric_rows, difference_rows = evaluate(predictions, test_sets, n_resamples, confidence, seed)
+    metrics = pd.DataFrame(metric_rows)
+    differences = pd.DataFrame(difference_rows, columns=["test_set", "aggregation", "arm", "reference", "metric", "difference", "low", "high", "verdict"])
+    verdict_rows = verdicts(differences, arms)
 
-    by_arm = metrics.set_index("arm")
-    preds = {str(arm): df for arm, df in predictions.items()}
-    figures = {"roc.png": _png(_roc_figure(preds, by_arm)), "pr.png": _png(_pr_figure(preds, by_arm))}
+    flat = metrics.drop(columns=[c for c in metrics.columns if c.endswith("_per_seed")])
+    with atomic_path(out_dir / "metrics.tsv") as tmp:
+        flat.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    with atomic_path(out_dir / "differences.tsv") as tmp:
+        differences.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    write_json({
+        "protocol": {"bootstrap_resamples": n_resamples, "confidence": confidence, "bootstrap_seed": seed,
+                     "unit_resampled": "test protein", "seeds": "metric averaged over seeds in every resample",
+                     "primary_metric": PRIMARY_METRIC, "references": list(REFERENCES)},
+        "metrics": metric_rows, "differences": difference_rows, "verdicts": verdict_rows, "training": training or {},
+    }, out_dir / "metrics.json")
+
+    test_sets_in_order = list(dict.fromkeys(metrics["test_set"]))
+    main = test_sets_in_order[0]
+    pooled = {t: metrics[(metrics["test_set"] == t) & (metrics["aggregation"] == "pooled")].set_index("arm") for t in test_sets_in_order}
+    main_ids = {p for p, t in test_sets.items() if t == main}
+    main_predictions = {arm: df[df["protein_id"].isin(main_ids)] for arm, df in predictions.items()}
+    figures = {
+        "roc.png": _png(_curve_figure(main_predictions, pooled[main], "roc")),
+        "pr.png": _png(_curve_figure(main_predictions, pooled[main], "pr")),
+        "thresholds.png": _png(_threshold_figure(main_predictions)),
+        "auprc_intervals.png": _png(_interval_figure(pooled[main])),
+    }
+    if sweep:
+        figures["ratio_sweep.png"] = _png(_sweep_figure(pooled[main], sweep))
     if quality_scores is not None:
-        scores = np.asarray(quality_scores, dtype=float).ravel()
-        figures["quality_scores.png"] = _png(_quality_figure(scores, quality_threshold))
+        figures["quality_scores.png"] = _png(_quality_figure(np.asarray(quality_scores, dtype=float).ravel(), quality_threshold))
     for name, png in figures.items():
         with atomic_path(out_dir / name) as tmp:
             tmp.write_bytes(png)
 
-    parts = [
-        f"<h1>{html.escape(title)}</h1>",
-        "<p>Each arm is a binding-site residue classifier trained on a different version of the training data "
-        "(e.g. with or without diffusion-generated positives). All numbers are on the held-out test split. "
-        "F1, MCC, precision, recall and specificity use each arm's decision threshold, chosen on the validation "
-        "split and then frozen; AUROC and AUPRC do not depend on a threshold. "
-        "The best value in each column is in bold.</p>",
-        "<h2>Test metrics</h2>",
-        _metrics_table(by_arm),
-        "<h2>ROC curves</h2>",
-        _image(figures["roc.png"], "ROC curves of all arms"),
-        "<h2>Precision-recall curves</h2>",
-        '<p class="note">The dashed line is the positive rate: the precision of a random ranking.</p>',
-        _image(figures["pr.png"], "Precision-recall curves of all arms"),
+    seeds = int(metrics["seeds"].max())
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for t in test_sets_in_order:
+        rows = [v for v in verdict_rows if v["test_set"] == t]
+        parts += [f"<h2>Verdict ({html.escape(t)} set, AUPRC pooled over residues)</h2>"]
+        parts += [_verdict_table(rows, pooled[t])] if rows else ['<p class="note">No verdict: neither none nor smote is among the arms.</p>']
+    parts.append(_protocol_text(n_resamples, confidence, seeds))
+    for t in test_sets_in_order:
+        n = pooled[t].iloc[0]
+        parts.append(f"<h2>Metrics ({html.escape(t)} set: {int(n['n_proteins'])} proteins, {int(n['n_residues']):,} residues, "
+                     f"{int(n['n_positives']):,} positives)</h2>")
+        for aggregation in AGGREGATIONS:
+            part = metrics[(metrics["test_set"] == t) & (metrics["aggregation"] == aggregation)].set_index("arm")
+            parts += [f"<h3>{aggregation.replace('_', ' ')}</h3>", _metrics_table(part)]
+        parts += ["<h3>AUPRC per seed (pooled)</h3>", _seed_table(pooled[t])]
+    parts += [
+        "<h2>AUPRC intervals</h2>", _image(figures["auprc_intervals.png"], "AUPRC with intervals per arm"),
+        "<h2>ROC curves</h2>", _image(figures["roc.png"], "ROC curves of all arms"),
+        "<h2>Precision-recall curves</h2>", _image(figures["pr.png"], "Precision-recall curves of all arms"),
+        "<h2>Threshold curves</h2>",
+        '<p class="note">Test MCC and F1 of the first seed at every threshold; the dot is the threshold frozen on '
+        "validation. A dot far below its curve's peak means the validation threshold did not carry over.</p>",
+        _image(figures["thresholds.png"], "MCC and F1 against the decision threshold"),
     ]
+    if "ratio_sweep.png" in figures:
+        parts += ["<h2>Diffusion ratio sweep</h2>",
+                  '<p class="note">Candidates are generated once, for the largest ratio; smaller ratios take the '
+                  "best-scored subset of the same filtered rows.</p>",
+                  _image(figures["ratio_sweep.png"], "AUPRC against the target positive ratio")]
+    if training:
+        rows = [[arm, f"{np.mean([s['training_rows'] for s in t['seeds']]):,.0f}",
+                 f"{np.mean([s['positive_ratio'] for s in t['seeds']]):.3f}"] for arm, t in training.items()]
+        parts += ["<h2>Training rows per arm</h2>", _table(["arm", "rows (mean over seeds)", "positive ratio"], rows)]
     if "quality_scores.png" in figures:
-        parts += [
-            "<h2>Quality of generated candidates</h2>",
-            _image(figures["quality_scores.png"], "Histogram of candidate quality scores"),
-        ]
+        parts += ["<h2>Quality of generated candidates</h2>", _image(figures["quality_scores.png"], "Histogram of candidate quality scores")]
+    for section_title, section in (extra_sections or {}).items():
+        parts += _extra_section(section_title, section)
     if stage_counts:
-        parts += [
-            "<h2>Rows per stage</h2>",
-            _table(["stage", "rows"], [[str(k), f"{v:,}" if isinstance(v, (int, np.integer)) else f"{v:,.4g}"]
-                                       for k, v in stage_counts.items()]),
-        ]
+        parts += ["<h2>Rows per stage</h2>",
+                  _table(["stage", "rows"], [[str(k), f"{v:,}" if isinstance(v, (int, np.integer)) else f"{v:,.4g}"]
+                                             for k, v in stage_counts.items()])]
     if timings:
-        parts += [
-            "<h2>Time per stage</h2>",
-            _table(["stage", "seconds"], [[str(k), f"{float(v):.1f}"] for k, v in timings.items()]),
-        ]
+        parts += ["<h2>Time per stage</h2>", _table(["stage", "seconds"], [[str(k), f"{float(v):.1f}"] for k, v in timings.items()])]
+    parts.append('<p class="note">Machine-readable: metrics.tsv, differences.tsv and metrics.json beside this page.</p>')
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-        + "\n".join(parts)
-        + "\n</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
     write_text(page, out_dir / "report.html")
-    return metrics
+    return flat
 
 
 def read_benchmarks(paths) -> dict[str, float]:

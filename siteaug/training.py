@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch_geometric.data import Batch
 from tqdm import tqdm
 
@@ -30,6 +34,46 @@ def _proteins_with_positives(residues: pd.DataFrame, split: str) -> list[str]:
     return counts[counts > 0].index.tolist()
 
 
+def ema_averager(decay: float):
+    """``multi_avg_fn`` for AveragedModel: an EMA whose decay warms up as min(decay, (1 + n) / (10 + n)).
+
+    Without the warm-up the average would be dominated by the random initial weights for the first ~1/(1 - decay)
+    steps, which is most of a short run.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        weight = 1 - min(decay, (1 + n) / (10 + n))
+        for a, c in zip(averaged, current):
+            a.lerp_(c, weight)
+
+    return update
+
+
+@dataclass
+class EarlyStopping:
+    """Keeps the EMA weights of the best validation loss; says stop after ``patience`` evaluations without a gain.
+
+    ``patience`` 0 never stops early (the best weights are still the ones kept).
+    """
+
+    patience: int
+    best_loss: float = math.inf
+    best_step: int = 0
+    best_state: dict | None = None
+    since_best: int = 0
+
+    def update(self, step: int, loss: float, model: nn.Module) -> bool:
+        """Record an evaluation; True when training should stop."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.since_best = loss, step, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.since_best += 1
+        return self.patience > 0 and self.since_best >= self.patience
+
+
 def train_diffusion(
     residues: pd.DataFrame,
     edges: pd.DataFrame,
@@ -41,8 +85,16 @@ def train_diffusion(
     device: torch.device,
     eval_every: int = 100,
     progress: bool = True,
+    ema_decay: float = 0.999,
+    patience: int = 0,
 ) -> tuple[SiteDiffusion, list[dict]]:
-    """Train on positives of training proteins; validation loss (fixed noise) on validation positives is logged."""
+    """Train on positives of training proteins and return the EMA weights with the best validation loss.
+
+    Every ``eval_every`` steps the validation denoising loss (fixed noise, validation-split positives) of the EMA
+    weights, and of the online weights for comparison, goes into the history. Training stops after ``patience``
+    evaluations without improvement (0: runs all ``steps``). Without validation positives the final EMA is returned.
+    ``ema_decay`` 0 makes the EMA a copy of the online weights.
+    """
     feature_cols = feature_columns(residues)
     train_ids = _proteins_with_positives(residues, "train")
     val_ids = _proteins_with_positives(residues, "validation")
@@ -53,10 +105,13 @@ def train_diffusion(
     torch.manual_seed(seed)
     model = SiteDiffusion(config).to(device)
     model.set_feature_range(torch.cat([g.x[g.y == 1] for g in train_graphs]).to(device))
+    # Buffers (schedule, feature range) are constants: the average copies them once and leaves them alone.
+    ema = AveragedModel(model, multi_avg_fn=ema_averager(ema_decay), use_buffers=False)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1), eta_min=lr * 0.05)
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
+    stopping = EarlyStopping(patience)
     history: list[dict] = []
     bar = tqdm(range(1, steps + 1), file=sys.stderr, mininterval=10, disable=not progress, desc="train_diffusion")
     running = []
@@ -69,14 +124,33 @@ def train_diffusion(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         scheduler.step()
+        ema.update_parameters(model)
         running.append(loss.item())
         if step % eval_every == 0 or step == steps:
-            record = {"step": step, "train_loss": float(np.mean(running)), "validation_loss": _validation_loss(model, val_graphs, device, seed)}
+            record = {
+                "step": step,
+                "train_loss": float(np.mean(running)),
+                "validation_loss": _validation_loss(ema.module, val_graphs, device, seed),
+                "validation_loss_online": _validation_loss(model, val_graphs, device, seed),
+            }
             running = []
             history.append(record)
-            log.info("step %d train loss %.4f validation loss %s", step, record["train_loss"], record["validation_loss"])
-    model.eval()
-    return model, history
+            log.info("step %d train loss %.4f validation loss %s (online weights %s)", step, record["train_loss"],
+                     record["validation_loss"], record["validation_loss_online"])
+            if record["validation_loss"] is not None and stopping.update(step, record["validation_loss"], ema.module):
+                log.info("early stop at step %d: no validation gain in %d evaluations since step %d", step, patience, stopping.best_step)
+                break
+    best = ema.module
+    if stopping.best_state is not None:
+        best.load_state_dict(stopping.best_state)
+        log.info("kept the EMA weights of step %d (validation loss %.4f)", stopping.best_step, stopping.best_loss)
+    return best.eval(), history
+
+
+def best_step(history: list[dict]) -> int | None:
+    """Step whose EMA weights train_diffusion kept: the first lowest validation loss (None without validation)."""
+    scored = [r for r in history if r.get("validation_loss") is not None]
+    return min(scored, key=lambda r: r["validation_loss"])["step"] if scored else None
 
 
 @torch.no_grad()

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from siteaug.arms import arm_training_rows
+from siteaug.arms import arm_training_rows, class_weight, sweep_arm, sweep_ratio, train_arm, uses_balanced_table
 from siteaug.classifier import MLPClassifier, MLPConfig
 
 FEATURES = ["f_a", "f_b", "f_c", "f_d"]
@@ -99,6 +99,67 @@ def test_arm_diffusion_uses_the_balanced_table():
     assert np.array_equal(X, balanced[FEATURES].to_numpy(np.float32)) and y.tolist() == balanced["label"].tolist()
     with pytest.raises(ValueError, match="balanced"):
         arm_training_rows("diffusion", train_frame(), None, 0.5, 0, FEATURES)
+
+
+@pytest.mark.parametrize("arm", ["random_oversampling", "borderline_smote"])
+def test_oversampling_arms_reach_the_ratio_with_the_real_rows_first(arm):
+    train = train_frame(n=300, positives=40)
+    X, y = arm_training_rows(arm, train, None, 0.4, 0, FEATURES)
+    assert np.array_equal(X[: len(train)], train[FEATURES].to_numpy(np.float32)) and (y[len(train):] == 1).all()
+    if arm == "random_oversampling":  # BorderlineSMOTE may add fewer when few positives are "in danger" (logged)
+        assert abs(y.mean() - 0.4) < 0.01
+        # random oversampling only repeats real positives
+        real = {tuple(r) for r in train.loc[train["label"] == 1, FEATURES].to_numpy(np.float32)}
+        assert all(tuple(r) in real for r in X[len(train):])
+
+
+def test_class_weight_gives_positives_the_target_share():
+    y = np.array([1] * 10 + [0] * 90)
+    w = class_weight(y, 0.5)
+    assert w == pytest.approx(9.0) and w * 10 / (w * 10 + 90) == pytest.approx(0.5)
+
+
+def test_sweep_arm_names_round_trip():
+    assert sweep_arm(0.5) == "diffusion_ratio0.5" and sweep_ratio("diffusion_ratio0.5") == 0.5
+    assert sweep_ratio("diffusion") is None and uses_balanced_table("diffusion_ratio0.7")
+    assert uses_balanced_table("smote_filtered") and not uses_balanced_table("smote")
+
+
+def residue_table(n_proteins=12, length=30, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_proteins):
+        split = "train" if p < 6 else "validation" if p < 9 else "test"
+        X = rng.normal(size=(length, 4)).astype(np.float32)
+        label = (X[:, 0] + X[:, 1] + rng.normal(0, 0.3, length) > 1.2).astype(np.int8)
+        label[0] = 1  # every protein holds a positive
+        rows.append(pd.DataFrame(X, columns=FEATURES).assign(protein_id=f"p{p:02d}", position=np.arange(length), label=label, split=split))
+    residues = pd.concat(rows, ignore_index=True)
+    edges = pd.DataFrame([{"protein_id": f"p{p:02d}", "src": a, "dst": b}
+                          for p in range(n_proteins) for i in range(length - 1) for a, b in ((i, i + 1), (i + 1, i))])
+    return residues, edges
+
+
+SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "threshold_metric": "mcc",
+            "gbdt": {"learning_rates": [0.1], "max_leaf_nodes": [7, 15], "max_iter": 30, "max_features": 0.8, "cv_folds": 3},
+            "gnn": {"hidden": 16, "layers": 2, "dropout": 0.0, "epochs": 20, "batch_proteins": 4, "lr": 1e-2}}
+
+
+@pytest.mark.parametrize("arm", ["none", "class_weight", "smote", "gbdt", "gnn"])
+def test_train_arm_scores_the_test_split_once_per_seed(arm):
+    residues, edges = residue_table()
+    predictions, models, summary = train_arm(arm, residues, SETTINGS, 0.5, [3, 4], edges=edges)
+    test = residues[residues["split"] == "test"]
+    assert len(predictions) == 2 * len(test) and predictions["seed"].tolist() == [3] * len(test) + [4] * len(test)
+    assert set(predictions["split"]) == {"test"} and len(models) == 2 and [s["seed"] for s in summary] == [3, 4]
+    for seed, part in predictions.groupby("seed"):
+        assert part["threshold"].nunique() == 1  # frozen on validation, one per seed
+        assert part["protein_id"].tolist() == sorted(test["protein_id"]) and part["score"].between(0, 1).all()
+        assert roc_auc_score(part["label"], part["score"]) > 0.75  # the signal is learnable by every arm
+    if arm == "gbdt":
+        assert summary[0]["params"] == summary[1]["params"] and summary[0]["params"]["max_leaf_nodes"] in (7, 15)
+    if arm == "class_weight":
+        assert summary[0]["positive_weight"] > 1
 
 
 def test_unknown_arm():

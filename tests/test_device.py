@@ -1,20 +1,73 @@
+"""GPU slot allocation, exercised on CPU with fake device lists and real file locks."""
+import multiprocessing
+import os
+import time
+
 import pytest
 import torch
 
-from siteaug.device import pin_single_gpu, resolve_device
+from siteaug.device import candidate_devices, gpu_slot, resolve_device
 
 
-@pytest.mark.parametrize("visible, expected", [(None, "0"), ("3,5", "3"), ("2", "2"), (" 4 , 1", "4")])
-def test_pin_single_gpu(visible, expected):
-    environ = {"OTHER": "x"} if visible is None else {"OTHER": "x", "CUDA_VISIBLE_DEVICES": visible}
-    assert pin_single_gpu(environ) == expected
-    assert environ == {"OTHER": "x", "CUDA_VISIBLE_DEVICES": expected}
+def test_scheduler_assignment_is_respected(tmp_path):
+    env = {"SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "3,5"}
+    with gpu_slot([0, 1], tmp_path, environ=env) as card:
+        assert card == "3" and env["CUDA_VISIBLE_DEVICES"] == "3"
+    assert not list(tmp_path.iterdir())  # no locks taken: the scheduler owns the card
 
 
-def test_resolve_device_without_cuda(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+def test_candidates_come_from_visible_devices_then_config():
+    assert candidate_devices([0, 1], {"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]
+    assert candidate_devices([0, 1], {}) == ["0", "1"]
+    assert candidate_devices(["a"], {"CUDA_VISIBLE_DEVICES": ""}) == []
+
+
+def test_two_jobs_get_different_cards_and_release_them(tmp_path):
+    first_env, second_env, third_env = {}, {}, {}
+    with gpu_slot([0, 1], tmp_path, environ=first_env) as first:
+        with gpu_slot([0, 1], tmp_path, environ=second_env) as second:
+            assert {first, second} == {"0", "1"}
+            assert first_env["CUDA_VISIBLE_DEVICES"] == first and second_env["CUDA_VISIBLE_DEVICES"] == second
+            with pytest.raises(TimeoutError, match="no free GPU"):
+                with gpu_slot([0, 1], tmp_path, environ=third_env, poll_seconds=0.05, timeout=0.2):
+                    pass
+        with gpu_slot([0, 1], tmp_path, environ=third_env, timeout=1) as third:
+            assert third == second  # the released card is free again
+
+
+def test_no_gpu_means_cpu(tmp_path):
+    with gpu_slot([], tmp_path, environ={}) as card:
+        assert card is None
+
+
+def _hold_forever(lock_dir, ready):
+    with gpu_slot(["0"], lock_dir, environ={}):
+        ready.set()
+        time.sleep(60)
+
+
+def test_a_killed_job_frees_its_card(tmp_path):
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    holder = context.Process(target=_hold_forever, args=(tmp_path, ready))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(TimeoutError):
+            with gpu_slot(["0"], tmp_path, environ={}, poll_seconds=0.05, timeout=0.2):
+                pass
+        os.kill(holder.pid, 9)
+        holder.join(10)
+        with gpu_slot(["0"], tmp_path, environ={}, timeout=2) as card:
+            assert card == "0"
+    finally:
+        if holder.is_alive():
+            holder.kill()
+
+
+def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto") == torch.device("cpu")
-    for name in ("cuda", "cuda:1"):
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(RuntimeError, match="CUDA is not available"):
-            resolve_device(name)
+            resolve_device("cuda")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conftest import tiny_config, tiny_model
-from siteaug.diffusion import SiteDiffusion, ddpm_sample, load_model, noise_schedule, sampler_tables, save_model
+from siteaug.diffusion import SiteDiffusion, load_model, noise_schedule, sample, sampler_plan, save_model, time_modulation_table
 
 N, D = 5, 3
 
@@ -67,28 +67,28 @@ def test_loss_finite_and_decreasing():
 def test_batched_equals_per_row(model):
     model.set_feature_range(torch.tensor([[-2.0, -2.0, -2.0], [2.0, 2.0, 2.0]]))  # keeps the rows O(1)
     modulation, x_T, noise = sample_inputs(model)
-    batched = ddpm_sample(model, modulation, x_T, noise)
+    batched = sample(model, modulation, x_T, noise)
     assert batched.shape == (N, D) and torch.isfinite(batched).all()
     for i in range(N):
-        alone = ddpm_sample(model, modulation[i : i + 1], x_T[i : i + 1], noise[:, i : i + 1])
+        alone = sample(model, modulation[i : i + 1], x_T[i : i + 1], noise[:, i : i + 1])
         torch.testing.assert_close(alone, batched[i : i + 1], atol=1e-5, rtol=0)
     # rows really are conditioned on their own context: swapping contexts changes the output
-    assert not torch.allclose(ddpm_sample(model, modulation.flip(0), x_T, noise), batched, atol=1e-4)
+    assert not torch.allclose(sample(model, modulation.flip(0), x_T, noise), batched, atol=1e-4)
 
 
 def test_cached_time_modulation(model):
-    tables = sampler_tables(model)
-    assert tables.time_modulation.shape == (model.config.timesteps, 2 * 2 * 16)
+    table = time_modulation_table(model)
+    assert table.shape == (model.config.timesteps, 2 * 2 * 16)
     with torch.inference_mode():
         for t in range(model.config.timesteps):
             recomputed = model.denoiser.time_modulation(torch.tensor([t]))[0]
-            torch.testing.assert_close(tables.time_modulation[t], recomputed, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(table[t], recomputed, atol=1e-6, rtol=1e-5)
 
 
 def test_last_step_adds_nothing(model):
-    tables = sampler_tables(model)
-    assert tables.sigma[0] == 0 and tables.mean_xt[0] == 0 and tables.mean_x0[0] == 1
-    assert (tables.sigma[1:] > 0).all()
+    plan = sampler_plan(model.alpha_bar, "ddpm")
+    assert plan.noise[-1] == 0 and plan.a[-1] == 0 and plan.b[-1] == 1
+    assert (plan.noise[:-1] > 0).all()
 
 
 def test_clipping_bounds_the_output():
@@ -99,19 +99,19 @@ def test_clipping_bounds_the_output():
     torch.testing.assert_close(model.x0_low, torch.tensor([-0.1, -1.2, 1.8]))
     torch.testing.assert_close(model.x0_high, torch.tensor([1.1, 1.2, 4.2]))
     modulation, x_T, noise = sample_inputs(model, n=50)
-    clipped = ddpm_sample(model, modulation, x_T, noise)
+    clipped = sample(model, modulation, x_T, noise)
     assert torch.isfinite(clipped).all()
     assert (clipped >= model.x0_low - 1e-5).all() and (clipped <= model.x0_high + 1e-5).all()
     model.config.clip_denoised = False
-    unclipped = ddpm_sample(model, modulation, x_T, noise)
+    unclipped = sample(model, modulation, x_T, noise)
     assert ((unclipped < model.x0_low) | (unclipped > model.x0_high)).any()
 
 
 def test_generator_sampling_is_seeded(model):
     modulation, x_T, _ = sample_inputs(model)
-    a = ddpm_sample(model, modulation, x_T, torch.Generator().manual_seed(5))
-    b = ddpm_sample(model, modulation, x_T, torch.Generator().manual_seed(5))
-    c = ddpm_sample(model, modulation, x_T, torch.Generator().manual_seed(6))
+    a = sample(model, modulation, x_T, torch.Generator().manual_seed(5))
+    b = sample(model, modulation, x_T, torch.Generator().manual_seed(5))
+    c = sample(model, modulation, x_T, torch.Generator().manual_seed(6))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -124,4 +124,4 @@ def test_save_load_roundtrip(model, tmp_path):
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
     modulation, x_T, noise = sample_inputs(model)
-    assert torch.equal(ddpm_sample(loaded, modulation, x_T, noise), ddpm_sample(model, modulation, x_T, noise))
+    assert torch.equal(sample(loaded, modulation, x_T, noise), sample(model, modulation, x_T, noise))

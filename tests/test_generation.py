@@ -57,15 +57,15 @@ def test_no_requested_rows(model, fake_tables):
 
 
 def fake_sampler(nan_rows):
-    def sample(model, context_modulation, x_T, noise, tables):
+    def fake(model, context_modulation, x_T, noise, **kwargs):
         out = x_T.clone()
         out[nan_rows] = float("nan")
         return out
-    return sample
+    return fake
 
 
 def test_nonfinite_rows_dropped_with_warning(model, fake_tables, monkeypatch, caplog):
-    monkeypatch.setattr(generation, "ddpm_sample", fake_sampler([0, 3, 6]))
+    monkeypatch.setattr(generation, "sample", fake_sampler([0, 3, 6]))
     with caplog.at_level(logging.WARNING, logger="siteaug.generation"):
         table = generate(model, fake_tables)
     assert "dropped 3 of 7" in caplog.text
@@ -73,7 +73,7 @@ def test_nonfinite_rows_dropped_with_warning(model, fake_tables, monkeypatch, ca
 
 
 def test_mostly_nonfinite_is_an_error(model, fake_tables, monkeypatch):
-    monkeypatch.setattr(generation, "ddpm_sample", fake_sampler([1, 2, 3, 4, 5, 6]))
+    monkeypatch.setattr(generation, "sample", fake_sampler([1, 2, 3, 4, 5, 6]))
     with pytest.raises(RuntimeError, match="6 of 7"):
         generate(model, fake_tables)
 

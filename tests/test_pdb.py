@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from siteaug.io import InputError, read_label_fasta
-from siteaug.pdb import chain_from_id, read_ca_trace
+from siteaug.pdb import chain_from_id, read_ca_trace, read_chain_atoms
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "graphsite_dna"
 
@@ -155,3 +155,54 @@ def test_real_pdbs_match_fasta():
         seq, ca = read_ca_trace(path, chain_from_id(path.stem))
         assert seq == records[path.stem]
         assert ca.shape == (len(seq), 3) and np.isfinite(ca).all()
+
+
+def full_residue(resname, resseq, x, chain="A", cb=True, hydrogens=False, icode=" "):
+    lines = residue(resname, resseq, x, chain, icode=icode, hydrogens=hydrogens)
+    lines.append(atom("O", resname, resseq, (x + 1, 1.2, 0), chain, icode=icode))
+    if cb:
+        lines.append(atom("CB", resname, resseq, (x, -1, 1), chain, icode=icode))
+    return lines
+
+
+def test_chain_atoms_backbone_cb_and_heavy_atoms(tmp_path):
+    lines = full_residue("ALA", 1, 1.0, hydrogens=True) + full_residue("GLY", 2, 4.8, cb=False)
+    lines += [atom("O", "HOH", 101, (9, 9, 9), record="HETATM")]
+    chain = read_chain_atoms(write(tmp_path, lines))
+    assert chain.sequence == "AG" and chain.chain == "A" and chain.residue_labels == ("ALA 1", "GLY 2")
+    assert chain.backbone.shape == (2, 4, 3)
+    np.testing.assert_allclose(chain.backbone[0, :, 0], [0.0, 1.0, 2.0, 2.0])  # N, CA, C, O x-coordinates
+    np.testing.assert_allclose(chain.cb[0], [1, -1, 1])
+    assert np.isnan(chain.cb[1]).all()  # glycine: no CB in the file
+    assert chain.atom_names == ("N", "CA", "C", "O", "CB", "N", "CA", "C", "O")  # hydrogens and water dropped
+    np.testing.assert_array_equal(chain.atom_residue, [0, 0, 0, 0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(chain.ca, read_ca_trace(write(tmp_path, lines, "b.pdb"))[1])
+
+
+def test_chain_atoms_altloc_insertion_code_and_chain(tmp_path):
+    lines = full_residue("ALA", 1, 1.0) + full_residue("SER", 1, 4.0, icode="A")
+    lines.insert(2, atom("CA", "ALA", 1, (50, 0, 0), altloc="B"))  # a second CA, other altloc: dropped
+    lines[1] = lines[1][:16] + "A" + lines[1][17:]
+    lines += ["TER"] + full_residue("LYS", 1, 9.0, chain="B")
+    path = write(tmp_path, lines)
+    chain = read_chain_atoms(path, "A")
+    assert chain.sequence == "AS" and chain.residue_labels == ("ALA 1", "SER 1A")
+    assert chain.ca[0, 0] == 1.0
+    assert read_chain_atoms(path, "B").sequence == "K"
+    with pytest.raises(InputError, match=r"x\.pdb: chain 'Z' not found"):
+        read_chain_atoms(path, "Z")
+
+
+def test_chain_atoms_missing_backbone_atom_names_residue(tmp_path):
+    lines = full_residue("ALA", 1, 1.0) + [l for l in full_residue("GLY", 2, 4.8) if l[12:16].strip() != "O"]
+    with pytest.raises(InputError, match=r"x\.pdb: residue GLY 2 of chain A lacks backbone atom\(s\) O$"):
+        read_chain_atoms(write(tmp_path, lines))
+    # read_ca_trace only needs CA, so the same file passes there.
+    assert read_ca_trace(tmp_path / "x.pdb")[0] == "AG"
+
+
+def test_chain_atoms_truncated_file(tmp_path):
+    lines = full_residue("ALA", 1, 1.0) + full_residue("GLY", 2, 4.8)
+    lines[6] = lines[6][:41]
+    with pytest.raises(InputError, match=r"x\.pdb: line 7: truncated"):
+        read_chain_atoms(write(tmp_path, lines))

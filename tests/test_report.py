@@ -6,90 +6,124 @@ import pandas as pd
 import pytest
 
 from siteaug.io import InputError
-from siteaug.metrics import METRIC_KEYS
-from siteaug.report import build_report, read_benchmarks
+from siteaug.report import build_report, read_benchmarks, verdict_sentence
 
 
-def _arm(separation: float, seed: int, n: int = 400) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    label = (np.arange(n) % 5 == 0).astype(int)  # same labels in every arm, as on one shared test split
-    score = 1 / (1 + np.exp(-(separation * (2 * label - 1) + rng.normal(0, 1, n))))
-    return pd.DataFrame({
-        "protein_id": [f"P{i // 100}" for i in range(n)],
-        "position": np.arange(n) % 100,
-        "label": label,
-        "score": score,
-        "threshold": 0.5,
-        "split": "test",
-    })
+def _arm(separation: float, seed: int, seeds=(0, 1), n: int = 600) -> pd.DataFrame:
+    frames = []
+    for s in seeds:
+        rng = np.random.default_rng(seed * 100 + s)
+        label = (np.arange(n) % 5 == 0).astype(int)  # same labels in every arm, as on one shared test split
+        score = 1 / (1 + np.exp(-(separation * (2 * label - 1) + rng.normal(0, 1, n))))
+        frames.append(pd.DataFrame({
+            "protein_id": [f"P{i // 30:02d}" for i in range(n)], "position": np.arange(n) % 30, "label": label,
+            "seed": s, "score": score, "threshold": 0.5, "split": "test",
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
-@pytest.fixture
-def report(tmp_path):
-    predictions = {"baseline": _arm(0.3, 1), "diffusion <aug>": _arm(2.0, 2)}
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    (out / "quality.json").write_text(json.dumps({"precision": 0.8, "nested": {"recall": 0.5}}))
+    predictions = {"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion <aug>": _arm(2.0, 3),
+                   "diffusion_ratio0.5": _arm(1.0, 4)}
     metrics = build_report(
-        predictions,
-        tmp_path,
-        quality_scores=np.random.default_rng(0).random(200),
-        quality_threshold=0.6,
+        predictions, out, n_resamples=1000, seed=0, sweep={"diffusion_ratio0.5": 0.5, "diffusion <aug>": 0.9},
+        quality_scores=np.random.default_rng(0).random(200), quality_threshold=0.6,
         stage_counts={"labels": 1200, "candidates": 200, "kept": 150},
         timings={"train_baseline": 12.34, "generate": 56.7},
+        extra_sections={"Generation quality": {"tables": [str(out / "quality.json")], "images": [str(out / "roc.png")]}},
         title="toy & report",
     )
-    return tmp_path, metrics
+    return out, metrics
 
 
 def test_build_report_writes_all_files(report):
     out, metrics = report
-    for name in ("metrics.tsv", "metrics.json", "report.html", "roc.png", "pr.png", "quality_scores.png"):
+    for name in ("metrics.tsv", "differences.tsv", "metrics.json", "report.html", "roc.png", "pr.png", "thresholds.png",
+                 "auprc_intervals.png", "ratio_sweep.png", "quality_scores.png"):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files behind
-
     tsv = pd.read_csv(out / "metrics.tsv", sep="\t")
-    assert list(tsv.columns) == ["arm", *METRIC_KEYS]
-    assert tsv["arm"].tolist() == ["baseline", "diffusion <aug>"]
-    assert tsv["n_residues"].tolist() == [400, 400] and tsv["threshold"].tolist() == [0.5, 0.5]
-    rows = json.loads((out / "metrics.json").read_text())
-    assert [r["arm"] for r in rows] == tsv["arm"].tolist()
-    assert rows[0]["auroc"] == pytest.approx(tsv["auroc"][0], abs=1e-4)
-    assert list(metrics.columns) == list(tsv.columns)
+    assert tsv["arm"].tolist() == ["none", "smote", "diffusion <aug>", "diffusion_ratio0.5"] * 2
+    assert tsv["aggregation"].tolist() == ["pooled"] * 4 + ["per_protein"] * 4
+    assert (tsv["n_residues"] == 600).all() and (tsv["n_proteins"] == 20).all() and (tsv["seeds"] == 2).all()
+    for m in ("auprc", "auroc", "mcc", "f1"):
+        assert (tsv[f"{m}_low"] <= tsv[m] + 1e-9).all() and (tsv[m] <= tsv[f"{m}_high"] + 1e-9).all()
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["protocol"]["bootstrap_resamples"] == 1000
+    assert len(data["metrics"][0]["auprc_per_seed"]) == 2
+    assert data["metrics"][0]["auprc"] == pytest.approx(np.mean(data["metrics"][0]["auprc_per_seed"]))
 
 
-def test_better_separated_arm_has_higher_auroc(report):
-    metrics = report[1].set_index("arm")
-    assert metrics.loc["diffusion <aug>", "auroc"] > metrics.loc["baseline", "auroc"]
+def test_differences_and_verdicts(report):
+    out, _ = report
+    diffs = pd.read_csv(out / "differences.tsv", sep="\t")
+    pooled = diffs[(diffs["metric"] == "auprc") & (diffs["aggregation"] == "pooled")].set_index(["arm", "reference"])
+    # The well-separated arm beats both references; none and smote are not compared with themselves.
+    assert pooled.loc[("diffusion <aug>", "none"), "verdict"] == "better"
+    assert pooled.loc[("diffusion <aug>", "smote"), "verdict"] == "better"
+    assert ("none", "none") not in pooled.index and ("smote", "smote") not in pooled.index
+    verdicts = {v["arm"]: v["verdict"] for v in json.loads((out / "metrics.json").read_text())["verdicts"]}
+    assert verdicts["diffusion <aug>"] == "better than none and SMOTE on AUPRC"
+    assert set(verdicts) == {"none", "smote", "diffusion <aug>", "diffusion_ratio0.5"}
 
 
-def test_html_is_self_contained_and_escaped(report):
-    text = (report[0] / "report.html").read_text()
+def test_verdict_sentence():
+    assert verdict_sentence({"none": "worse", "smote": "worse"}) == "worse than none and SMOTE on AUPRC"
+    assert verdict_sentence({"none": "no detectable difference", "smote": "no detectable difference"}) == \
+        "no detectable difference from none or SMOTE on AUPRC"
+    assert verdict_sentence({"none": "better", "smote": "no detectable difference"}) == \
+        "better than none; no detectable difference from SMOTE on AUPRC"
+
+
+def test_html_is_self_contained_verdict_first_and_escaped(report):
+    out, _ = report
+    text = (out / "report.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
     assert "<script" not in text.lower() and "<link" not in text.lower()
-    assert text.count('src="data:image/png;base64,') == 3
+    # intervals, roc, pr, thresholds, sweep, quality, and the extra section's image
+    assert text.count('src="data:image/png;base64,') == 7
     assert "toy &amp; report" in text and "diffusion &lt;aug&gt;" in text
-    # The better arm's AUROC is bolded; the stage table keeps the given order.
-    assert f"<b>{report[1]['auroc'].max():.4f}</b>" in text
-    assert f"<td>{report[1]['auroc'].min():.4f}</td>" in text
+    assert text.index("Verdict") < text.index("Metrics") < text.index("ROC curves")
+    assert "better than none and SMOTE on AUPRC" in text
+    assert "Generation quality" in text and "nested.recall" in text
     cells = [text.index(f"<td>{stage}</td>") for stage in ("labels", "candidates", "kept")]
     assert cells == sorted(cells)
     assert "train_baseline" in text and "56.7" in text
 
 
-def test_report_without_optional_sections(tmp_path):
-    build_report({"only": _arm(1.0, 3)}, tmp_path)
+def test_external_test_set_is_reported_separately(tmp_path):
+    predictions = {"none": _arm(0.5, 1, seeds=(0,)), "smote": _arm(1.0, 2, seeds=(0,))}
+    ids = sorted(predictions["none"]["protein_id"].unique())
+    proteins = pd.DataFrame({"protein_id": ids, "source": ["labels"] * 10 + ["external_test"] * 10})
+    metrics = build_report(predictions, tmp_path, proteins=proteins, n_resamples=1000)
+    assert metrics["test_set"].unique().tolist() == ["test", "external test"]
+    assert (metrics["n_proteins"] == 10).all()
     text = (tmp_path / "report.html").read_text()
-    assert text.count("data:image/png;base64,") == 2 and not (tmp_path / "quality_scores.png").exists()
+    assert "Verdict (external test set" in text
+
+
+def test_report_without_optional_sections(tmp_path):
+    build_report({"only": _arm(1.0, 3)}, tmp_path, n_resamples=1000)
+    text = (tmp_path / "report.html").read_text()
+    assert text.count("data:image/png;base64,") == 4 and not (tmp_path / "quality_scores.png").exists()
+    assert "neither none nor smote" in text
 
 
 def test_build_report_rejects_bad_predictions(tmp_path):
     df = _arm(1.0, 4)
-    with pytest.raises(InputError, match="one frozen threshold"):
+    with pytest.raises(InputError, match="one frozen threshold per seed"):
         build_report({"a": df.assign(threshold=np.linspace(0, 1, len(df)))}, tmp_path)
     with pytest.raises(InputError, match="test split"):
         build_report({"a": df.assign(split="val")}, tmp_path)
     with pytest.raises(InputError, match="missing column"):
         build_report({"a": df.drop(columns="score")}, tmp_path)
-    with pytest.raises(InputError, match="no positives"):
-        build_report({"a": df.assign(label=0)}, tmp_path)
+    with pytest.raises(InputError, match="other residues"):
+        build_report({"a": df[~((df["seed"] == 1) & (df["position"] == 0))]}, tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        build_report({"a": df}, tmp_path, extra_sections={"x": {"images": [str(tmp_path / "absent.png")]}})
 
 
 def test_read_benchmarks(tmp_path):

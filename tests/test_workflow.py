@@ -73,14 +73,28 @@ def test_every_output_exists_with_its_schema(finished_run):
     assert set(balanced["protein_id"]) <= set(train["protein_id"])  # nothing synthetic or real from validation/test
 
     test_ids = set(proteins.loc[proteins["split"] == "test", "protein_id"])
-    for arm in ("none", "smote", "diffusion"):
+    config = yaml.safe_load(TINY.read_text())["classifier"]
+    arms = config["arms"] + [f"diffusion_ratio{r:g}" for r in config["ratio_sweep"]]
+    for arm in arms:
         predictions = pq.read_table(results / f"classifier/{arm}/predictions.parquet").to_pandas()
         assert set(predictions["protein_id"]) == test_ids
         assert predictions["score"].between(0, 1).all()
-        assert predictions["threshold"].nunique() == 1
+        assert sorted(predictions["seed"].unique()) == [3, 4]  # seed 3 of tiny.yaml, two seeds
+        assert (predictions.groupby("seed")["threshold"].nunique() == 1).all()
+        assert len(list((results / f"classifier/{arm}/models").glob("seed_*"))) == 2
+    for variant in ("diffusion_unfiltered", "smote_filtered", "diffusion_ratio0.4"):
+        table = pq.read_table(results / f"balanced/{variant}/train.parquet").to_pandas()
+        assert set(table["split"]) == {"train"} and set(table["protein_id"]) - {"smote"} <= set(train["protein_id"])
+    smote_filtered = pq.read_table(results / "balanced/smote_filtered/train.parquet").to_pandas()
+    assert (smote_filtered.loc[smote_filtered["origin"] == "synthetic", "quality_score"] >= 0.3).all()
 
     metrics = pd.read_csv(results / "report/metrics.tsv", sep="\t")
-    assert list(metrics["arm"]) == ["none", "smote", "diffusion"]
+    assert list(metrics["arm"]) == arms * 2
+    assert list(metrics["aggregation"]) == ["pooled"] * len(arms) + ["per_protein"] * len(arms)
+    differences = pd.read_csv(results / "report/differences.tsv", sep="\t")
+    assert set(differences["reference"]) == {"none", "smote"} and differences["low"].le(differences["high"]).all()
+    for figure in ("roc", "pr", "thresholds", "auprc_intervals", "ratio_sweep", "quality_scores"):
+        assert (results / f"report/{figure}.png").stat().st_size > 0
     for column in ("f1", "auroc", "auprc", "precision", "recall"):
         assert metrics[column].between(0, 1).all()
     assert metrics["mcc"].between(-1, 1).all()
@@ -94,6 +108,14 @@ def test_every_output_exists_with_its_schema(finished_run):
 def test_a_second_run_has_nothing_to_do(finished_run):
     result = snakemake(finished_run, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_snakemake_report_collects_the_report_outputs(finished_run):
+    result = snakemake(finished_run, "--report", "smk_report.html")
+    assert "Report created" in result.stdout + result.stderr
+    page = (finished_run / "smk_report.html").read_text()
+    # The captions of report/*.rst and the report() outputs' categories end up in the page.
+    assert "Paired differences" in page and "Figures" in page
 
 
 def test_forcerun_train_classifier_reruns_only_downstream(finished_run):
@@ -194,7 +216,9 @@ def test_workflow_on_real_dna573_proteins(tmp_path_factory):
     )
     snakemake(workdir, configfile=config)
     metrics = pd.read_csv(workdir / "results/report/metrics.tsv", sep="\t")
-    assert metrics["auroc"].between(0, 1).all() and len(metrics) == 3
+    pooled = metrics[metrics["aggregation"] == "pooled"]
+    classifier = yaml.safe_load(TINY.read_text())["classifier"]
+    assert pooled["auroc"].between(0, 1).all() and len(pooled) == len(classifier["arms"]) + len(classifier["ratio_sweep"])
     residues = pq.read_table(workdir / "results/features/residues.parquet").to_pandas()
     assert residues["protein_id"].nunique() == len(chosen)
     no_structure = residues[residues["protein_id"] == "4cgz_A"]

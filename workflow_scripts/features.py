@@ -6,8 +6,10 @@ from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     proteins = read_parquet(snakemake.input[0])
+    p = snakemake.params
     residues, edges = build_feature_tables(
-        proteins, snakemake.params.radii, snakemake.params.graph_radius, threads=snakemake.threads, progress=True
+        proteins, p.radii, p.graph_radius, threads=snakemake.threads, progress=True, groups=p.groups,
+        precomputed=dict(p.precomputed), distance_maps=p.distance_maps, invalid_protein=p.invalid_protein,
     )
     residues, stats = standardise(residues, feature_columns(residues))
     log.info("%d residues, %d features, %d directed edges", len(residues), len(stats), len(edges))

@@ -1,18 +1,15 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.device import pin_single_gpu, resolve_device
+import numpy as np
 
-pin_single_gpu()
+from siteaug.balance import synthetic_quota
+from siteaug.classifier import MLPClassifier
+from siteaug.device import gpu_slot, resolve_device
+from siteaug.io import read_parquet, write_parquet
+from siteaug.quality import RealismModel, quality_scores, select_candidates
+from siteaug.workflow import rule_logging
 
-import numpy as np  # noqa: E402
-
-from siteaug.balance import synthetic_quota  # noqa: E402
-from siteaug.classifier import MLPClassifier  # noqa: E402
-from siteaug.io import read_parquet, write_parquet  # noqa: E402
-from siteaug.quality import RealismModel, quality_scores, select_candidates  # noqa: E402
-from siteaug.workflow import rule_logging  # noqa: E402
-
-with rule_logging(snakemake) as log:
+with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
     p = snakemake.params
     residues = read_parquet(snakemake.input.residues)
     candidates = read_parquet(snakemake.input.candidates)

@@ -1,16 +1,13 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.device import pin_single_gpu, resolve_device
+from siteaug.balance import assign_shards, synthetic_quota
+from siteaug.device import gpu_slot, resolve_device
+from siteaug.diffusion import load_model
+from siteaug.generation import generate_candidates
+from siteaug.io import read_parquet, write_parquet
+from siteaug.workflow import rule_logging
 
-pin_single_gpu()
-
-from siteaug.balance import assign_shards, synthetic_quota  # noqa: E402
-from siteaug.diffusion import load_model  # noqa: E402
-from siteaug.generation import generate_candidates  # noqa: E402
-from siteaug.io import read_parquet, write_parquet  # noqa: E402
-from siteaug.workflow import rule_logging  # noqa: E402
-
-with rule_logging(snakemake) as log:
+with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
     p = snakemake.params
     shard = int(snakemake.wildcards.shard)
     device = resolve_device(p.device)
@@ -23,5 +20,6 @@ with rule_logging(snakemake) as log:
     candidates = generate_candidates(
         model, residues, edges, extra["feature_columns"], mine * p.sample_multiplier,
         seed=p.seed * 1_000_003 + shard, device=device, chunk_size=p.chunk_size, precision=p.precision,
+        sampler=p.sampler, sampler_steps=p.sampler_steps, cuda_graph=p.cuda_graph, compile=p.compile,
     )
     write_parquet(candidates, snakemake.output[0])

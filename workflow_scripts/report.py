@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from siteaug.arms import sweep_ratio
 from siteaug.io import read_parquet
 from siteaug.report import build_report, read_benchmarks
 from siteaug.workflow import rule_logging
@@ -13,6 +14,7 @@ from siteaug.workflow import rule_logging
 with rule_logging(snakemake) as log:
     i, p = snakemake.input, snakemake.params
     predictions = {arm: read_parquet(path) for arm, path in zip(p.arms, i.predictions)}
+    training = {arm: json.loads(Path(path).read_text()) for arm, path in zip(p.arms, i.training)}
     proteins = read_parquet(i.proteins)
     scores = pd.concat([read_parquet(path) for path in i.scores], ignore_index=True)
     balance = json.loads(Path(i.balance).read_text())
@@ -30,10 +32,15 @@ with rule_logging(snakemake) as log:
         "balanced training rows": balance["rows"],
         "achieved positive ratio": round(balance["achieved_positive_ratio"], 4),
     }
+    # Our own benchmark is still being written; every other stage's is complete.
     benchmarks = sorted(b for b in Path(p.benchmarks).glob("*.tsv") if b.stem != "report")
+    sweep = {arm: sweep_ratio(arm) for arm in p.arms if sweep_ratio(arm) is not None}
+    if sweep and "diffusion" in predictions:
+        sweep["diffusion"] = p.ratio
     metrics = build_report(
-        predictions, Path(snakemake.output.html).parent, quality_scores=scores["quality_score"].to_numpy(np.float32),
-        stage_counts=stage_counts, timings=read_benchmarks(benchmarks) if benchmarks else None,
-        quality_threshold=p.threshold,
+        predictions, Path(snakemake.output.html).parent, proteins=proteins, n_resamples=p.report["bootstrap_resamples"],
+        confidence=p.report["confidence"], seed=p.seed, sweep=sweep, quality_scores=scores["quality_score"].to_numpy(np.float32),
+        quality_threshold=p.threshold, stage_counts=stage_counts, training=training,
+        timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=p.extra_sections,
     )
     log.info("metrics:\n%s", metrics.to_string(index=False))

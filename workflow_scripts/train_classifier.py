@@ -1,21 +1,27 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.arms import arm_training_rows, train_and_predict
-from siteaug.classifier import mlp_config
-from siteaug.features import feature_columns
-from siteaug.io import read_parquet, write_parquet
+import sys
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from siteaug.arms import train_arm
+from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.workflow import rule_logging
 
-with rule_logging(snakemake) as log:
-    p, arm = snakemake.params, snakemake.wildcards.arm
-    residues = read_parquet(snakemake.input.residues)
-    balanced = read_parquet(snakemake.input.balanced) if "balanced" in snakemake.input.keys() else None
-    cols = feature_columns(residues)
-    X, y = arm_training_rows(arm, residues[residues["split"] == "train"], balanced, p.ratio, p.seed, cols)
-    log.info("arm %s: %d training rows, positive ratio %.3f", arm, len(y), y.mean())
-    model, predictions = train_and_predict(
-        X, y, residues, cols, mlp_config(p.classifier, len(cols), p.seed), p.classifier["threshold_metric"], p.classifier["device"]
+with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
+    p, i, arm = snakemake.params, snakemake.input, snakemake.wildcards.arm
+    residues = read_parquet(i.residues)
+    balanced = read_parquet(i.balanced) if "balanced" in i.keys() else None
+    edges = read_parquet(i.edges) if "edges" in i.keys() else None
+    seeds = [p.seed + k for k in range(p.classifier["seeds"])]
+    predictions, models, summary = train_arm(
+        arm, residues, p.classifier, p.ratio, seeds, balanced=balanced, edges=edges, device=p.classifier["device"],
+        progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"train_classifier {arm}"),
     )
-    log.info("threshold %.4f frozen from the validation split", predictions["threshold"].iloc[0])
-    model.save(snakemake.output.model)
+    for seed, model, info in zip(seeds, models, summary):
+        log.info("arm %s seed %d: %s", arm, seed, info)
+        model.save(Path(snakemake.output.models) / f"seed_{seed}{'.pkl' if arm == 'gbdt' else '.pt'}")
+    write_json({"arm": arm, "ratio": p.ratio, "seeds": summary}, snakemake.output.summary)
     write_parquet(predictions, snakemake.output.predictions)

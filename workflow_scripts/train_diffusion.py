@@ -1,16 +1,13 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.device import pin_single_gpu, resolve_device
+from siteaug.device import gpu_slot, resolve_device
+from siteaug.diffusion import DiffusionConfig, save_model
+from siteaug.features import feature_columns
+from siteaug.io import read_parquet, write_json
+from siteaug.training import best_step, train_diffusion
+from siteaug.workflow import rule_logging
 
-pin_single_gpu()
-
-from siteaug.diffusion import DiffusionConfig, save_model  # noqa: E402
-from siteaug.features import feature_columns  # noqa: E402
-from siteaug.io import read_parquet, write_json  # noqa: E402
-from siteaug.training import train_diffusion  # noqa: E402
-from siteaug.workflow import rule_logging  # noqa: E402
-
-with rule_logging(snakemake) as log:
+with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
     d = snakemake.params.diffusion
     residues = read_parquet(snakemake.input.residues)
     edges = read_parquet(snakemake.input.edges)
@@ -18,10 +15,13 @@ with rule_logging(snakemake) as log:
     log.info("training on %s", device)
     config = DiffusionConfig(
         feature_dim=len(feature_columns(residues)),
-        **{k: d[k] for k in ("hidden", "blocks", "context", "gnn_hidden", "gnn_layers", "gnn_heads", "timesteps", "schedule", "clip_denoised")},
+        **{k: d[k] for k in ("hidden", "blocks", "context", "gnn_hidden", "gnn_layers", "gnn_heads", "timesteps", "schedule", "clip_denoised", "mlp_ratio")},
     )
     model, history = train_diffusion(
-        residues, edges, config, d["steps"], d["batch_proteins"], d["lr"], snakemake.params.seed, device
+        residues, edges, config, d["steps"], d["batch_proteins"], d["lr"], snakemake.params.seed, device,
+        eval_every=d["eval_every"], ema_decay=d["ema_decay"], patience=d["patience"],
     )
-    save_model(model, snakemake.output.model, {"feature_columns": feature_columns(residues)})
+    # The saved weights are the EMA weights of the best validation loss; the sampler loads them as they are.
+    extra = {"feature_columns": feature_columns(residues), "best_step": best_step(history), "last_step": history[-1]["step"]}
+    save_model(model, snakemake.output.model, extra)
     write_json(history, snakemake.output.history)

@@ -1,0 +1,127 @@
+"""Reference arms without augmentation: gradient-boosted trees on the residue rows and a GNN on the residue graphs.
+
+They show where the augmented MLP stands against what a user would otherwise pick. Both see real training rows only.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from torch import nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn.models import GraphSAGE
+
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class GBDTClassifier:
+    """HistGradientBoostingClassifier, its grid tuned once by protein-grouped cross-validation on AUPRC."""
+
+    def __init__(self, settings: dict, seed: int, params: dict | None = None):
+        self.settings = settings
+        self.seed = seed
+        self.params = params or {}
+        self.model: HistGradientBoostingClassifier | None = None
+
+    def _estimator(self, **params) -> HistGradientBoostingClassifier:
+        # Early stopping would hold out random residues, not proteins; a fixed number of iterations is used instead.
+        return HistGradientBoostingClassifier(
+            max_iter=self.settings["max_iter"], max_features=self.settings["max_features"], early_stopping=False,
+            random_state=self.seed, **params,
+        )
+
+    def tune(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
+        """Pick learning rate and leaf count by GroupKFold over proteins (no protein in two folds)."""
+        grid = {"learning_rate": list(self.settings["learning_rates"]), "max_leaf_nodes": list(self.settings["max_leaf_nodes"])}
+        folds = min(self.settings["cv_folds"], len(np.unique(groups)))
+        search = GridSearchCV(self._estimator(), grid, scoring="average_precision", cv=GroupKFold(n_splits=folds), refit=False)
+        search.fit(X, y, groups=groups)
+        self.params = dict(search.best_params_)
+        log.info("gbdt: grouped %d-fold CV AUPRC %.4f with %s", folds, search.best_score_, self.params)
+        return self.params
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "GBDTClassifier":
+        self.model = self._estimator(**self.params).fit(X, y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(X)[:, 1]
+
+    def save(self, path) -> None:
+        # scikit-learn's own persistence is pickle; load only files this workflow wrote.
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            pickle.dump({"params": self.params, "settings": self.settings, "seed": self.seed, "model": self.model}, fh)
+
+
+@dataclass
+class GNNConfig:
+    input_dim: int
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_proteins: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+
+
+def gnn_config(settings: dict, input_dim: int, seed: int) -> GNNConfig:
+    return GNNConfig(input_dim=input_dim, seed=seed, **{k: settings[k] for k in ("hidden", "layers", "dropout", "epochs", "batch_proteins", "lr")})
+
+
+class GNNClassifier:
+    """GraphSAGE node classifier: one logit per residue from its features and its neighbours' in the residue graph."""
+
+    def __init__(self, config: GNNConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        torch.manual_seed(config.seed)
+        self.network = GraphSAGE(config.input_dim, config.hidden, config.layers, out_channels=1, dropout=config.dropout).to(self.device)
+
+    def fit(self, graphs: list[Data], progress=None) -> "GNNClassifier":
+        cfg = self.config
+        if not any(int(g.y.sum()) > 0 for g in graphs):
+            raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
+        optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        loss_fn = nn.BCEWithLogitsLoss()
+        rng = np.random.default_rng(cfg.seed)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+            self.network.train()
+            epochs = range(cfg.epochs) if progress is None else progress(range(cfg.epochs))
+            for _ in epochs:
+                order = rng.permutation(len(graphs))
+                for start in range(0, len(order), cfg.batch_proteins):
+                    batch = Batch.from_data_list([graphs[i] for i in order[start : start + cfg.batch_proteins]]).to(self.device)
+                    loss = loss_fn(self.network(batch.x, batch.edge_index).squeeze(1), batch.y.float())
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+        self.network.eval()
+        return self
+
+    @torch.inference_mode()
+    def predict_graphs(self, graphs: list[Data]) -> np.ndarray:
+        """Probabilities of every residue of ``graphs``, concatenated in graph order."""
+        out = []
+        for start in range(0, len(graphs), self.config.batch_proteins):
+            batch = Batch.from_data_list(graphs[start : start + self.config.batch_proteins]).to(self.device)
+            out.append(torch.sigmoid(self.network(batch.x, batch.edge_index)).squeeze(1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    def save(self, path) -> None:
+        with atomic_path(path) as tmp:
+            torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict()}, tmp)
+
+
+def sorted_split(residues: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Residues of one split ordered by (protein_id, position): the order ``protein_graphs`` concatenates in."""
+    return residues[residues["split"] == split].sort_values(["protein_id", "position"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,186 @@
+"""The tiny demo through snakemake-executor-plugin-slurm on a real one-node SLURM cluster (tests/slurm/local_cluster.py).
+
+Checks that every job went through the scheduler (job ids in .snakemake/slurm_logs and in squeue), that GPU rules got a
+GPU from SLURM and used the card SLURM gave them, that GPU jobs are not serialised by `gpu` being a global resource,
+and that the outputs are byte-identical to a local run. Needs root and Debian's slurmctld, slurmd, slurm-client and
+munge; `.ci/run` installs them and sets SITEAUG_REQUIRE_SLURM=1, which turns the skip into a failure.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+from local_cluster import LocalCluster, missing_requirements  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(TINY)]
+# A hard limit: a scheduler that never answers must fail the test, not hang CI.
+RUN_TIMEOUT_S = 1800
+REQUIRED = os.environ.get("SITEAUG_REQUIRE_SLURM") == "1"
+MISSING = missing_requirements()
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+
+def cluster_test(test):
+    marks = [pytest.mark.slurm, pytest.mark.workflow,
+             pytest.mark.skipif(bool(MISSING) and not REQUIRED, reason=f"no local SLURM cluster: {MISSING}")]
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
+def new_workdir(tmp_path_factory, name: str) -> Path:
+    workdir = tmp_path_factory.mktemp(name)
+    shutil.copytree(REPO / "config", workdir / "config")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if MISSING:
+        pytest.fail(f"SITEAUG_REQUIRE_SLURM=1 but no local SLURM cluster: {MISSING}", pytrace=False)
+    cluster = LocalCluster(tmp_path_factory.mktemp("slurm-cluster"))
+    cluster.start()
+    pids = [int(cluster.pid_file(daemon).read_text()) for daemon in DAEMONS]
+    yield cluster
+    cluster.stop()
+    survivors = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert not survivors, f"daemons survived stop(): {survivors}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except FileNotFoundError:
+        return "Z"
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    """The tiny demo locally and through SLURM, side by side (the SLURM run spends most of its time queueing).
+
+    The SLURM run passes `--resources gpu=1`, as a local run would: the profile scopes `gpu` locally, so this must
+    not serialise the GPU jobs across the cluster.
+    """
+    local_dir = new_workdir(tmp_path_factory, "local")
+    slurm_dir = new_workdir(tmp_path_factory, "slurm")
+    local = subprocess.Popen([*SNAKEMAKE, "--directory", str(local_dir), "--cores", "2", "--resources", "gpu=1"],
+                             cwd=local_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        slurm = subprocess.run(
+            [*SNAKEMAKE, "--directory", str(slurm_dir), "--profile", str(REPO / "profiles" / "ci-slurm"),
+             "--resources", "gpu=1"],
+            cwd=slurm_dir, env=without_gpu_assignment(cluster.env), capture_output=True, text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        local_output, _ = local.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if local.poll() is None:
+            local.kill()
+            local.wait()
+    assert local.returncode == 0, f"local run failed:\n{local_output[-4000:]}"
+    log = slurm.stdout + slurm.stderr
+    assert slurm.returncode == 0, f"SLURM run failed:\n{log[-6000:]}\n{cluster.log_tail('slurmctld')}"
+    return {"local": local_dir, "slurm": slurm_dir, "slurm_log": log}
+
+
+def without_gpu_assignment(env: dict) -> dict:
+    # sbatch --export=ALL would carry a CUDA_VISIBLE_DEVICES of the submitting shell into every job.
+    return {key: value for key, value in env.items() if key != "CUDA_VISIBLE_DEVICES"}
+
+
+def submitted_jobs(log: str) -> dict[str, tuple[str, Path]]:
+    """SLURM job id -> (rule, SLURM log file), from the executor's 'has been submitted' lines."""
+    jobs = {}
+    for jobid, logfile in re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", log):
+        rule_folder = next(part for part in Path(logfile).parts if part.startswith("rule_"))
+        jobs[jobid] = (rule_folder.removeprefix("rule_"), Path(logfile))
+    return jobs
+
+
+def scontrol_job(cluster, jobid: str) -> str:
+    return subprocess.run(["scontrol", "--details", "show", "job", jobid], env=cluster.env, capture_output=True,
+                          text=True, timeout=30, check=True).stdout
+
+
+@cluster_test
+def test_every_job_went_through_the_scheduler(cluster, runs):
+    log = runs["slurm_log"]
+    jobs = submitted_jobs(log)
+    planned = int(re.search(r"^total\s+(\d+)$", log, re.MULTILINE).group(1))
+    # Every planned job but the target rule `all` (no output; run on the submit host) became one SLURM job.
+    assert "localrule all:" in log
+    assert len(jobs) == planned - 1 and len(jobs) >= 10
+    logs_dir = runs["slurm"] / ".snakemake" / "slurm_logs"
+    assert {path.stem for path in logs_dir.rglob("*.log")} == set(jobs)
+    for rule, logfile in jobs.values():
+        assert logfile.is_relative_to(logs_dir)
+        assert re.search(rf"^rule {rule}:$", logfile.read_text(), re.MULTILINE), f"{logfile} did not run rule {rule}"
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    queue = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T|%j"], env=cluster.env,
+                           capture_output=True, text=True, timeout=30, check=True).stdout
+    states = {jobid: (state, name) for jobid, state, name in (line.split("|") for line in queue.split())}
+    assert {jobid: states.get(jobid) for jobid in jobs} == {jobid: ("COMPLETED", run_id) for jobid in jobs}
+
+
+@cluster_test
+def test_gpu_rules_get_a_slurm_gpu_and_use_that_card(cluster, runs):
+    jobs = submitted_jobs(runs["slurm_log"])
+    declared = {jobid for jobid, (_, logfile) in jobs.items()
+                if re.search(r"^\s+resources: .*\bgpu=1\b", logfile.read_text(), re.MULTILINE)}
+    details = {jobid: scontrol_job(cluster, jobid) for jobid in jobs}
+    # `gpu: 1` in a rule became --gpus=1, and only GPU rules were given a card.
+    allocated = {jobid for jobid, text in details.items() if "JOB_GRES=gpu:1" in text}
+    assert declared and allocated == declared
+    assert all("TresPerJob=gres:gpu:1" in details[jobid] for jobid in declared)
+    # Inside each GPU job, siteaug.device took the card that SLURM put in CUDA_VISIBLE_DEVICES, and logged it. The run
+    # was started without that variable, so SLURM's GPU allocation is the only thing that can have set it. (A finished
+    # job no longer shows its card's index in scontrol, so the card is checked against the node's cards.)
+    used = {}
+    for path in (runs["slurm"] / "results" / "logs").rglob("*.log"):
+        for card, jobid in re.findall(r"using GPU (\S+) assigned by SLURM job (\d+)", path.read_text()):
+            used[jobid] = card
+    assert set(used) == declared
+    assert set(used.values()) <= {str(index) for index in range(cluster.gpus)}
+
+
+@cluster_test
+def test_gpu_shards_are_queued_together_despite_resources_gpu_1(runs):
+    log = runs["slurm_log"]
+    generate = [jobid for jobid, (rule, _) in submitted_jobs(log).items() if rule == "generate"]
+    assert len(generate) >= 2
+    last_submission = max(log.index(f"SLURM jobid {jobid} ") for jobid in generate)
+    first_finish = min(m.start() for m in re.finditer(r"Finished jobid: \d+ \(Rule: generate\)", log))
+    # A global gpu=1 would hold shard 1 back until shard 0 finished.
+    assert last_submission < first_finish
+
+
+@cluster_test
+def test_outputs_match_a_local_run(runs):
+    local, slurm = runs["local"] / "results", runs["slurm"] / "results"
+    tables = sorted(path.relative_to(local) for path in local.rglob("*.parquet"))
+    assert tables == sorted(path.relative_to(slurm) for path in slurm.rglob("*.parquet"))
+    assert len(tables) >= 10
+    assert [str(path) for path in tables if (local / path).read_bytes() != (slurm / path).read_bytes()] == []
+    for name in ("metrics.tsv", "metrics.json"):
+        assert (local / "report" / name).read_text() == (slurm / "report" / name).read_text()
+
+
+def test_user_profile_is_accepted_and_plans_every_rule_with_its_resources(tmp_path):
+    """profiles/slurm parses with this Snakemake and plugin; a dry run needs no cluster."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--profile", str(REPO / "profiles" / "slurm"),
+                             "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Using profile" in output and "profiles/slurm" in output
+    train_diffusion = re.search(r"^rule train_diffusion:$(.*?)^$", output, re.MULTILINE | re.DOTALL).group(1)
+    assert re.search(r"resources: .*mem_mb=16000.*runtime=120.*gpu=1", train_diffusion)

@@ -1,0 +1,50 @@
+import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from siteaug.features import feature_columns
+from siteaug.io import InputError, atomic_path, read_parquet, write_json, write_text
+from siteaug.sample_quality import acceptance_rate, loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
+from siteaug.workflow import rule_logging
+
+
+def save_png(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        # No software-version metadata, so the same data gives the same bytes across matplotlib versions.
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+
+
+with rule_logging(snakemake) as log:
+    p, i = snakemake.params, snakemake.input
+    residues = read_parquet(i.residues)
+    cols = feature_columns(residues)
+    generated = pd.concat([read_parquet(path) for path in i.generated], ignore_index=True)
+    scores = pd.concat([read_parquet(path) for path in i.scores], ignore_index=True)
+    if generated.empty:
+        raise InputError(f"{i.generated[0]}: no generated candidates in any shard; there is nothing to measure")
+    positives = residues[residues["label"] == 1]
+    train_real = positives.loc[positives["split"] == "train", cols].to_numpy(np.float32)
+    held_back = positives.loc[positives["split"] == "validation", cols].to_numpy(np.float32)
+    synthetic = generated[cols].to_numpy(np.float32)
+    q = p.quality
+    metrics = sample_quality(train_real, held_back, synthetic, p.seed, q["knn_k"], q["max_rows"], q["c2st_folds"], threads=snakemake.threads)
+    quality = scores["quality_score"].to_numpy()
+    history = json.loads(Path(i.history).read_text())
+    metrics.update(
+        sampler=p.sampler,
+        sampler_steps=p.sampler_steps,
+        candidates=len(generated),
+        filter_threshold=p.threshold,
+        filter_acceptance_rate=acceptance_rate(quality, p.threshold),
+        near_copy_fraction=float(scores["near_copy"].mean()),
+    )
+    log.info("generation quality: %s", metrics)
+    write_json(metrics, snakemake.output.json)
+    write_text("metric\tvalue\n" + "".join(f"{k}\t{'null' if v is None else v}\n" for k, v in metrics.items()), snakemake.output.tsv)
+    save_png(pca_figure(train_real, synthetic, p.seed), snakemake.output.pca)
+    save_png(score_histogram_figure(quality, p.threshold), snakemake.output.scores)
+    save_png(loss_curve_figure(history), snakemake.output.loss)
