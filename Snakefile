@@ -27,8 +27,4 @@ rule all:
     input:
         "results/report/report.html",
         "results/report/metrics.tsv",
-        "results/quality/metrics.json",
         "results/quality/metrics.tsv",
-        "results/quality/pca.png",
-        "results/quality/quality_scores.png",
-        "results/quality/loss_curves.png",

@@ -65,9 +65,15 @@ def variant_inputs(wildcards):
 
 
 # Extra report sections: title -> {"tables": [json/tsv/csv paths], "images": [png paths], "text": "..."}. Their files
-# become inputs of the report rule, e.g. the generation-quality stage:
-#   {"Generation quality": {"tables": ["results/quality/metrics.json"], "images": ["results/quality/....png"]}}
-REPORT_SECTIONS = {}
+# become inputs of the report rule.
+REPORT_SECTIONS = {
+    "Generation quality": {
+        "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
+        "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
+        "tables": ["results/quality/metrics.json"],
+        "images": ["results/quality/pca.png", "results/quality/quality_scores.png", "results/quality/loss_curves.png"],
+    }
+}
 
 
 def report_section_files():

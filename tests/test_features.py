@@ -278,6 +278,11 @@ def test_bad_precomputed_file_errors_or_is_skipped(ppi_like, caplog):
                                                distance_maps=dm, invalid_protein="skip")
     assert sorted(residues.protein_id.unique()) == ["p0X", "p2X"] and "p1X" not in set(edges.protein_id)
     assert "skipping protein p1X" in caplog.text and "skipped 1 of 3 proteins" in caplog.text
+    # The group's width is read from the first protein that has a file, so a missing first file can be skipped too.
+    (tmp_path / "emb" / "p0X.npy").unlink()
+    residues, _ = build_feature_tables(proteins, groups=["sequence", "emb"], precomputed=folders, distance_maps=dm,
+                                       invalid_protein="skip")
+    assert sorted(residues.protein_id.unique()) == ["p2X"]
 
 
 def test_group_config_errors(ppi_like):

@@ -21,7 +21,8 @@ from local_cluster import LocalCluster, missing_requirements  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(TINY)]
+LEAN = REPO / "tests" / "data" / "tiny_lean.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(TINY), str(LEAN)]
 # A hard limit: a scheduler that never answers must fail the test, not hang CI.
 RUN_TIMEOUT_S = 1800
 REQUIRED = os.environ.get("SITEAUG_REQUIRE_SLURM") == "1"
