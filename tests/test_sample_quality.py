@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from siteaug.sample_quality import (
-    acceptance_rate, c2st_auc, correlation_distance, dcr_summary, distance_to_closest, knn_precision_recall,
+    acceptance_rate, c2st_auc, continuous_columns, correlation_distance, dcr_summary, distance_to_closest, knn_precision_recall,
     loss_curve_figure, mean_wasserstein, pca_figure, sample_quality, score_histogram_figure, subsample,
 )
 
@@ -34,6 +34,16 @@ def test_c2st_is_chance_for_one_distribution_and_one_for_a_shift():
     shifted = c2st_auc(gaussian(1000, seed=1), gaussian(1000, shift=3.0, seed=2), seed=0)
     assert abs(same - 0.5) < 0.07
     assert shifted > 0.98
+
+
+def test_continuous_c2st_ignores_one_hot_columns_the_generator_blurs():
+    rng = np.random.default_rng(0)
+    real = np.column_stack([rng.normal(size=(800, 3)), rng.integers(0, 2, size=(800, 1)).astype(float)])
+    synthetic = np.column_stack([rng.normal(size=(800, 3)), rng.uniform(0, 1, size=(800, 1))])
+    assert list(continuous_columns(real)) == [True, True, True, False]
+    metrics = sample_quality(real, real[:400], synthetic, seed=0, max_rows=800)
+    assert metrics["c2st_auc"] > 0.9  # the blurred indicator gives the synthetic rows away
+    assert metrics["c2st_auc_continuous"] < 0.65  # the rest of the row is indistinguishable
 
 
 def test_c2st_refuses_too_few_rows():
