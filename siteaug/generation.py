@@ -5,6 +5,7 @@ import contextlib
 import copy
 import logging
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -89,14 +90,17 @@ class ChunkedSampler:
     @torch.inference_mode()
     def run(self, context_modulation: torch.Tensor, row_protein: torch.Tensor, n_features: int, chunk_size: int, seed: int, progress: bool = False) -> np.ndarray:
         context_modulation = context_modulation.to(self.dtype)
-        out = np.empty((len(row_protein), n_features), dtype=np.float32)
+        # Feature-major on the host: the device transposes each chunk, and the rows-by-features view returned below is
+        # what pandas and Arrow store column by column, so building the candidate table copies nothing.
+        out = np.empty((n_features, len(row_protein)), dtype=np.float32)
         start, chunk_index = 0, 0
+        began = time.perf_counter()
         bar = tqdm(total=len(row_protein), file=sys.stderr, mininterval=10, disable=not progress, desc="generate", unit="row")
         with self._fork_rng(), matmul_precision(self.precision, self.device):
             while start < len(row_protein):
                 rows = row_protein[start : start + chunk_size]
                 try:
-                    out[start : start + len(rows)] = self._chunk(context_modulation[rows], n_features, chunk_size, chunk_seed(seed, chunk_index))
+                    out[:, start : start + len(rows)] = self._chunk(context_modulation[rows], n_features, chunk_size, chunk_seed(seed, chunk_index))
                 except torch.cuda.OutOfMemoryError:
                     if chunk_size == 1:
                         raise
@@ -108,21 +112,25 @@ class ChunkedSampler:
                 start += len(rows)
                 chunk_index += 1
                 bar.update(len(rows))
+                if chunk_index == 1:  # compile and graph capture happen here
+                    log.info("first chunk of %d rows: %.1f s", len(rows), time.perf_counter() - began)
         bar.close()
-        return out
+        log.info("sampled %d rows in %d chunks: %.1f s", len(row_protein), chunk_index, time.perf_counter() - began)
+        return out.T
 
     def _chunk(self, modulation: torch.Tensor, n_features: int, chunk_size: int, seed: int) -> np.ndarray:
+        """The chunk's samples, features by rows."""
         n = modulation.shape[0]
         self._seed(seed)
         if not self.use_graph:
-            return self._eager(modulation, n_features).float().cpu().numpy()
+            return self._eager(modulation, n_features).float().T.contiguous().cpu().numpy()
         if self.graph is None or self.graph_rows != chunk_size:
             self._capture(chunk_size, n_features)
             self._seed(seed)
         # A short last chunk is padded by repeating its rows; the padding's samples are discarded.
         self.static_modulation.copy_(modulation[torch.arange(chunk_size, device=modulation.device) % n])
         self.graph.replay()
-        return self.static_out[:n].float().cpu().numpy()
+        return self.static_out[:n].float().T.contiguous().cpu().numpy()
 
 
 @torch.inference_mode()
@@ -166,7 +174,8 @@ def generate_candidates(
         log.warning("dropped %d of %d generated rows holding NaN/inf", n_bad, len(samples))
     protein_of_row = np.repeat(np.array(protein_ids, dtype=object), counts.to_numpy())
     candidate_id = np.concatenate([np.arange(n) for n in counts.to_numpy()])
-    table = pd.DataFrame(samples[finite], columns=feature_cols)
+    kept = samples if not n_bad else samples.T[:, finite].T  # stays feature-major (see ChunkedSampler.run)
+    table = pd.DataFrame(kept, columns=feature_cols, copy=False)
     table.insert(0, "candidate_id", candidate_id[finite].astype(np.int64))
     table.insert(0, "protein_id", protein_of_row[finite].astype(str))
     return table[columns]

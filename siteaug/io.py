@@ -67,8 +67,11 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     # Strip pandas metadata so identical frames give byte-identical files regardless of pandas version.
     table = table.replace_schema_metadata(None)
+    # Dictionary encoding only where values repeat (ids, labels, splits): on float columns it is tried, fails and
+    # falls back, which more than doubled the write time of a generated shard. LZ4 reads about 3x faster than zstd.
+    dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="lz4", use_dictionary=dictionary)
 
 
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:

@@ -5,13 +5,14 @@ They show where the augmented MLP stands against what a user would otherwise pic
 from __future__ import annotations
 
 import logging
-import pickle
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import skops.io as skops_io
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from torch import nn
 from torch_geometric.data import Batch, Data
@@ -20,6 +21,10 @@ from torch_geometric.nn.models import GraphSAGE
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
+
+# The one type of a fitted HistGradientBoostingClassifier that skops does not trust by default. No code runs when it is
+# loaded, but scikit-learn indexes its node arrays without bounds checks, so GBDTClassifier.load checks them itself.
+GBDT_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 
 
 class GBDTClassifier:
@@ -56,9 +61,50 @@ class GBDTClassifier:
         return self.model.predict_proba(X)[:, 1]
 
     def save(self, path) -> None:
-        # scikit-learn's own persistence is pickle; load only files this workflow wrote.
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            pickle.dump({"params": self.params, "settings": self.settings, "seed": self.seed, "model": self.model}, fh)
+        """Write the fitted model in the skops format (a zip of JSON and .npy arrays, no pickle); read it with ``load``."""
+        with atomic_path(path) as tmp:
+            skops_io.dump({"params": self.params, "settings": self.settings, "seed": self.seed, "model": self.model}, tmp)
+
+    @classmethod
+    def load(cls, path) -> "GBDTClassifier":
+        """Read a file written by ``save``.
+
+        skops builds only the types it trusts by default plus ``GBDT_TRUSTED_TYPES``. A file holding any other type
+        raises ``skops.io.exceptions.UntrustedTypesFoundException`` before any object is built. The trees are then
+        bounds-checked, because scikit-learn's prediction reads their node indices unchecked.
+        """
+        payload = skops_io.load(path, trusted=list(GBDT_TRUSTED_TYPES))
+        if not isinstance(payload, dict) or not isinstance(payload.get("model"), HistGradientBoostingClassifier):
+            raise ValueError(f"{path}: not a saved GBDTClassifier")
+        _check_trees(payload["model"], path)
+        gbdt = cls(payload["settings"], payload["seed"], payload["params"])
+        gbdt.model = payload["model"]
+        return gbdt
+
+
+def _check_trees(model: HistGradientBoostingClassifier, path) -> None:
+    """Refuse trees whose node indices would make scikit-learn's prediction read outside its arrays or never end.
+
+    scikit-learn numbers a tree's nodes depth first, so both children of a split come after it. Requiring that, and
+    in-range feature indices, keeps every walk from the root inside the node array and makes it end at a leaf.
+    Categorical splits are refused: this workflow never fits categorical features.
+    """
+    n_features = int(model.n_features_in_)
+    for iteration in model._predictors:
+        if len(iteration) != model.n_trees_per_iteration_:
+            raise ValueError(f"{path}: {len(iteration)} trees in an iteration, expected {model.n_trees_per_iteration_}")
+        for predictor in iteration:
+            nodes = predictor.nodes
+            if not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE or nodes.ndim != 1 or not len(nodes):
+                raise ValueError(f"{path}: malformed tree node array")
+            index = np.arange(len(nodes))
+            split = nodes["is_leaf"] == 0
+            children_ok = all(((nodes[side][split] > index[split]) & (nodes[side][split] < len(nodes))).all()
+                              for side in ("left", "right"))
+            features = nodes["feature_idx"][split]
+            features_ok = ((features >= 0) & (features < n_features)).all()
+            if not (children_ok and features_ok) or nodes["is_categorical"].any():
+                raise ValueError(f"{path}: a tree node points outside its tree or its features")
 
 
 @dataclass

@@ -26,10 +26,10 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from helpers import REPO, config_with, copy_config, run_snakemake, tiny_yaml, write_config
 from siteaug.demo import make_demo
 from siteaug.diffusion import load_model
 from siteaug.features import build_feature_tables
@@ -37,8 +37,7 @@ from siteaug.io import InputError, read_label_fasta
 from siteaug.precomputed import load_distance_map, load_feature_group
 from siteaug.prepare import prepare_proteins, split_proteins
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text())
+TINY = tiny_yaml()
 SPLIT = dict(validation_fraction=TINY["split"]["validation"], test_fraction=TINY["split"]["test"], seed=TINY["seed"])
 FIRST = "demo0000_A"
 LAST = "demo0011_A"
@@ -339,16 +338,6 @@ def test_one_class_proteins_are_kept_with_a_warning(demo_template, tmp_path, cap
 # ---- configuration ----------------------------------------------------------------------------------------------
 
 
-def config_with(key: str, value) -> dict:
-    config = yaml.safe_load(yaml.safe_dump(TINY))
-    *sections, leaf = key.split(".")
-    node = config
-    for section in sections:
-        node = node.setdefault(section, {})
-    node[leaf] = value
-    return config
-
-
 CONFIG_CASES = [
     ("unknown-top-key", "sede", 1, "sede"),
     ("unknown-nested-key", "diffusion.hiden", 64, "hiden"),
@@ -372,12 +361,12 @@ CONFIG_CASES = [
 @pytest.mark.parametrize("name, key, value, named", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_config_schema_rejects(name, key, value, named):
     with pytest.raises(WorkflowError) as err:
-        validate(config_with(key, value), str(REPO / "config" / "schema.yaml"))
+        validate(config_with({key: value}), str(REPO / "config" / "schema.yaml"))
     assert named in str(err.value)
 
 
 def test_tiny_config_is_valid():
-    validate(yaml.safe_load(yaml.safe_dump(TINY)), str(REPO / "config" / "schema.yaml"))
+    validate(config_with(), str(REPO / "config" / "schema.yaml"))
 
 
 # ---- end to end through Snakemake ---------------------------------------------------------------------------------
@@ -389,15 +378,10 @@ E2E = [c for c in CASES if c.end_to_end]
 @pytest.mark.parametrize("case", E2E, ids=[c.name for c in E2E])
 def test_workflow_stops_in_prepare(demo_template, tmp_path, case):
     copy_inputs(demo_template, tmp_path / "inputs")
-    shutil.copytree(REPO / "config", tmp_path / "config")
+    copy_config(tmp_path)
     case.mutate(Inputs(tmp_path / "inputs"))
-    config = config_with("input", {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"})
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1", "--resources", "gpu=1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    config = write_config(tmp_path, {"input": {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"}})
+    result = run_snakemake(tmp_path, configfiles=(config,), cores=1, timeout=300)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr[-3000:]
@@ -515,14 +499,30 @@ def loader_calls(tree: ast.AST):
             yield f"{node.func.value.id}.{node.func.attr}", {k.arg: k.value for k in node.keywords}
 
 
+def skops_io_names(tree: ast.AST) -> set[str]:
+    """The names ``skops.io`` is imported under (``import skops.io as x``, ``from skops import io as x``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.asname for alias in node.names if alias.name == "skops.io" and alias.asname}
+        elif isinstance(node, ast.ImportFrom) and node.module == "skops":
+            names |= {alias.asname or alias.name for alias in node.names if alias.name == "io"}
+    return names
+
+
 def test_every_loader_refuses_pickle():
-    """torch.load only with weights_only=True, np.load only with allow_pickle=False, and no pickle loading at all."""
+    """torch.load only with weights_only=True, np.load only with allow_pickle=False, skops loads only with an explicit
+    trusted-type list, and no pickle loading at all."""
     problems = []
     for path in sorted([*(REPO / "siteaug").glob("*.py"), *(REPO / "workflow_scripts").glob("*.py")]):
-        for name, keywords in loader_calls(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        skops_loads = {f"{name}.load" for name in skops_io_names(tree)}
+        for name, keywords in loader_calls(tree):
             safe = {"torch.load": ("weights_only", True), "np.load": ("allow_pickle", False)}.get(name)
             if safe and not (isinstance(keywords.get(safe[0]), ast.Constant) and keywords[safe[0]].value is safe[1]):
                 problems.append(f"{path.name}: {name} without {safe[0]}={safe[1]}")
+            if name in skops_loads and (keywords.get("trusted") is None or isinstance(keywords["trusted"], ast.Constant)):
+                problems.append(f"{path.name}: {name} without a trusted-type list")
             if name in ("pickle.load", "pickle.loads", "joblib.load", "pd.read_pickle", "numpy.load"):
                 problems.append(f"{path.name}: {name}")
     assert problems == []

@@ -1,10 +1,17 @@
+import os
+import pickle
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as skops_io
+from skops.io.exceptions import UntrustedTypesFoundException
 from sklearn.metrics import roc_auc_score
 
 from siteaug.arms import arm_training_rows, class_weight, sweep_arm, sweep_ratio, train_arm, uses_balanced_table
 from siteaug.classifier import MLPClassifier, MLPConfig
+from siteaug.reference_models import GBDT_TRUSTED_TYPES, GBDTClassifier
 
 FEATURES = ["f_a", "f_b", "f_c", "f_d"]
 
@@ -53,6 +60,55 @@ def test_save_load_roundtrip(tmp_path):
     loaded = MLPClassifier.load(tmp_path / "mlp.pt")
     assert loaded.config == model.config
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+GBDT_SETTINGS = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 20, "max_features": 0.8, "cv_folds": 3}
+
+
+def fitted_gbdt():
+    X, y = toy()
+    return GBDTClassifier(GBDT_SETTINGS, seed=3, params={"learning_rate": 0.1, "max_leaf_nodes": 7}).fit(X, y), X
+
+
+def test_gbdt_save_load_roundtrip_without_pickle(tmp_path):
+    model, X = fitted_gbdt()
+    path = tmp_path / "seed_3.skops"
+    model.save(path)
+    loaded = GBDTClassifier.load(path)
+    assert (loaded.settings, loaded.seed, loaded.params) == (model.settings, model.seed, model.params)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    # Not a pickle: a zip of JSON and plain .npy arrays, each of which numpy reads with pickling off.
+    data = path.read_bytes()
+    assert data[:4] == b"PK\x03\x04" and not data.startswith(b"\x80")
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(data)
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        assert "schema.json" in names and all(name.endswith((".json", ".npy")) for name in names)
+        for name in names:
+            if name.endswith(".npy"):
+                with archive.open(name) as member:
+                    np.load(member, allow_pickle=False)
+
+
+def test_gbdt_load_refuses_a_type_outside_its_trusted_list(tmp_path):
+    model, _ = fitted_gbdt()
+    skops_io.dump({"params": {}, "settings": GBDT_SETTINGS, "seed": 3, "model": model.model, "hook": os.system},
+                  tmp_path / "bad.skops")
+    with pytest.raises(UntrustedTypesFoundException, match="system"):
+        GBDTClassifier.load(tmp_path / "bad.skops")
+
+
+def test_gbdt_load_refuses_a_tree_pointing_outside_itself(tmp_path):
+    model, _ = fitted_gbdt()
+    model.save(tmp_path / "good.skops")
+    payload = skops_io.load(tmp_path / "good.skops", trusted=list(GBDT_TRUSTED_TYPES))
+    nodes = payload["model"]._predictors[0][0].nodes
+    assert nodes["is_leaf"][0] == 0  # the root splits
+    nodes["right"][0] = len(nodes) + 100
+    skops_io.dump(payload, tmp_path / "bad.skops")
+    with pytest.raises(ValueError, match="outside its tree"):
+        GBDTClassifier.load(tmp_path / "bad.skops")
 
 
 @pytest.mark.parametrize("label", [0, 1])

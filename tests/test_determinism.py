@@ -1,27 +1,17 @@
 """Same config and seed, two separate workdirs: byte-identical Parquet tables and identical metrics on CPU."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers import copy_config, run_snakemake
 from siteaug.io import write_parquet
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "tiny.yaml"
 
 
 def run_workflow(workdir: Path) -> Path:
-    shutil.copytree(REPO / "config", workdir / "config")
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(TINY), "--cores", "2", "--resources", "gpu=1"],
-        cwd=workdir, capture_output=True, text=True, timeout=900,
-    )
+    result = run_snakemake(copy_config(workdir))
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir / "results"
 

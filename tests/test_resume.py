@@ -11,19 +11,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
+from helpers import copy_config, snakemake_command as tiny_snakemake_command, write_config
 from siteaug.io import atomic_path, write_text
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "tiny.yaml"
 # Every stage of the tiny workflow, but only the three original classifier arms: the test runs the workflow about
 # eleven times, and the other arms only add more of the same train_classifier jobs.
 ARMS = ["none", "smote", "diffusion"]
@@ -32,8 +29,7 @@ MAX_ATTEMPTS = 2 * KILLS  # an attempt whose run ends before its kill moment doe
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(workdir / "resume.yaml"), "--cores", "2", "--resources", "gpu=1", *args]
+    return tiny_snakemake_command(workdir, *args, configfiles=(workdir / "resume.yaml",))
 
 
 def run(workdir: Path, *args: str) -> None:
@@ -42,11 +38,8 @@ def run(workdir: Path, *args: str) -> None:
 
 
 def new_workdir(root: Path, name: str) -> Path:
-    workdir = root / name
-    shutil.copytree(REPO / "config", workdir / "config")
-    config = yaml.safe_load(TINY.read_text())
-    config.setdefault("classifier", {})["arms"] = ARMS
-    (workdir / "resume.yaml").write_text(yaml.safe_dump(config))
+    workdir = copy_config(root / name)
+    write_config(workdir, {"classifier.arms": ARMS}, "resume.yaml")
     return workdir
 
 

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import LEAN, REPO, TINY, copy_config, new_workdir, snakemake_command
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 from local_cluster import LocalCluster, missing_requirements  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "tiny.yaml"
-LEAN = REPO / "tests" / "data" / "tiny_lean.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(TINY), str(LEAN)]
+CONFIGFILES = (TINY, LEAN)
 # A hard limit: a scheduler that never answers must fail the test, not hang CI.
 RUN_TIMEOUT_S = 1800
 REQUIRED = os.environ.get("SITEAUG_REQUIRE_SLURM") == "1"
@@ -36,12 +34,6 @@ def cluster_test(test):
     for mark in marks:
         test = mark(test)
     return test
-
-
-def new_workdir(tmp_path_factory, name: str) -> Path:
-    workdir = tmp_path_factory.mktemp(name)
-    shutil.copytree(REPO / "config", workdir / "config")
-    return workdir
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +65,12 @@ def runs(cluster, tmp_path_factory):
     """
     local_dir = new_workdir(tmp_path_factory, "local")
     slurm_dir = new_workdir(tmp_path_factory, "slurm")
-    local = subprocess.Popen([*SNAKEMAKE, "--directory", str(local_dir), "--cores", "2", "--resources", "gpu=1"],
+    local = subprocess.Popen(snakemake_command(local_dir, configfiles=CONFIGFILES),
                              cwd=local_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         slurm = subprocess.run(
-            [*SNAKEMAKE, "--directory", str(slurm_dir), "--profile", str(REPO / "profiles" / "ci-slurm"),
-             "--resources", "gpu=1"],
+            snakemake_command(slurm_dir, "--profile", str(REPO / "profiles" / "ci-slurm"), "--resources", "gpu=1",
+                              configfiles=CONFIGFILES, cores=None),
             cwd=slurm_dir, env=without_gpu_assignment(cluster.env), capture_output=True, text=True,
             timeout=RUN_TIMEOUT_S,
         )
@@ -177,9 +169,10 @@ def test_outputs_match_a_local_run(runs):
 
 def test_user_profile_is_accepted_and_plans_every_rule_with_its_resources(tmp_path):
     """profiles/slurm parses with this Snakemake and plugin; a dry run needs no cluster."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    result = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--profile", str(REPO / "profiles" / "slurm"),
-                             "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    copy_config(tmp_path)
+    result = subprocess.run(snakemake_command(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--dry-run",
+                                              configfiles=CONFIGFILES, cores=None),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "Using profile" in output and "profiles/slurm" in output

@@ -2,36 +2,23 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "tiny.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from helpers import REPO, SNAKEMAKE, TINY, new_workdir, run_snakemake, tiny_yaml, write_config
+
 pytestmark = pytest.mark.workflow
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True) -> subprocess.CompletedProcess:
-    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(configfile),
-               "--cores", "2", "--resources", "gpu=1", *args]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
+    result = run_snakemake(workdir, *args, configfiles=(configfile,))
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
-
-
-def new_workdir(tmp_path_factory, name: str) -> Path:
-    workdir = tmp_path_factory.mktemp(name)
-    shutil.copytree(REPO / "config", workdir / "config")
-    return workdir
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +60,7 @@ def test_every_output_exists_with_its_schema(finished_run):
     assert set(balanced["protein_id"]) <= set(train["protein_id"])  # nothing synthetic or real from validation/test
 
     test_ids = set(proteins.loc[proteins["split"] == "test", "protein_id"])
-    config = yaml.safe_load(TINY.read_text())["classifier"]
+    config = tiny_yaml()["classifier"]
     arms = config["arms"] + [f"diffusion_ratio{r:g}" for r in config["ratio_sweep"]]
     for arm in arms:
         predictions = pq.read_table(results / f"classifier/{arm}/predictions.parquet").to_pandas()
@@ -131,22 +118,9 @@ def test_forcerun_train_classifier_reruns_only_downstream(finished_run):
 
 
 def test_lint_is_clean():
-    result = subprocess.run([*SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
-
-
-def write_config(workdir: Path, overrides: dict) -> Path:
-    config = yaml.safe_load(TINY.read_text())
-    for key, value in overrides.items():
-        section, _, leaf = key.partition(".")
-        if leaf:
-            config.setdefault(section, {})[leaf] = value
-        else:
-            config[section] = value
-    path = workdir / "bad.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -217,7 +191,7 @@ def test_workflow_on_real_dna573_proteins(tmp_path_factory):
     snakemake(workdir, configfile=config)
     metrics = pd.read_csv(workdir / "results/report/metrics.tsv", sep="\t")
     pooled = metrics[metrics["aggregation"] == "pooled"]
-    classifier = yaml.safe_load(TINY.read_text())["classifier"]
+    classifier = tiny_yaml()["classifier"]
     assert pooled["auroc"].between(0, 1).all() and len(pooled) == len(classifier["arms"]) + len(classifier["ratio_sweep"])
     residues = pq.read_table(workdir / "results/features/residues.parquet").to_pandas()
     assert residues["protein_id"].nunique() == len(chosen)

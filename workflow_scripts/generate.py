@@ -1,5 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
+import time
+
+import psutil
+
 from siteaug.balance import assign_shards, synthetic_quota
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.diffusion import load_model
@@ -8,6 +12,9 @@ from siteaug.io import read_parquet, write_parquet
 from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
+    # Where a shard's wall time goes (process start and imports, loading, sampling, writing), for bench/RESULTS.md.
+    log.info("process start to rule body: %.1f s", time.time() - psutil.Process().create_time())
+    phase = time.perf_counter()
     p = snakemake.params
     shard = int(snakemake.wildcards.shard)
     device = resolve_device(p.device)
@@ -16,10 +23,15 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     edges = read_parquet(snakemake.input.edges)
     quota = synthetic_quota(residues[residues["split"] == "train"], p.ratio)
     mine = quota[assign_shards(quota, p.shards).to_numpy() == shard].set_index("protein_id")["quota"]
+    log.info("load model and tables: %.1f s", time.perf_counter() - phase)
+    phase = time.perf_counter()
     log.info("shard %d: %d proteins, %d candidates on %s", shard, len(mine), int(mine.sum()) * p.sample_multiplier, device)
     candidates = generate_candidates(
         model, residues, edges, extra["feature_columns"], mine * p.sample_multiplier,
         seed=p.seed * 1_000_003 + shard, device=device, chunk_size=p.chunk_size, precision=p.precision,
         sampler=p.sampler, sampler_steps=p.sampler_steps, cuda_graph=p.cuda_graph, compile=p.compile,
     )
+    log.info("contexts and sampling: %.1f s", time.perf_counter() - phase)
+    phase = time.perf_counter()
     write_parquet(candidates, snakemake.output[0])
+    log.info("write %d rows: %.1f s", len(candidates), time.perf_counter() - phase)

@@ -22,6 +22,6 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
     )
     for seed, model, info in zip(seeds, models, summary):
         log.info("arm %s seed %d: %s", arm, seed, info)
-        model.save(Path(snakemake.output.models) / f"seed_{seed}{'.pkl' if arm == 'gbdt' else '.pt'}")
+        model.save(Path(snakemake.output.models) / f"seed_{seed}{'.skops' if arm == 'gbdt' else '.pt'}")
     write_json({"arm": arm, "ratio": p.ratio, "seeds": summary}, snakemake.output.summary)
     write_parquet(predictions, snakemake.output.predictions)

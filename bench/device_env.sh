@@ -1,0 +1,18 @@
+# Source on a GPU machine whose python3 already has torch, torch-geometric, pandas, pyarrow and scikit-learn (the
+# device image of bench/RESULTS.md): installs the rest of requirements.txt from wheels in .whl/ (py3.12, fetched
+# beforehand with `pip download --python-version 3.12 --only-binary :all: -d .whl ...`; freesasa comes as an sdist and
+# is built here) into /tmp/site, and unpacks each .devdata/NAME.tar.xz into /tmp/data/NAME.
+set -e
+if [ ! -f /tmp/site/.done ]; then
+  python3 -m pip install --quiet --no-index --no-deps --target /tmp/site .whl/*.whl
+  PYTHONPATH=/tmp/site python3 -m pip wheel --quiet --no-deps --no-build-isolation --no-index -w /tmp/wheels .whl/freesasa-*.tar.gz
+  python3 -m pip install --quiet --no-index --no-deps --target /tmp/site /tmp/wheels/freesasa-*.whl
+  touch /tmp/site/.done
+fi
+for archive in .devdata/*.tar.xz; do
+  dest=/tmp/data/$(basename "$archive" .tar.xz)
+  [ -d "$dest" ] || { mkdir -p "$dest.part" && tar -xJf "$archive" -C "$dest.part" && mv "$dest.part" "$dest"; }
+done
+export PYTHONPATH=/tmp/site:$PWD
+export PATH=/tmp/site/bin:$PATH
+set +e

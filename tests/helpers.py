@@ -1,0 +1,68 @@
+"""Work directories for the tests that run the Snakemake workflow: a copy of config/, a config file, the command line."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+LEAN = REPO / "tests" / "data" / "tiny_lean.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE)]
+
+
+def copy_config(workdir: Path) -> Path:
+    """Copy the repository's config/ (schema and defaults) into ``workdir``, which is made if missing."""
+    shutil.copytree(REPO / "config", workdir / "config")
+    return workdir
+
+
+def new_workdir(tmp_path_factory, name: str) -> Path:
+    """A fresh temporary work directory named after ``name``, holding a copy of config/."""
+    return copy_config(tmp_path_factory.mktemp(name))
+
+
+def tiny_yaml() -> dict:
+    """tests/data/tiny.yaml, read anew (so a test may change it)."""
+    return yaml.safe_load(TINY.read_text())
+
+
+def config_with(overrides: dict | None = None) -> dict:
+    """tiny.yaml with ``overrides``: keys are dotted paths (``"balance.target_positive_ratio"``) or top-level keys."""
+    config = tiny_yaml()
+    for key, value in (overrides or {}).items():
+        *sections, leaf = key.split(".")
+        node = config
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = value
+    return config
+
+
+def write_config(workdir: Path, overrides: dict | None = None, name: str = "bad.yaml") -> Path:
+    """Write ``config_with(overrides)`` to ``workdir / name`` and return its path."""
+    path = workdir / name
+    path.write_text(yaml.safe_dump(config_with(overrides)))
+    return path
+
+
+def snakemake_command(workdir: Path, *args: str, configfiles=(TINY,), cores: int | None = 2) -> list[str]:
+    """``snakemake`` on this repository's Snakefile in ``workdir``, with ``args`` last.
+
+    ``cores=None`` leaves ``--cores`` and ``--resources gpu=1`` out (a profile sets the cores). ``args`` follow options
+    that take several values, so they must be options: a target file given there would be read as one of those values.
+    """
+    command = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", *map(str, configfiles)]
+    if cores is not None:
+        command += ["--cores", str(cores), "--resources", "gpu=1"]
+    return [*command, *args]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 900, **options) -> subprocess.CompletedProcess:
+    """Run ``snakemake_command(workdir, *args, **options)`` in ``workdir``, capturing its output (no check)."""
+    return subprocess.run(snakemake_command(workdir, *args, **options), cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout)
