@@ -21,6 +21,7 @@ include: "rules/balance.smk"
 include: "rules/classifier.smk"
 include: "rules/report.smk"
 include: "rules/quality.smk"
+include: "rules/ablation.smk"
 
 
 rule all:
@@ -28,3 +29,4 @@ rule all:
         "results/report/report.html",
         "results/report/metrics.tsv",
         "results/quality/metrics.tsv",
+        ABLATION_TARGETS,

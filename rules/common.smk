@@ -10,12 +10,20 @@ ARMS = config["classifier"]["arms"] + [a for a in SWEEP_ARMS if a not in config[
 # Arms trained on a balanced table of their own, built by rule balance_variant.
 VARIANTS = [a for a in ARMS if a in ("diffusion_unfiltered", "smote_filtered") or a in SWEEP_ARMS]
 ENV = "../envs/siteaug.yaml"
+# Feature-group ablation settings, name ("sequence+structure") -> groups; empty when report.feature_ablation is off.
+if config["report"]["feature_ablation"]:
+    from siteaug.ablation import ablation_settings  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+
+    ABLATION = ablation_settings(config["report"]["feature_ablation"], config["features"]["groups"])
+else:
+    ABLATION = {}
 
 
 wildcard_constraints:
     shard=r"\d+",
     arm="|".join(map(re.escape, ARMS)),
     variant="|".join(map(re.escape, VARIANTS)) or "(?!)",
+    setting="|".join(map(re.escape, ABLATION)) or "(?!)",
 
 
 def label_file():
@@ -74,6 +82,16 @@ REPORT_SECTIONS = {
         "images": ["results/quality/pca.png", "results/quality/quality_scores.png", "results/quality/loss_curves.png"],
     }
 }
+if ABLATION:
+    REPORT_SECTIONS["Feature-group ablation"] = {
+        "text": "The none arm (real rows only) trained on feature tables rebuilt with only each setting's groups (neighbour "
+        "means over that setting's own residue graph), same split, classifier and seeds. Pooled over residues, mean "
+        "over seeds, bootstrap intervals over proteins; MCC and F1 at the threshold chosen on validation, so their "
+        "validation values are optimistic. Δ: paired difference from the first setting.",
+        "tables": ["results/ablation/table.tsv"],
+        "images": ["results/ablation/metrics.png"],
+    }
+ABLATION_TARGETS = ["results/ablation/metrics.tsv"] if ABLATION else []
 
 
 def report_section_files():

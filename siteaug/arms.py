@@ -83,15 +83,15 @@ def class_weight(y: np.ndarray, ratio: float) -> float:
     return ratio / (1 - ratio) * (len(y) - n_pos) / n_pos
 
 
-def _test_frame(test: pd.DataFrame, scores: np.ndarray, threshold: float, seed: int) -> pd.DataFrame:
+def _prediction_frame(part: pd.DataFrame, scores: np.ndarray, threshold: float, seed: int, split: str) -> pd.DataFrame:
     frame = pd.DataFrame({
-        "protein_id": test["protein_id"].to_numpy(),
-        "position": test["position"].to_numpy(np.int32),
-        "label": test["label"].to_numpy(np.int8),
+        "protein_id": part["protein_id"].to_numpy(),
+        "position": part["position"].to_numpy(np.int32),
+        "label": part["label"].to_numpy(np.int8),
         "seed": np.int32(seed),
         "score": np.asarray(scores, np.float32),
         "threshold": np.float32(threshold),
-        "split": "test",
+        "split": split,
     })
     frame["predicted"] = (frame["score"] >= frame["threshold"]).astype(np.int8)
     return frame
@@ -107,12 +107,17 @@ def train_arm(
     edges: pd.DataFrame | None = None,
     device="cpu",
     progress=None,
+    splits=("test",),
 ):
-    """Train ``arm`` once per seed; return (test predictions of all seeds, models, per-seed training summary).
+    """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary).
 
     ``settings`` is the config's ``classifier`` section. Predictions hold one row per test residue and seed, ordered
-    by (seed, protein_id, position), with that seed's validation-frozen threshold.
+    by (seed, protein_id, position), with that seed's validation-frozen threshold. ``splits=("validation", "test")``
+    adds the validation rows (scored with the same model and threshold) before each seed's test rows.
     """
+    unknown = [s for s in splits if s not in ("validation", "test")]
+    if unknown:
+        raise ValueError(f"train_arm scores the validation and test splits, not {unknown[0]!r}")
     feature_cols = [c for c in residues.columns if c.startswith("f_")]
     train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
     metric = settings["threshold_metric"]
@@ -123,7 +128,8 @@ def train_arm(
         model, val_scores, test_scores, info = fit(arm, train, validation, test, balanced, edges, feature_cols, settings, ratio, seed, device, progress, state)
         threshold = choose_threshold(validation["label"].to_numpy(), val_scores, metric)
         log.info("arm %s seed %d: threshold %.4f frozen from the validation split", arm, seed, threshold)
-        frames.append(_test_frame(test, test_scores, threshold, seed))
+        scored = {"validation": (validation, val_scores), "test": (test, test_scores)}
+        frames += [_prediction_frame(*scored[split], threshold, seed, split) for split in splits]
         models.append(model)
         summary.append({"seed": seed, "threshold": threshold, **info})
     return pd.concat(frames, ignore_index=True), models, summary
