@@ -36,6 +36,7 @@ from siteaug.classifier import MLPClassifier, MLPConfig  # noqa: E402
 from siteaug.diffusion import DiffusionConfig, SAMPLERS, load_model  # noqa: E402
 from siteaug.features import build_feature_tables, feature_columns, standardise  # noqa: E402
 from siteaug.generation import generate_candidates  # noqa: E402
+from siteaug.graphs import protein_contexts  # noqa: E402
 from siteaug.io import read_parquet, write_json  # noqa: E402
 from siteaug.prepare import prepare_proteins  # noqa: E402
 from siteaug.quality import RealismModel, quality_scores, select_candidates  # noqa: E402
@@ -131,8 +132,9 @@ def run_cell(model, sampler: str, steps: int, ctx: dict) -> dict:
     args, cols, train, device = ctx["args"], ctx["cols"], ctx["train"], ctx["device"]
     timings = {}
     start = time.perf_counter()
+    contexts = protein_contexts(model, ctx["residues"], ctx["edges"], cols, ctx["quota"].index.tolist(), device)
     candidates = generate_candidates(
-        model, ctx["residues"], ctx["edges"], cols, ctx["quota"] * args.sample_multiplier, seed=args.seed, device=device,
+        model, contexts, cols, ctx["quota"] * args.sample_multiplier, seed=args.seed, device=device,
         precision="tf32", sampler=sampler, sampler_steps=None if steps == model.config.timesteps else steps, progress=False,
     )
     if device.type == "cuda":

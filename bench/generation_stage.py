@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--json", default="generation_stage.json")
     args = parser.parse_args()
     snakemake(args.configfile, args.cores, args.gpus, "--until", "train_diffusion")
+    # Shards of an earlier run with another shard count would be counted below: remove them first.
+    for stale in [*Path("results/generated").glob("shard_*.parquet"), *Path("results/benchmarks").glob("generate_shard_*.tsv")]:
+        stale.unlink()
     wall = snakemake(args.configfile, args.cores, args.gpus, "--forcerun", "generate", "--until", "generate")
     shards = sorted(Path("results/benchmarks").glob("generate_shard_*.tsv"))
     rows = [{"shard": p.stem, "seconds": float(pd.read_csv(p, sep="\t")["s"].iloc[-1])} for p in shards]
@@ -41,6 +45,11 @@ def main() -> None:
     print(f"\ngeneration stage with {args.gpus} GPU(s): {wall:.1f} s wall for {candidates} candidates")
     for row in rows:
         print(f"  {row['shard']}: {row['seconds']:.1f} s")
+        # The phase timings the generate rule logs (process start, load, first chunk, sampling, write).
+        log = Path("results/logs/generate") / f"{row['shard'].removeprefix('generate_')}.log"
+        row["phases"] = [m.group(1) for m in re.finditer(r"INFO \S+: (.+? s)$", log.read_text(), re.MULTILINE)]
+        for phase in row["phases"]:
+            print(f"    {phase}")
     Path(args.json).write_text(json.dumps({"gpus": args.gpus, "wall_seconds": wall, "candidates": candidates, "shards": rows}, indent=2) + "\n")
 
 

@@ -4,6 +4,7 @@ rule train_diffusion:
         edges="results/features/edges.parquet",
     output:
         model="results/diffusion/model.pt",
+        contexts="results/diffusion/contexts.parquet",
         history="results/diffusion/history.json",
     params:
         diffusion=config["diffusion"],

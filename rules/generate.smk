@@ -1,8 +1,8 @@
 rule generate:
     input:
         model="results/diffusion/model.pt",
+        contexts="results/diffusion/contexts.parquet",
         residues="results/features/residues.parquet",
-        edges="results/features/edges.parquet",
     output:
         "results/generated/shard_{shard}.parquet",
     params:

@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch_geometric.nn import GATv2Conv
-from torch_geometric.nn.aggr import AttentionalAggregation
 
 from .io import atomic_path
 
@@ -62,23 +60,6 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
-class ContextEncoder(nn.Module):
-    """GATv2 layers over the residue graph, then attention pooling to one context vector per protein."""
-
-    def __init__(self, in_dim: int, hidden: int, context: int, layers: int, heads: int):
-        super().__init__()
-        self.input = nn.Linear(in_dim, hidden)
-        self.convs = nn.ModuleList(GATv2Conv(hidden, hidden // heads, heads=heads) for _ in range(layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
-        self.pool = AttentionalAggregation(gate_nn=nn.Linear(hidden, 1), nn=nn.Linear(hidden, context))
-
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
-        h = self.input(x)
-        for conv, norm in zip(self.convs, self.norms):
-            h = h + conv(norm(h), edge_index).relu()
-        return self.pool(h, batch, dim_size=num_graphs)
-
-
 class ResidualBlock(nn.Module):
     def __init__(self, hidden: int, mlp_ratio: int = 1):
         super().__init__()
@@ -112,14 +93,23 @@ class Denoiser(nn.Module):
     def context_modulation(self, context: torch.Tensor) -> torch.Tensor:
         return self.context_film(context)
 
-    def forward_modulated(self, x: torch.Tensor, modulation: torch.Tensor, time_modulation: torch.Tensor | None = None) -> torch.Tensor:
-        """ε̂ given per-row FiLM parameters; ``time_modulation`` (one row, broadcast) is added slice by slice, so the
-        sampler never materialises a (rows × blocks·2·hidden) sum at every step."""
+    def forward_modulated(
+        self, x: torch.Tensor, modulation: torch.Tensor, time_modulation: torch.Tensor | None = None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """ε̂ given FiLM parameters: per row, or with ``rows`` a table indexed by ``rows`` (row i uses
+        ``modulation[rows[i]]``). ``time_modulation`` (one row, broadcast) is added slice by slice, so the sampler never
+        materialises a (rows × blocks·2·hidden) sum at every step."""
         h = self.input(x)
         for i, block in enumerate(self.blocks):
             offset = 2 * i * self.hidden
-            scale = modulation[:, offset : offset + self.hidden]
-            shift = modulation[:, offset + self.hidden : offset + 2 * self.hidden]
+            # With a table, the gather happens here, slice by slice: compiled, it fuses into the FiLM kernel and reads
+            # the small per-protein table from cache instead of a (rows × blocks·2·hidden) tensor from memory.
+            scale = modulation[:, offset : offset + self.hidden] if rows is None else modulation[rows, offset : offset + self.hidden]
+            shift = (
+                modulation[:, offset + self.hidden : offset + 2 * self.hidden]
+                if rows is None
+                else modulation[rows, offset + self.hidden : offset + 2 * self.hidden]
+            )
             if time_modulation is not None:
                 scale = scale + time_modulation[offset : offset + self.hidden]
                 shift = shift + time_modulation[offset + self.hidden : offset + 2 * self.hidden]
@@ -131,10 +121,18 @@ class Denoiser(nn.Module):
 
 
 class SiteDiffusion(nn.Module):
-    def __init__(self, config: DiffusionConfig):
+    """Context encoder + denoiser. Without the encoder (``with_encoder=False``) it samples from cached contexts."""
+
+    def __init__(self, config: DiffusionConfig, with_encoder: bool = True):
         super().__init__()
         self.config = config
-        self.encoder = ContextEncoder(config.feature_dim, config.gnn_hidden, config.context, config.gnn_layers, config.gnn_heads)
+        self.encoder = None
+        if with_encoder:
+            # Imported here: torch-geometric takes seconds to import, which a sampling job reading cached contexts
+            # would pay for nothing.
+            from .graphs import ContextEncoder
+
+            self.encoder = ContextEncoder(config.feature_dim, config.gnn_hidden, config.context, config.gnn_layers, config.gnn_heads)
         self.denoiser = Denoiser(config.feature_dim, config.hidden, config.blocks, config.context, config.mlp_ratio)
         self.register_buffer("alpha_bar", noise_schedule(config.schedule, config.timesteps).float())
         self.register_buffer("x0_low", torch.full((config.feature_dim,), -torch.inf))
@@ -251,8 +249,11 @@ def sample(
     plan: SamplerPlan | None = None,
     time_table: torch.Tensor | None = None,
     network=None,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Run a sampler on a batch whose row i is conditioned by ``context_modulation[i]``; returns x0.
+    """Run a sampler on a batch whose row i is conditioned by ``context_modulation[i]``, or, given ``rows``, by
+    ``context_modulation[rows[i]]`` (a per-protein table: each step adds the time read-out to the table, not to every
+    row); returns x0.
 
     ``noise`` is a generator (fresh z each step), a tensor (n_steps, *x_T.shape) of the z to use (tests use it to show
     that batching changes no row), or None for the default generator. ``network`` replaces
@@ -267,7 +268,11 @@ def sample(
     from_xt, from_eps, a, b, c, sd = (v.tolist() for v in (plan.x0_from_xt, plan.x0_from_eps, plan.a, plan.b, plan.c, plan.noise))
     x, x0_prev = x_T, None
     for k, t in enumerate(plan.timesteps):
-        eps = network(x.to(dtype), context_modulation, time_table[t]).to(x.dtype)
+        if rows is None:
+            eps = network(x.to(dtype), context_modulation, time_table[t])
+        else:
+            eps = network(x.to(dtype), context_modulation + time_table[t], None, rows)
+        eps = eps.to(x.dtype)
         x0 = from_xt[k] * x - from_eps[k] * eps
         if model.config.clip_denoised:
             x0 = torch.maximum(torch.minimum(x0, high), low)
@@ -286,8 +291,10 @@ def save_model(model: SiteDiffusion, path, extra: dict | None = None) -> None:
         torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), "extra": extra or {}}, tmp)
 
 
-def load_model(path, device: str | torch.device = "cpu") -> tuple[SiteDiffusion, dict]:
+def load_model(path, device: str | torch.device = "cpu", with_encoder: bool = True) -> tuple[SiteDiffusion, dict]:
+    """The saved model and its ``extra`` dict; ``with_encoder=False`` leaves out the context encoder (and its weights)."""
     payload = torch.load(path, map_location=device, weights_only=True)
-    model = SiteDiffusion(DiffusionConfig(**payload["config"]))
-    model.load_state_dict(payload["state_dict"])
+    model = SiteDiffusion(DiffusionConfig(**payload["config"]), with_encoder)
+    state = payload["state_dict"] if with_encoder else {k: v for k, v in payload["state_dict"].items() if not k.startswith("encoder.")}
+    model.load_state_dict(state)
     return model.to(device).eval(), payload["extra"]

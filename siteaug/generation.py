@@ -13,7 +13,6 @@ import torch
 from tqdm import tqdm
 
 from .diffusion import SiteDiffusion, sample, sampler_plan, time_modulation_table
-from .graphs import encode_contexts, protein_graphs
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -33,6 +32,18 @@ def matmul_precision(precision: str, device: torch.device):
         torch.set_float32_matmul_precision(previous)
 
 
+# torch.compile costs about 9 s in a fresh process (importing the compiler stack, compiling; under 2 s of it on a warm
+# inductor cache) and saves about 2.8e-8 s per candidate-step in tf32 (16.4 -> 30.6 M candidate-steps/s, 1 x H200,
+# bench/RESULTS.md): it pays from about 3e8 candidate-steps.
+COMPILE_PAYS_FROM = 3e8
+
+
+def compile_pays(compile: bool | str, candidate_steps: int) -> bool:
+    """Whether to compile the network: always for True, for "auto" only when the run is long enough to win back the
+    compile time."""
+    return compile is True or (compile == "auto" and candidate_steps >= COMPILE_PAYS_FROM)
+
+
 def chunk_seed(seed: int, chunk_index: int) -> int:
     return (seed * 1_000_003 + chunk_index) % (2**63)
 
@@ -44,7 +55,7 @@ class ChunkedSampler:
     in graph replay alike, so the two paths draw the same numbers and a run is reproducible for a given chunk size.
     """
 
-    def __init__(self, model: SiteDiffusion, sampler: str, steps: int | None, precision: str, device, cuda_graph: bool, compile: bool = False):
+    def __init__(self, model: SiteDiffusion, sampler: str, steps: int | None, precision: str, device, cuda_graph: bool, compile: bool | str = False):
         self.device = torch.device(device)
         self.precision = precision
         self.bf16 = precision == "bf16" and self.device.type == "cuda"
@@ -55,10 +66,11 @@ class ChunkedSampler:
         self.plan = sampler_plan(model.alpha_bar, sampler, steps)
         with matmul_precision(precision, self.device):
             self.time_table = time_modulation_table(model, self.dtype)
-        # Kernel fusion of the elementwise work around the matmuls (LayerNorm, FiLM, SiLU, residual), which is what bounds
-        # the eager network; shapes are fixed per chunk size, so it compiles once.
-        compile = compile and self.device.type == "cuda"  # on CPU the compile time outweighs what fusion saves
-        self.network = torch.compile(denoiser.forward_modulated, dynamic=False) if compile else denoiser.forward_modulated
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be true, false or 'auto', got {compile!r}")
+        self.compile = compile and self.device.type == "cuda"  # on CPU the compile time outweighs what fusion saves
+        self.eager_network = denoiser.forward_modulated
+        self.network = self.eager_network
         self.use_graph = cuda_graph and self.device.type == "cuda"
         self.graph = None
 
@@ -71,25 +83,33 @@ class ChunkedSampler:
         else:
             torch.manual_seed(value)
 
-    def _eager(self, modulation: torch.Tensor, n_features: int) -> torch.Tensor:
-        x_T = torch.randn((modulation.shape[0], n_features), device=self.device)
-        return sample(self.model, modulation, x_T, None, plan=self.plan, time_table=self.time_table, network=self.network)
+    def _eager(self, rows: torch.Tensor, n_features: int) -> torch.Tensor:
+        x_T = torch.randn((rows.shape[0], n_features), device=self.device)
+        return sample(self.model, self.table, x_T, None, plan=self.plan, time_table=self.time_table, network=self.network, rows=rows)
 
     def _capture(self, rows: int, n_features: int) -> None:
-        self.static_modulation = torch.zeros((rows, self.time_table.shape[1]), device=self.device, dtype=self.dtype)
+        self.static_rows = torch.zeros(rows, device=self.device, dtype=torch.long)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            self._eager(self.static_modulation, n_features)  # warm-up: cuBLAS handles and workspaces
+            self._eager(self.static_rows, n_features)  # warm-up: cuBLAS handles and workspaces
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.static_out = self._eager(self.static_modulation, n_features)
-        self.graph_rows = rows
+            self.static_out = self._eager(self.static_rows, n_features)
+        self.graph_rows, self.graph_table = rows, self.table
 
     @torch.inference_mode()
     def run(self, context_modulation: torch.Tensor, row_protein: torch.Tensor, n_features: int, chunk_size: int, seed: int, progress: bool = False) -> np.ndarray:
-        context_modulation = context_modulation.to(self.dtype)
+        if self.compile and self.network is self.eager_network and compile_pays(self.compile, len(row_protein) * len(self.plan.timesteps)):
+            # Kernel fusion of the elementwise work around the matmuls (LayerNorm, FiLM, SiLU, residual), which is what
+            # bounds the eager network; shapes are fixed per chunk size, so it compiles once.
+            self.network = torch.compile(self.eager_network, dynamic=False)
+            self.graph = None
+        # The graph reads the per-protein table where it was at capture (rows carry only an index into it), so the same
+        # input keeps the same converted table and a captured graph stays valid across calls.
+        if getattr(self, "table_source", None) is not context_modulation:
+            self.table_source, self.table = context_modulation, context_modulation.to(self.dtype)
         # Feature-major on the host: the device transposes each chunk, and the rows-by-features view returned below is
         # what pandas and Arrow store column by column, so building the candidate table copies nothing.
         out = np.empty((n_features, len(row_protein)), dtype=np.float32)
@@ -100,7 +120,7 @@ class ChunkedSampler:
             while start < len(row_protein):
                 rows = row_protein[start : start + chunk_size]
                 try:
-                    out[:, start : start + len(rows)] = self._chunk(context_modulation[rows], n_features, chunk_size, chunk_seed(seed, chunk_index))
+                    out[:, start : start + len(rows)] = self._chunk(rows, n_features, chunk_size, chunk_seed(seed, chunk_index))
                 except torch.cuda.OutOfMemoryError:
                     if chunk_size == 1:
                         raise
@@ -118,17 +138,17 @@ class ChunkedSampler:
         log.info("sampled %d rows in %d chunks: %.1f s", len(row_protein), chunk_index, time.perf_counter() - began)
         return out.T
 
-    def _chunk(self, modulation: torch.Tensor, n_features: int, chunk_size: int, seed: int) -> np.ndarray:
-        """The chunk's samples, features by rows."""
-        n = modulation.shape[0]
+    def _chunk(self, rows: torch.Tensor, n_features: int, chunk_size: int, seed: int) -> np.ndarray:
+        """The chunk's samples, features by rows; ``rows`` index the per-protein table."""
+        n = rows.shape[0]
         self._seed(seed)
         if not self.use_graph:
-            return self._eager(modulation, n_features).float().T.contiguous().cpu().numpy()
-        if self.graph is None or self.graph_rows != chunk_size:
+            return self._eager(rows, n_features).float().T.contiguous().cpu().numpy()
+        if self.graph is None or self.graph_rows != chunk_size or self.graph_table is not self.table:
             self._capture(chunk_size, n_features)
             self._seed(seed)
         # A short last chunk is padded by repeating its rows; the padding's samples are discarded.
-        self.static_modulation.copy_(modulation[torch.arange(chunk_size, device=modulation.device) % n])
+        self.static_rows.copy_(rows[torch.arange(chunk_size, device=rows.device) % n])
         self.graph.replay()
         return self.static_out[:n].float().T.contiguous().cpu().numpy()
 
@@ -136,8 +156,7 @@ class ChunkedSampler:
 @torch.inference_mode()
 def generate_candidates(
     model: SiteDiffusion,
-    residues: pd.DataFrame,
-    edges: pd.DataFrame,
+    contexts: pd.DataFrame,
     feature_cols: list[str],
     candidates_per_protein: pd.Series,
     seed: int,
@@ -148,25 +167,29 @@ def generate_candidates(
     sampler: str = "ddpm",
     sampler_steps: int | None = None,
     cuda_graph: bool = True,
-    compile: bool = False,
+    compile: bool | str = False,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Sample ``candidates_per_protein[pid]`` rows for every protein, all proteins in one batch (chunked by rows).
 
-    Contexts and their FiLM read-outs are computed once per protein and gathered per row; the time read-outs of all T
-    steps are tabulated once. Rows with NaN/inf are dropped with a warning; a mostly non-finite shard is an error.
+    ``contexts`` holds each protein's context vector (index ``protein_id``, see ``graphs.protein_contexts``); their
+    FiLM read-outs are computed once per protein and looked up per row, and the time read-outs of all T steps are
+    tabulated once. Rows with NaN/inf are dropped with a warning; a mostly non-finite shard is an error.
     """
     counts = candidates_per_protein[candidates_per_protein > 0]
     protein_ids = counts.index.tolist()
     columns = ["protein_id", "candidate_id", *feature_cols]
     if not protein_ids:
         return pd.DataFrame({c: pd.Series(dtype="float32" if c.startswith("f_") else ("int64" if c == "candidate_id" else "str")) for c in columns})
-    graphs = protein_graphs(residues, edges, feature_cols, protein_ids)
-    context_modulation = model.denoiser.context_modulation(encode_contexts(model.encoder, graphs, device))
+    missing = [pid for pid in protein_ids if pid not in contexts.index]
+    if missing:
+        raise ValueError(f"no cached context for {len(missing)} protein(s), e.g. {missing[0]!r}: the context table is from another run")
+    context = torch.tensor(contexts.loc[protein_ids].to_numpy(np.float32), device=device)
+    context_modulation = model.denoiser.context_modulation(context)
     row_protein = torch.repeat_interleave(torch.arange(len(protein_ids), device=device), torch.tensor(counts.to_numpy(), device=device))
     runner = ChunkedSampler(model, sampler, sampler_steps, precision, device, cuda_graph, compile)
     samples = runner.run(context_modulation, row_protein, len(feature_cols), chunk_size, seed, progress)
-    finite = np.isfinite(samples).all(axis=1)
+    finite = np.isfinite(samples.T).all(axis=0)  # over the feature-major base: contiguous, ~7x faster than axis=1
     n_bad = int((~finite).sum())
     if n_bad:
         if n_bad > max_nonfinite_fraction * len(samples):

@@ -1,10 +1,14 @@
-"""Per-protein residue graphs as torch-geometric ``Data`` objects, and context vectors computed from them."""
+"""Per-protein residue graphs as torch-geometric ``Data`` objects, the context encoder, and the context vectors it
+computes from them."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from torch_geometric.data import Batch, Data
+from torch_geometric.nn import GATv2Conv
+from torch_geometric.nn.aggr import AttentionalAggregation
 
 
 def protein_graphs(residues: pd.DataFrame, edges: pd.DataFrame, feature_cols: list[str], protein_ids) -> list[Data]:
@@ -38,3 +42,29 @@ def encode_contexts(encoder, graphs: list[Data], device, batch_size: int = 64) -
         batch = Batch.from_data_list(graphs[start : start + batch_size]).to(device)
         out.append(encoder(batch.x, batch.edge_index, batch.batch, batch.num_graphs))
     return torch.cat(out) if out else torch.zeros((0, encoder.pool.nn.out_features), device=device)
+
+
+class ContextEncoder(nn.Module):
+    """GATv2 layers over the residue graph, then attention pooling to one context vector per protein."""
+
+    def __init__(self, in_dim: int, hidden: int, context: int, layers: int, heads: int):
+        super().__init__()
+        self.input = nn.Linear(in_dim, hidden)
+        self.convs = nn.ModuleList(GATv2Conv(hidden, hidden // heads, heads=heads) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
+        self.pool = AttentionalAggregation(gate_nn=nn.Linear(hidden, 1), nn=nn.Linear(hidden, context))
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        h = self.input(x)
+        for conv, norm in zip(self.convs, self.norms):
+            h = h + conv(norm(h), edge_index).relu()
+        return self.pool(h, batch, dim_size=num_graphs)
+
+
+@torch.inference_mode()
+def protein_contexts(model, residues: pd.DataFrame, edges: pd.DataFrame, feature_cols: list[str], protein_ids, device) -> pd.DataFrame:
+    """The model's context vector of every protein: rows ``protein_ids`` (index ``protein_id``), columns ``context_k``.
+    Computed once after training, so that sampling jobs only look them up."""
+    encoder = model.encoder.eval()
+    contexts = encode_contexts(encoder, protein_graphs(residues, edges, feature_cols, protein_ids), device).float().cpu().numpy()
+    return pd.DataFrame(contexts, index=pd.Index(list(protein_ids), name="protein_id"), columns=[f"context_{k}" for k in range(contexts.shape[1])])

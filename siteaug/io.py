@@ -74,8 +74,8 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         pq.write_table(table, tmp, compression="lz4", use_dictionary=dictionary)
 
 
-def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    return pq.read_table(path, columns=columns).to_pandas()
 
 
 def write_json(obj, path: str | os.PathLike) -> None:

@@ -76,6 +76,15 @@ def test_batched_equals_per_row(model):
     assert not torch.allclose(sample(model, modulation.flip(0), x_T, noise), batched, atol=1e-4)
 
 
+def test_table_lookup_equals_per_row_modulation(model):
+    """The generation path passes a per-protein table and row indices; it must give the per-row path's samples."""
+    model.set_feature_range(torch.tensor([[-2.0, -2.0, -2.0], [2.0, 2.0, 2.0]]))
+    modulation, x_T, noise = sample_inputs(model)
+    table = modulation[:3]
+    rows = torch.arange(N) % 3
+    torch.testing.assert_close(sample(model, table, x_T, noise, rows=rows), sample(model, table[rows], x_T, noise), atol=1e-6, rtol=0)
+
+
 def test_cached_time_modulation(model):
     table = time_modulation_table(model)
     assert table.shape == (model.config.timesteps, 2 * 2 * 16)

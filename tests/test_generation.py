@@ -1,4 +1,7 @@
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,16 +10,16 @@ import torch
 
 import siteaug.generation as generation
 from conftest import FEATURES
+from siteaug.diffusion import load_model, save_model
 from siteaug.generation import generate_candidates
-from siteaug.graphs import encode_contexts, protein_graphs
+from siteaug.graphs import encode_contexts, protein_contexts, protein_graphs
 
 COUNTS = pd.Series({"p0": 4, "p1": 0, "p2": 3})
 
 
 def generate(model, tables, counts=COUNTS, seed=0, **kwargs):
-    residues, edges = tables
-    return generate_candidates(model, residues, edges, FEATURES, counts, seed=seed, device=torch.device("cpu"),
-                               progress=False, **kwargs)
+    contexts = protein_contexts(model, *tables, FEATURES, ["p0", "p1", "p2"], "cpu")
+    return generate_candidates(model, contexts, FEATURES, counts, seed=seed, device=torch.device("cpu"), progress=False, **kwargs)
 
 
 def test_protein_graphs(fake_tables):
@@ -35,6 +38,36 @@ def test_encode_contexts_batches_whole_graphs(model, fake_tables):
         one_by_one = encode_contexts(model.encoder, graphs, "cpu", batch_size=1)
     assert together.shape == (3, model.config.context)
     torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-5)
+
+
+def test_protein_contexts_table(model, fake_tables):
+    contexts = protein_contexts(model, *fake_tables, FEATURES, ["p2", "p0"], "cpu")
+    assert contexts.index.tolist() == ["p2", "p0"] and contexts.shape == (2, model.config.context)
+    with torch.inference_mode():
+        direct = encode_contexts(model.encoder, protein_graphs(*fake_tables, FEATURES, ["p2", "p0"]), "cpu")
+    np.testing.assert_array_equal(contexts.to_numpy(), direct.numpy())
+
+
+def test_missing_cached_context_is_an_error(model, fake_tables):
+    contexts = protein_contexts(model, *fake_tables, FEATURES, ["p0"], "cpu")
+    with pytest.raises(ValueError, match="no cached context .* 'p2'"):
+        generate_candidates(model, contexts, FEATURES, COUNTS, seed=0, device=torch.device("cpu"), progress=False)
+
+
+def test_sampling_model_without_encoder(model, fake_tables, tmp_path):
+    """The generate job loads the model without the context encoder: the same samples from the cached contexts."""
+    save_model(model, tmp_path / "model.pt")
+    light, _ = load_model(tmp_path / "model.pt", with_encoder=False)
+    assert light.encoder is None
+    contexts = protein_contexts(model, *fake_tables, FEATURES, ["p0", "p1", "p2"], "cpu")
+    full = generate_candidates(model, contexts, FEATURES, COUNTS, seed=3, device=torch.device("cpu"), progress=False)
+    alone = generate_candidates(light, contexts, FEATURES, COUNTS, seed=3, device=torch.device("cpu"), progress=False)
+    pd.testing.assert_frame_equal(full, alone)
+
+
+def test_generation_does_not_import_torch_geometric():
+    code = "import sys, siteaug.generation, siteaug.diffusion; assert 'torch_geometric' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
 def test_counts_ids_and_columns(model, fake_tables):
@@ -95,3 +128,14 @@ def test_matmul_precision_is_restored():
         assert torch.get_float32_matmul_precision() == "medium"
     finally:
         torch.set_float32_matmul_precision(previous)
+
+
+def test_compile_only_when_it_pays():
+    assert generation.compile_pays(True, 1) and not generation.compile_pays(False, 10**12)
+    assert not generation.compile_pays("auto", 4_615_910 * 20)  # DNA-573 at the defaults: 20-step solver
+    assert generation.compile_pays("auto", 4_615_910 * 200)  # the same rows through all-step DDPM
+
+
+def test_bad_compile_option(model):
+    with pytest.raises(ValueError, match="compile must be"):
+        generation.ChunkedSampler(model, "ddpm", None, "fp32", "cpu", cuda_graph=False, compile="yes")

@@ -3,7 +3,8 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.diffusion import DiffusionConfig, save_model
 from siteaug.features import feature_columns
-from siteaug.io import read_parquet, write_json
+from siteaug.graphs import protein_contexts
+from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.training import best_step, train_diffusion
 from siteaug.workflow import rule_logging
 
@@ -24,4 +25,8 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     # The saved weights are the EMA weights of the best validation loss; the sampler loads them as they are.
     extra = {"feature_columns": feature_columns(residues), "best_step": best_step(history), "last_step": history[-1]["step"]}
     save_model(model, snakemake.output.model, extra)
+    # Generation jobs look contexts up instead of running the GNN (and importing torch-geometric) again.
+    train_ids = residues.loc[residues["split"] == "train", "protein_id"].unique().tolist()
+    contexts = protein_contexts(model, residues, edges, feature_columns(residues), train_ids, device)
+    write_parquet(contexts.reset_index(), snakemake.output.contexts)
     write_json(history, snakemake.output.history)
