@@ -79,7 +79,8 @@ REPORT_SECTIONS = {
         "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
         "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
         "tables": ["results/quality/metrics.json"],
-        "images": ["results/quality/pca.png", "results/quality/quality_scores.png", "results/quality/loss_curves.png"],
+        # The quality-score histogram is already in the report's own candidate-quality section.
+        "images": ["results/quality/pca.png", "results/quality/loss_curves.png"],
     }
 }
 if ABLATION:

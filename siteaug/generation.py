@@ -38,6 +38,14 @@ def matmul_precision(precision: str, device: torch.device):
 COMPILE_PAYS_FROM = 3e8
 
 
+def compile_setting(compile: bool | str, device: torch.device) -> bool | str:
+    """The compile option on ``device``: as given on CUDA; off on CPU, where the compile time outweighs what fusion
+    saves."""
+    if compile not in (True, False, "auto"):
+        raise ValueError(f"compile must be true, false or 'auto', got {compile!r}")
+    return compile if torch.device(device).type == "cuda" else False
+
+
 def compile_pays(compile: bool | str, candidate_steps: int) -> bool:
     """Whether to compile the network: always for True, for "auto" only when the run is long enough to win back the
     compile time."""
@@ -66,9 +74,7 @@ class ChunkedSampler:
         self.plan = sampler_plan(model.alpha_bar, sampler, steps)
         with matmul_precision(precision, self.device):
             self.time_table = time_modulation_table(model, self.dtype)
-        if compile not in (True, False, "auto"):
-            raise ValueError(f"compile must be true, false or 'auto', got {compile!r}")
-        self.compile = compile and self.device.type == "cuda"  # on CPU the compile time outweighs what fusion saves
+        self.compile = compile_setting(compile, self.device)
         self.eager_network = denoiser.forward_modulated
         self.network = self.eager_network
         self.use_graph = cuda_graph and self.device.type == "cuda"
@@ -101,7 +107,7 @@ class ChunkedSampler:
 
     @torch.inference_mode()
     def run(self, context_modulation: torch.Tensor, row_protein: torch.Tensor, n_features: int, chunk_size: int, seed: int, progress: bool = False) -> np.ndarray:
-        if self.compile and self.network is self.eager_network and compile_pays(self.compile, len(row_protein) * len(self.plan.timesteps)):
+        if self.network is self.eager_network and compile_pays(self.compile, len(row_protein) * len(self.plan.timesteps)):
             # Kernel fusion of the elementwise work around the matmuls (LayerNorm, FiLM, SiLU, residual), which is what
             # bounds the eager network; shapes are fixed per chunk size, so it compiles once.
             self.network = torch.compile(self.eager_network, dynamic=False)

@@ -37,6 +37,7 @@ th:first-child, td:first-child { text-align: left; }
 td.text, th.text { text-align: left; white-space: normal; }
 th { background: #f3f3f3; }
 img { max-width: 100%; }
+.wide { overflow-x: auto; max-width: 100%; }
 .note { color: #555; }
 .better { background: #e3f4e3; } .worse { background: #f8e0e0; }
 """
@@ -266,7 +267,8 @@ def _table(header: list[str], rows: list[list[str]], classes: dict[tuple[int, in
         ) + "</tr>"
         for i, row in enumerate(rows)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # Wide tables (metrics with intervals) scroll inside their own box instead of running off the page.
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _ci(value: float, low: float, high: float, signed: bool = False) -> str:

@@ -136,6 +136,14 @@ def test_compile_only_when_it_pays():
     assert generation.compile_pays("auto", 4_615_910 * 200)  # the same rows through all-step DDPM
 
 
+def test_compile_setting_keeps_auto_on_cuda_and_is_off_on_cpu():
+    # "auto" must reach compile_pays as "auto": read as a plain truth value it would always compile.
+    assert generation.compile_setting("auto", torch.device("cuda")) == "auto"
+    assert generation.compile_setting(True, torch.device("cuda")) is True
+    assert generation.compile_setting(True, torch.device("cpu")) is False
+    assert generation.compile_setting("auto", torch.device("cpu")) is False
+
+
 def test_bad_compile_option(model):
     with pytest.raises(ValueError, match="compile must be"):
         generation.ChunkedSampler(model, "ddpm", None, "fp32", "cpu", cuda_graph=False, compile="yes")
