@@ -88,6 +88,8 @@ def test_html_is_self_contained_verdict_first_and_escaped(report):
     assert "toy &amp; report" in text and "diffusion &lt;aug&gt;" in text
     assert text.index("Verdict") < text.index("Metrics") < text.index("ROC curves")
     assert "better than none and SMOTE on AUPRC" in text
+    # every table sits in a scrolling box: the wide metric tables must not run off the page
+    assert text.count("<table>") == text.count('<div class="wide"><table>') > 0
     assert "Generation quality" in text and "nested.recall" in text
     cells = [text.index(f"<td>{stage}</td>") for stage in ("labels", "candidates", "kept")]
     assert cells == sorted(cells)
