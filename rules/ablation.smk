@@ -43,9 +43,24 @@ rule ablation_summary:
         training=expand("results/ablation/{setting}/summary.json", setting=ABLATION),
     output:
         json="results/ablation/metrics.json",
-        tsv="results/ablation/metrics.tsv",
-        table="results/ablation/table.tsv",
-        plot="results/ablation/metrics.png",
+        tsv=report(
+            "results/ablation/metrics.tsv",
+            caption="../report/ablation_metrics.rst",
+            category="Feature-group ablation",
+            labels={"file": "metrics.tsv"},
+        ),
+        table=report(
+            "results/ablation/table.tsv",
+            caption="../report/ablation_table.rst",
+            category="Feature-group ablation",
+            labels={"file": "table.tsv"},
+        ),
+        plot=report(
+            "results/ablation/metrics.png",
+            caption="../report/ablation_plot.rst",
+            category="Feature-group ablation",
+            labels={"figure": "feature-group ablation"},
+        ),
     params:
         settings=list(ABLATION),
         bootstrap_resamples=config["report"]["bootstrap_resamples"],

@@ -174,3 +174,8 @@ def test_workflow_with_the_ablation_reports_every_setting(tmp_path_factory):
     # A second run has nothing to do.
     rerun = run(workdir, "-n", overrides={"report.feature_ablation": SETTINGS})
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+    # Snakemake's own report carries the ablation outputs under their category, with their captions.
+    smk_report = run(workdir, "--report", "smk_report.html", overrides={"report.feature_ablation": SETTINGS})
+    assert "Report created" in smk_report.stdout + smk_report.stderr
+    page = (workdir / "smk_report.html").read_text()
+    assert "Feature-group ablation" in page and "rebuilt with only that setting" in page
