@@ -79,6 +79,7 @@ class ChunkedSampler:
         self.network = self.eager_network
         self.use_graph = cuda_graph and self.device.type == "cuda"
         self.graph = None
+        self.table_source = None
 
     def _fork_rng(self):
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
@@ -114,7 +115,7 @@ class ChunkedSampler:
             self.graph = None
         # The graph reads the per-protein table where it was at capture (rows carry only an index into it), so the same
         # input keeps the same converted table and a captured graph stays valid across calls.
-        if getattr(self, "table_source", None) is not context_modulation:
+        if self.table_source is not context_modulation:
             self.table_source, self.table = context_modulation, context_modulation.to(self.dtype)
         # Feature-major on the host: the device transposes each chunk, and the rows-by-features view returned below is
         # what pandas and Arrow store column by column, so building the candidate table copies nothing.
