@@ -100,16 +100,13 @@ class Denoiser(nn.Module):
         ``modulation[rows[i]]``). ``time_modulation`` (one row, broadcast) is added slice by slice, so the sampler never
         materialises a (rows × blocks·2·hidden) sum at every step."""
         h = self.input(x)
+        # With a table, the gather happens here, slice by slice: compiled, it fuses into the FiLM kernel and reads the
+        # small per-protein table from cache instead of a (rows × blocks·2·hidden) tensor from memory.
+        row_index = slice(None) if rows is None else rows
         for i, block in enumerate(self.blocks):
             offset = 2 * i * self.hidden
-            # With a table, the gather happens here, slice by slice: compiled, it fuses into the FiLM kernel and reads
-            # the small per-protein table from cache instead of a (rows × blocks·2·hidden) tensor from memory.
-            scale = modulation[:, offset : offset + self.hidden] if rows is None else modulation[rows, offset : offset + self.hidden]
-            shift = (
-                modulation[:, offset + self.hidden : offset + 2 * self.hidden]
-                if rows is None
-                else modulation[rows, offset + self.hidden : offset + 2 * self.hidden]
-            )
+            scale = modulation[row_index, offset : offset + self.hidden]
+            shift = modulation[row_index, offset + self.hidden : offset + 2 * self.hidden]
             if time_modulation is not None:
                 scale = scale + time_modulation[offset : offset + self.hidden]
                 shift = shift + time_modulation[offset + self.hidden : offset + 2 * self.hidden]

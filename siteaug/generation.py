@@ -104,7 +104,7 @@ class ChunkedSampler:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.static_out = self._eager(self.static_rows, n_features)
-        self.graph_rows, self.graph_table = rows, self.table
+        self.graph_rows = rows
 
     @torch.inference_mode()
     def run(self, context_modulation: torch.Tensor, row_protein: torch.Tensor, n_features: int, chunk_size: int, seed: int, progress: bool = False) -> np.ndarray:
@@ -117,6 +117,7 @@ class ChunkedSampler:
         # input keeps the same converted table and a captured graph stays valid across calls.
         if self.table_source is not context_modulation:
             self.table_source, self.table = context_modulation, context_modulation.to(self.dtype)
+            self.graph = None
         # Feature-major on the host: the device transposes each chunk, and the rows-by-features view returned below is
         # what pandas and Arrow store column by column, so building the candidate table copies nothing.
         out = np.empty((n_features, len(row_protein)), dtype=np.float32)
@@ -151,7 +152,7 @@ class ChunkedSampler:
         self._seed(seed)
         if not self.use_graph:
             return self._eager(rows, n_features).float().T.contiguous().cpu().numpy()
-        if self.graph is None or self.graph_rows != chunk_size or self.graph_table is not self.table:
+        if self.graph is None or self.graph_rows != chunk_size:
             self._capture(chunk_size, n_features)
             self._seed(seed)
         # A short last chunk is padded by repeating its rows; the padding's samples are discarded.

@@ -11,11 +11,12 @@ from siteaug.workflow import rule_logging
 with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
     d = snakemake.params.diffusion
     residues = read_parquet(snakemake.input.residues)
+    feature_cols = feature_columns(residues)
     edges = read_parquet(snakemake.input.edges)
     device = resolve_device(d["device"])
     log.info("training on %s", device)
     config = DiffusionConfig(
-        feature_dim=len(feature_columns(residues)),
+        feature_dim=len(feature_cols),
         **{k: d[k] for k in ("hidden", "blocks", "context", "gnn_hidden", "gnn_layers", "gnn_heads", "timesteps", "schedule", "clip_denoised", "mlp_ratio")},
     )
     model, history = train_diffusion(
@@ -23,10 +24,10 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
         eval_every=d["eval_every"], ema_decay=d["ema_decay"], patience=d["patience"],
     )
     # The saved weights are the EMA weights of the best validation loss; the sampler loads them as they are.
-    extra = {"feature_columns": feature_columns(residues), "best_step": best_step(history), "last_step": history[-1]["step"]}
+    extra = {"feature_columns": feature_cols, "best_step": best_step(history), "last_step": history[-1]["step"]}
     save_model(model, snakemake.output.model, extra)
     # Generation jobs look contexts up instead of running the GNN (and importing torch-geometric) again.
     train_ids = residues.loc[residues["split"] == "train", "protein_id"].unique().tolist()
-    contexts = protein_contexts(model, residues, edges, feature_columns(residues), train_ids, device)
+    contexts = protein_contexts(model, residues, edges, feature_cols, train_ids, device)
     write_parquet(contexts.reset_index(), snakemake.output.contexts)
     write_json(history, snakemake.output.history)
