@@ -32,8 +32,8 @@ def matmul_precision(precision: str, device: torch.device):
         torch.set_float32_matmul_precision(previous)
 
 
-# torch.compile costs about 9 s in a fresh process (importing the compiler stack, compiling; under 2 s of it on a warm
-# inductor cache) and saves about 2.8e-8 s per candidate-step in tf32 (16.4 -> 30.6 M candidate-steps/s, 1 x H200,
+# torch.compile costs about 9 s in a fresh process (about 4 s importing the compiler stack, about 5 s compiling on a
+# cold inductor cache, under 2 s warm) and saves about 2.8e-8 s per candidate-step in tf32 (16.4 -> 30.6 M candidate-steps/s, 1 x H200,
 # bench/RESULTS.md): it pays from about 3e8 candidate-steps.
 COMPILE_PAYS_FROM = 3e8
 
