@@ -6,9 +6,13 @@ Measures, in one process and on the same model (hidden 512, 4 blocks, context 25
 - ``original``: the users' script style: a loop over proteins, each a batch of its own candidates, the time embedding
   and conditioning recomputed at every step, eager fp32;
 - ``eager``, ``graph`` (the whole chunk loop captured as one CUDA graph) and ``compiled+graph`` (the network through
-  torch.compile, then captured) for fp32 / tf32 / bf16 at each batch size.
+  torch.compile, then captured) for fp32 / tf32 / bf16 at each batch size, and on CUDA ``fused+graph`` and
+  ``fused+compiled+graph`` (each residual block one Triton kernel, ``siteaug.fused``) for tf32 / bf16.
 Every fast path is checked against the fp32 eager reference on the same noise (relative error of the samples).
-Prints a table and writes JSON.
+On CUDA it also measures, at the largest batch, one network evaluation alone: the bf16 PyTorch network eager and
+compiled, the fused network at several tile shapes (with the kernel's registers and spills), and the bound set by the
+matrix products alone (the same products through cuBLAS with nothing between them).
+Prints tables and writes JSON.
 """
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ import torch
 
 from siteaug.diffusion import DiffusionConfig, SiteDiffusion, sample, sampler_plan
 from siteaug.generation import ChunkedSampler
+
+# (block_m, block_n, block_k, num_warps) of the fused kernel tried in the network-only comparison.
+FUSED_TILES = [(64, 64, 64, 8), (64, 128, 64, 8), (64, 64, 64, 16), (128, 64, 64, 16), (32, 64, 64, 4), (64, 32, 64, 8)]
 
 
 def synchronize(device):
@@ -53,6 +60,71 @@ def original_style(model: SiteDiffusion, contexts: torch.Tensor, per_protein: in
             x = plan.a[k].item() * x + plan.b[k].item() * x0
             if plan.noise[k] > 0:
                 x = x + plan.noise[k].item() * torch.randn_like(x)
+
+
+def step_flops(batch: int, features: int, hidden: int, blocks: int, inner: int) -> float:
+    return 2.0 * batch * (2 * features * hidden + blocks * 2 * hidden * inner)
+
+
+@torch.inference_mode()
+def network_only(model: SiteDiffusion, table: torch.Tensor, batch: int, features: int, device) -> list[dict]:
+    """One network evaluation (no sampler update) in bf16: PyTorch eager, compiled, fused tiles, cuBLAS products alone."""
+    import copy
+
+    from siteaug.fused import FusedDenoiser
+
+    denoiser = model.denoiser
+    hidden, blocks, inner = denoiser.hidden, denoiser.n_blocks, denoiser.blocks[0].mlp[0].out_features
+    flops = step_flops(batch, features, hidden, blocks, inner)
+    x = torch.randn((batch, features), device=device, dtype=torch.bfloat16)
+    rows_index = torch.arange(batch, device=device) % table.shape[0]
+    table16 = table.to(torch.bfloat16)
+    bf16 = copy.deepcopy(denoiser).to(torch.bfloat16)
+    candidates = {"pytorch eager": bf16.forward_modulated, "pytorch compiled": torch.compile(bf16.forward_modulated, dynamic=False)}
+    fused = {}
+    for tile in FUSED_TILES:
+        fused[tile] = FusedDenoiser(denoiser, torch.bfloat16, block_m=tile[0], block_n=tile[1], block_k=tile[2], num_warps=tile[3])
+        candidates[f"fused {tile[0]}x{tile[1]}x{tile[2]} w{tile[3]}"] = fused[tile].forward_modulated
+    reference = bf16.forward_modulated(x, table16, None, rows_index).float()
+    results = []
+    for name, net in candidates.items():
+        try:
+            seconds = timed(lambda: [net(x, table16, None, rows_index) for _ in range(10)], device) / 10
+            out = net(x, table16, None, rows_index).float()
+        except Exception as error:  # a tile shape the card cannot run (shared memory, registers): report it, go on
+            print(f"{name}: failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}", flush=True)
+            continue
+        row = {"network": name, "batch": batch, "seconds": seconds, "rows_per_s": batch / seconds,
+               "tflops": flops / seconds / 1e12, "rel_diff_vs_pytorch_bf16": float((out - reference).norm() / reference.norm())}
+        tile = next((t for t in fused if name.startswith(f"fused {t[0]}x{t[1]}x{t[2]} w{t[3]}")), None)
+        if tile is not None:
+            kernel = fused[tile].compiled
+            row.update(registers=getattr(kernel, "n_regs", None), spills=getattr(kernel, "n_spills", None))
+        results.append(row)
+        print(f"network {name:28s}: {batch / seconds / 1e6:8.2f} M rows/s ({flops / seconds / 1e12:6.1f} TFLOP/s), "
+              f"rel. diff vs PyTorch bf16 {row['rel_diff_vs_pytorch_bf16']:.1e}"
+              + (f", {row['registers']} registers, {row['spills']} spills" if "registers" in row else ""), flush=True)
+    # The bound of the matrix products alone: the same GEMMs through cuBLAS, back to back, nothing else.
+    w_in = torch.randn((hidden, features), device=device, dtype=torch.bfloat16)
+    w1 = torch.randn((inner, hidden), device=device, dtype=torch.bfloat16)
+    w2 = torch.randn((hidden, inner), device=device, dtype=torch.bfloat16)
+    w_out = torch.randn((features, hidden), device=device, dtype=torch.bfloat16)
+    h = torch.empty((batch, hidden), device=device, dtype=torch.bfloat16)
+    v = torch.empty((batch, inner), device=device, dtype=torch.bfloat16)
+    o = torch.empty((batch, features), device=device, dtype=torch.bfloat16)
+
+    def products():
+        torch.mm(x, w_in.T, out=h)
+        for _ in range(blocks):
+            torch.mm(h, w1.T, out=v)
+            torch.mm(v, w2.T, out=h)
+        torch.mm(h, w_out.T, out=o)
+
+    seconds = timed(lambda: [products() for _ in range(10)], device) / 10
+    results.append({"network": "matrix products alone (cuBLAS)", "batch": batch, "seconds": seconds,
+                    "rows_per_s": batch / seconds, "tflops": flops / seconds / 1e12})
+    print(f"network {'matrix products alone (cuBLAS)':28s}: {batch / seconds / 1e6:8.2f} M rows/s ({flops / seconds / 1e12:6.1f} TFLOP/s)", flush=True)
+    return results
 
 
 def main() -> None:
@@ -93,8 +165,12 @@ def main() -> None:
         row_protein = torch.arange(batch, device=device) % n_proteins
         reference = None
         for precision in args.precisions:
-            for mode in ("eager", "graph", "compiled+graph") if device.type == "cuda" else ("eager",):
-                runner = ChunkedSampler(model, "ddpm", None, precision, device, cuda_graph=mode != "eager", compile=mode == "compiled+graph")
+            modes = ["eager"]
+            if device.type == "cuda":
+                modes += ["graph", "compiled+graph"] + (["fused+graph", "fused+compiled+graph"] if precision != "fp32" else [])
+            for mode in modes:
+                runner = ChunkedSampler(model, "ddpm", None, precision, device, cuda_graph=mode != "eager",
+                                        compile="compiled" in mode, fused=mode.startswith("fused"))
                 run = lambda: runner.run(modulation_all, row_protein, args.features, batch, seed=7)  # noqa: E731
                 seconds = timed(run, device)
                 out = torch.from_numpy(run())
@@ -107,6 +183,8 @@ def main() -> None:
                 del runner
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+
+    network_rows = network_only(model, modulation_all, max(args.batches), args.features, device) if device.type == "cuda" else []
 
     # Batched vs one-protein-at-a-time on identical noise: the same rows.
     with torch.inference_mode():
@@ -126,7 +204,7 @@ def main() -> None:
     print(f"batched vs per-protein on the same noise: relative difference {batch_vs_alone:.1e}")
     with open(args.json, "w") as handle:
         json.dump({"device": str(device), "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
-                   "args": vars(args), "rows": rows, "batched_vs_per_protein_rel_diff": batch_vs_alone}, handle, indent=2)
+                   "args": vars(args), "rows": rows, "network_only": network_rows, "batched_vs_per_protein_rel_diff": batch_vs_alone}, handle, indent=2)
 
 
 if __name__ == "__main__":

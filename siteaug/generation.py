@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import sys
 import time
 
@@ -52,6 +53,26 @@ def compile_pays(compile: bool | str, candidate_steps: int) -> bool:
     return compile is True or (compile == "auto" and candidate_steps >= COMPILE_PAYS_FROM)
 
 
+def fused_setting(fused: bool | str, device: torch.device, precision: str, denoiser) -> bool:
+    """Whether to run the residual blocks as the fused Triton kernel (``siteaug.fused``): never for False; for True,
+    or an error saying why it cannot; for "auto" on CUDA in bf16, the precision it was measured to pay in."""
+    if fused not in (True, False, "auto"):
+        raise ValueError(f"fused must be true, false or 'auto', got {fused!r}")
+    if fused is False:
+        return False
+    from .fused import unsupported_reason
+
+    reason = unsupported_reason(denoiser.hidden, denoiser.blocks[0].mlp[0].out_features)
+    # Triton's interpreter (TRITON_INTERPRET=1) runs the kernel on CPU tensors: how the tests check it without a GPU.
+    if reason is None and torch.device(device).type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        reason = "it needs a CUDA device"
+    if fused is True and reason:
+        raise ValueError(f"generation.fused is true, but the fused block kernel cannot run: {reason}")
+    use = reason is None and (fused is True or (torch.device(device).type == "cuda" and precision == "bf16"))
+    log.info("residual blocks: %s", "fused Triton kernel" if use else f"PyTorch ops ({reason or 'fused: auto uses the kernel in bf16 only'})")
+    return use
+
+
 def chunk_seed(seed: int, chunk_index: int) -> int:
     return (seed * 1_000_003 + chunk_index) % (2**63)
 
@@ -63,19 +84,27 @@ class ChunkedSampler:
     in graph replay alike, so the two paths draw the same numbers and a run is reproducible for a given chunk size.
     """
 
-    def __init__(self, model: SiteDiffusion, sampler: str, steps: int | None, precision: str, device, cuda_graph: bool, compile: bool | str = False):
+    def __init__(
+        self, model: SiteDiffusion, sampler: str, steps: int | None, precision: str, device, cuda_graph: bool, compile: bool | str = False, fused: bool | str = False
+    ):
         self.device = torch.device(device)
         self.precision = precision
         self.bf16 = precision == "bf16" and self.device.type == "cuda"
         self.model = model
         self.dtype = torch.bfloat16 if self.bf16 else torch.float32
-        # bf16 runs a bf16 copy of the network (x and the update stay float32): cheaper than autocast's per-op casts.
-        denoiser = copy.deepcopy(model.denoiser).to(torch.bfloat16) if self.bf16 else model.denoiser
+        self.fused = fused_setting(fused, self.device, precision, model.denoiser)
+        if self.fused:
+            from .fused import FusedDenoiser
+
+            tf32 = precision == "tf32" and self.device.type == "cuda"
+            self.eager_network = FusedDenoiser(model.denoiser, self.dtype, tf32=tf32).forward_modulated
+        else:
+            # bf16 runs a bf16 copy of the network (x and the update stay float32): cheaper than autocast's per-op casts.
+            self.eager_network = (copy.deepcopy(model.denoiser).to(torch.bfloat16) if self.bf16 else model.denoiser).forward_modulated
         self.plan = sampler_plan(model.alpha_bar, sampler, steps)
         with matmul_precision(precision, self.device):
             self.time_table = time_modulation_table(model, self.dtype)
         self.compile = compile_setting(compile, self.device)
-        self.eager_network = denoiser.forward_modulated
         self.network = self.eager_network
         self.use_graph = cuda_graph and self.device.type == "cuda"
         self.graph = None
@@ -176,6 +205,7 @@ def generate_candidates(
     sampler_steps: int | None = None,
     cuda_graph: bool = True,
     compile: bool | str = False,
+    fused: bool | str = False,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Sample ``candidates_per_protein[pid]`` rows for every protein, all proteins in one batch (chunked by rows).
@@ -195,7 +225,7 @@ def generate_candidates(
     context = torch.tensor(contexts.loc[protein_ids].to_numpy(np.float32), device=device)
     context_modulation = model.denoiser.context_modulation(context)
     row_protein = torch.repeat_interleave(torch.arange(len(protein_ids), device=device), torch.tensor(counts.to_numpy(), device=device))
-    runner = ChunkedSampler(model, sampler, sampler_steps, precision, device, cuda_graph, compile)
+    runner = ChunkedSampler(model, sampler, sampler_steps, precision, device, cuda_graph, compile, fused)
     samples = runner.run(context_modulation, row_protein, len(feature_cols), chunk_size, seed, progress)
     finite = np.isfinite(samples.T).all(axis=0)  # over the feature-major base: contiguous, ~7x faster than axis=1
     n_bad = int((~finite).sum())

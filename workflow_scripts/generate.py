@@ -33,7 +33,7 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     candidates = generate_candidates(
         model, contexts, extra["feature_columns"], mine * p.sample_multiplier,
         seed=p.seed * 1_000_003 + shard, device=device, chunk_size=p.chunk_size, precision=p.precision,
-        sampler=p.sampler, sampler_steps=p.sampler_steps, cuda_graph=p.cuda_graph, compile=p.compile,
+        sampler=p.sampler, sampler_steps=p.sampler_steps, cuda_graph=p.cuda_graph, compile=p.compile, fused=p.fused,
     )
     log.info("sampling: %.1f s", time.perf_counter() - phase)
     phase = time.perf_counter()
