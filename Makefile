@@ -11,9 +11,6 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	@# Triton runs the fused sampling kernel (siteaug/fused.py); CUDA builds of torch bring their own, whose version
-	@# they pin. On a CPU build it is installed for the tests, which run that kernel under Triton's interpreter.
-	$(BIN)/python -c "import triton" 2>/dev/null || $(BIN)/python -m pip install --quiet triton==3.5.0
 	touch $@
 
 run: $(BIN)/.installed

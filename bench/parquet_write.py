@@ -5,8 +5,9 @@
 The table mimics what `generate` writes: `protein_id` (str, a few hundred proteins in blocks), `candidate_id` (int64)
 and float32 `f_*` columns from a feature-major array, the layout generation.generate_candidates hands to pandas.
 Values are standard normal, or with --like the float columns of a real generated shard tiled to --rows (LZ4 leaves most
-real float columns at ~100 % of their size, but shrinks constant ones, which changes its speed). Each setting is written `--repeats` times (median reported) and read back once with
-siteaug.io.read_parquet, as the filter stage does.
+real float columns at ~100 % of their size but shrinks constant ones, which changes its speed). Each setting is
+written and read back (siteaug.io.read_parquet, as the filter stage does) `--repeats` times; medians are printed,
+every time goes to the JSON.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siteaug.io import read_parquet, write_parquet  # noqa: E402
+from siteaug.io import atomic_path, read_parquet, write_parquet  # noqa: E402
 
 
 def shard_table(rows: int, features: int, proteins: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -53,10 +54,19 @@ def _arrow(df: pd.DataFrame) -> pa.Table:
 
 
 def _raw(df: pd.DataFrame, path: Path, **options) -> None:
-    """pq.write_table with `options`, dictionary encoding on non-float columns only (as siteaug.io does)."""
+    """pq.write_table with `options` into a fresh file, nullable fields, dictionary encoding on non-float columns."""
     table = _arrow(df)
     dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
     pq.write_table(table, path, use_dictionary=dictionary, **options)
+
+
+def _previous_writer(df: pd.DataFrame, path: Path) -> None:
+    """siteaug.io.write_parquet as of commit 34653cd: LZ4, dictionary on non-float columns, nullable fields, all
+    statistics, written into the file that atomic_path reserved (so Arrow truncates an existing file)."""
+    table = _arrow(df)
+    dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="lz4", use_dictionary=dictionary)
 
 
 def _per_column(df: pd.DataFrame, float_codec: str) -> dict[str, str]:
@@ -66,12 +76,16 @@ def _per_column(df: pd.DataFrame, float_codec: str) -> dict[str, str]:
 def settings(df: pd.DataFrame) -> dict:
     floats = [c for c in df.columns if c.startswith("f_")]
     return {
-        "siteaug.io.write_parquet (current)": lambda p: write_parquet(df, p),
+        "previous write_parquet (34653cd)": lambda p: _previous_writer(df, p),
+        "write_parquet": lambda p: write_parquet(df, p),
+        "write_parquet(compress_floats=False)": lambda p: write_parquet(df, p, compress_floats=False),
         "lz4 (explicit, same as current)": lambda p: _raw(df, p, compression="lz4"),
         "floats uncompressed, ids lz4": lambda p: _raw(df, p, compression=_per_column(df, "none")),
         "all uncompressed": lambda p: _raw(df, p, compression="none"),
         "zstd level 1": lambda p: _raw(df, p, compression="zstd", compression_level=1),
         "lz4, no statistics": lambda p: _raw(df, p, compression="lz4", write_statistics=False),
+        "lz4, no float statistics": lambda p: _raw(
+            df, p, compression="lz4", write_statistics=[c for c in df.columns if c not in floats]),
         "floats uncompressed, no float statistics": lambda p: _raw(
             df, p, compression=_per_column(df, "none"), write_statistics=[c for c in df.columns if c not in floats]),
         "lz4, row groups of 128 Ki rows": lambda p: _raw(df, p, compression="lz4", row_group_size=128 * 1024),
@@ -89,11 +103,14 @@ def measure(write, path: Path, repeats: int) -> dict:
         start = time.perf_counter()
         write(path)
         times.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    back = read_parquet(path)
-    read = time.perf_counter() - start
-    del back
-    return {"write_s": statistics.median(times), "write_all_s": times, "read_s": read, "mb": path.stat().st_size / 1e6}
+    reads = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        back = read_parquet(path)
+        reads.append(time.perf_counter() - start)
+        del back
+    return {"write_s": statistics.median(times), "write_all_s": times, "read_s": statistics.median(reads),
+            "read_all_s": reads, "mb": path.stat().st_size / 1e6}
 
 
 def main() -> None:
@@ -123,7 +140,8 @@ def main() -> None:
     finally:
         path.unlink(missing_ok=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": args.rows, "features": args.features, "results": results}, indent=2) + "\n")
+        summary = {"rows": args.rows, "features": args.features, "like": args.like, "results": results}
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ rule generate:
         sampler_steps=config["generation"]["sampler_steps"],
         cuda_graph=config["generation"]["cuda_graph"],
         compile=config["generation"]["compile"],
-        fused=config["generation"]["fused"],
         ratio=config["balance"]["target_positive_ratio"],
         device=config["diffusion"]["device"],
         seed=config["seed"],

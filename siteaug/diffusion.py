@@ -235,6 +235,29 @@ def time_modulation_table(model: "SiteDiffusion", dtype: torch.dtype | None = No
     return model.denoiser.time_modulation(torch.arange(model.config.timesteps, device=model.alpha_bar.device)).to(dtype)
 
 
+def sampler_step(network, x, table, time_row, rows, dtype, coefficients, low, high, x0_prev, z):
+    """One sampler update: ε̂ from the network, x0 from ε̂ (clamped to [low, high] unless they are None), then
+    x_next = a·x + b·x0 (+ c·x0_prev) (+ σ·z), with ``coefficients`` = (x0_from_xt, x0_from_eps, a, b, c, σ) of the step.
+
+    A function of tensors only, so ``torch.compile`` can fuse the update into the network's last kernels: run
+    separately, its dozen elementwise passes over the rows cost about a quarter of a compiled step.
+    """
+    if rows is None:
+        eps = network(x.to(dtype), table, time_row)
+    else:
+        eps = network(x.to(dtype), table + time_row, None, rows)
+    from_xt, from_eps, a, b, c, sd = coefficients.unbind()
+    x0 = from_xt * x - from_eps * eps.to(x.dtype)
+    if low is not None:
+        x0 = torch.maximum(torch.minimum(x0, high), low)
+    x_next = a * x + b * x0
+    if x0_prev is not None:
+        x_next = x_next + c * x0_prev
+    if z is not None:
+        x_next = x_next + sd * z
+    return x_next, x0
+
+
 @torch.inference_mode()
 def sample(
     model: SiteDiffusion,
@@ -247,6 +270,7 @@ def sample(
     time_table: torch.Tensor | None = None,
     network=None,
     rows: torch.Tensor | None = None,
+    step=None,
 ) -> torch.Tensor:
     """Run a sampler on a batch whose row i is conditioned by ``context_modulation[i]``, or, given ``rows``, by
     ``context_modulation[rows[i]]`` (a per-protein table: each step adds the time read-out to the table, not to every
@@ -254,32 +278,25 @@ def sample(
 
     ``noise`` is a generator (fresh z each step), a tensor (n_steps, *x_T.shape) of the z to use (tests use it to show
     that batching changes no row), or None for the default generator. ``network`` replaces
-    ``model.denoiser.forward_modulated`` (e.g. a torch.compile'd version of it).
+    ``model.denoiser.forward_modulated``; ``step`` replaces ``sampler_step`` (e.g. a torch.compile'd version of it,
+    which then fuses the network with the update).
     """
     plan = plan or sampler_plan(model.alpha_bar, sampler, steps)
     time_table = time_modulation_table(model) if time_table is None else time_table
     network = network or model.denoiser.forward_modulated
+    step = step or sampler_step
     dtype = context_modulation.dtype  # the network's precision (bf16 copies get bf16 modulation)
-    low, high = model.x0_low.to(x_T.dtype), model.x0_high.to(x_T.dtype)
-    # Python floats, so no step reads a tensor back from the device (and the loop can be captured as a CUDA graph).
-    from_xt, from_eps, a, b, c, sd = (v.tolist() for v in (plan.x0_from_xt, plan.x0_from_eps, plan.a, plan.b, plan.c, plan.noise))
+    low, high = (model.x0_low.to(x_T.dtype), model.x0_high.to(x_T.dtype)) if model.config.clip_denoised else (None, None)
+    # All coefficients in one device tensor made before the loop, and the branches decided on host copies, so no step
+    # reads a tensor back from the device (and the loop can be captured as a CUDA graph).
+    coefficients = torch.stack([plan.x0_from_xt, plan.x0_from_eps, plan.a, plan.b, plan.c, plan.noise], dim=1).to(x_T)
+    uses_previous, noisy = (plan.c != 0).tolist(), (plan.noise > 0).tolist()
     x, x0_prev = x_T, None
     for k, t in enumerate(plan.timesteps):
-        if rows is None:
-            eps = network(x.to(dtype), context_modulation, time_table[t])
-        else:
-            eps = network(x.to(dtype), context_modulation + time_table[t], None, rows)
-        eps = eps.to(x.dtype)
-        x0 = from_xt[k] * x - from_eps[k] * eps
-        if model.config.clip_denoised:
-            x0 = torch.maximum(torch.minimum(x0, high), low)
-        x_next = a[k] * x + b[k] * x0
-        if c[k] != 0:
-            x_next = x_next + c[k] * x0_prev
-        if sd[k] > 0:
+        z = None
+        if noisy[k]:
             z = noise[k] if isinstance(noise, torch.Tensor) else torch.randn(x.shape, device=x.device, generator=noise)
-            x_next = x_next + sd[k] * z
-        x, x0_prev = x_next, x0
+        x, x0_prev = step(network, x, context_modulation, time_table[t], rows, dtype, coefficients[k], low, high, x0_prev if uses_previous[k] else None, z)
     return x
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import sys
 import time
 
@@ -13,7 +12,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .diffusion import SiteDiffusion, sample, sampler_plan, time_modulation_table
+from .diffusion import SiteDiffusion, sample, sampler_plan, sampler_step, time_modulation_table
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -53,28 +52,42 @@ def compile_pays(compile: bool | str, candidate_steps: int) -> bool:
     return compile is True or (compile == "auto" and candidate_steps >= COMPILE_PAYS_FROM)
 
 
-def fused_setting(fused: bool | str, device: torch.device, precision: str, denoiser) -> bool:
-    """Whether to run the residual blocks as the fused Triton kernel (``siteaug.fused``): never for False; for True,
-    or an error saying why it cannot; for "auto" on CUDA in bf16, the precision it was measured to pay in."""
-    if fused not in (True, False, "auto"):
-        raise ValueError(f"fused must be true, false or 'auto', got {fused!r}")
-    if fused is False:
-        return False
-    from .fused import unsupported_reason
-
-    reason = unsupported_reason(denoiser.hidden, denoiser.blocks[0].mlp[0].out_features)
-    # Triton's interpreter (TRITON_INTERPRET=1) runs the kernel on CPU tensors: how the tests check it without a GPU.
-    if reason is None and torch.device(device).type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        reason = "it needs a CUDA device"
-    if fused is True and reason:
-        raise ValueError(f"generation.fused is true, but the fused block kernel cannot run: {reason}")
-    use = reason is None and (fused is True or (torch.device(device).type == "cuda" and precision == "bf16"))
-    log.info("residual blocks: %s", "fused Triton kernel" if use else f"PyTorch ops ({reason or 'fused: auto uses the kernel in bf16 only'})")
-    return use
-
-
 def chunk_seed(seed: int, chunk_index: int) -> int:
     return (seed * 1_000_003 + chunk_index) % (2**63)
+
+
+class ChunkCopier:
+    """Moves finished chunks (features × rows, on the device) into the host array while the device samples the next.
+
+    On CUDA each chunk goes by an asynchronous copy into one of two pinned buffers, and the host empties the other
+    one meanwhile, so the card does not wait for host copies between chunks. On CPU a chunk is copied at once.
+    """
+
+    def __init__(self, out: np.ndarray, device: torch.device):
+        self.out, self.cuda = out, device.type == "cuda"
+        self.buffers, self.turn, self.pending = [], 0, None
+
+    def put(self, chunk: torch.Tensor, start: int) -> None:
+        if not self.cuda:
+            self.out[:, start : start + chunk.shape[1]] = chunk.numpy()
+            return
+        if not self.buffers or self.buffers[0].shape[1] < chunk.shape[1]:
+            self.flush()
+            self.buffers = [torch.empty(chunk.shape, dtype=chunk.dtype, pin_memory=True) for _ in range(2)]
+        buffer = self.buffers[self.turn][:, : chunk.shape[1]]
+        self.turn ^= 1
+        buffer.copy_(chunk, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        self.flush()  # the previous chunk, whose copy the device finished while this chunk was sampled
+        self.pending = (copied, buffer, start)
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            copied, buffer, start = self.pending
+            copied.synchronize()
+            self.out[:, start : start + buffer.shape[1]] = buffer.numpy()
+            self.pending = None
 
 
 class ChunkedSampler:
@@ -84,28 +97,20 @@ class ChunkedSampler:
     in graph replay alike, so the two paths draw the same numbers and a run is reproducible for a given chunk size.
     """
 
-    def __init__(
-        self, model: SiteDiffusion, sampler: str, steps: int | None, precision: str, device, cuda_graph: bool, compile: bool | str = False, fused: bool | str = False
-    ):
+    def __init__(self, model: SiteDiffusion, sampler: str, steps: int | None, precision: str, device, cuda_graph: bool, compile: bool | str = False):
         self.device = torch.device(device)
         self.precision = precision
         self.bf16 = precision == "bf16" and self.device.type == "cuda"
         self.model = model
         self.dtype = torch.bfloat16 if self.bf16 else torch.float32
-        self.fused = fused_setting(fused, self.device, precision, model.denoiser)
-        if self.fused:
-            from .fused import FusedDenoiser
-
-            tf32 = precision == "tf32" and self.device.type == "cuda"
-            self.eager_network = FusedDenoiser(model.denoiser, self.dtype, tf32=tf32).forward_modulated
-        else:
-            # bf16 runs a bf16 copy of the network (x and the update stay float32): cheaper than autocast's per-op casts.
-            self.eager_network = (copy.deepcopy(model.denoiser).to(torch.bfloat16) if self.bf16 else model.denoiser).forward_modulated
+        # bf16 runs a bf16 copy of the network (x and the update stay float32): cheaper than autocast's per-op casts.
+        denoiser = copy.deepcopy(model.denoiser).to(torch.bfloat16) if self.bf16 else model.denoiser
         self.plan = sampler_plan(model.alpha_bar, sampler, steps)
         with matmul_precision(precision, self.device):
             self.time_table = time_modulation_table(model, self.dtype)
         self.compile = compile_setting(compile, self.device)
-        self.network = self.eager_network
+        self.network = denoiser.forward_modulated
+        self.step = sampler_step
         self.use_graph = cuda_graph and self.device.type == "cuda"
         self.graph = None
         self.table_source = None
@@ -121,7 +126,7 @@ class ChunkedSampler:
 
     def _eager(self, rows: torch.Tensor, n_features: int) -> torch.Tensor:
         x_T = torch.randn((rows.shape[0], n_features), device=self.device)
-        return sample(self.model, self.table, x_T, None, plan=self.plan, time_table=self.time_table, network=self.network, rows=rows)
+        return sample(self.model, self.table, x_T, None, plan=self.plan, time_table=self.time_table, network=self.network, rows=rows, step=self.step)
 
     def _capture(self, rows: int, n_features: int) -> None:
         self.static_rows = torch.zeros(rows, device=self.device, dtype=torch.long)
@@ -137,10 +142,11 @@ class ChunkedSampler:
 
     @torch.inference_mode()
     def run(self, context_modulation: torch.Tensor, row_protein: torch.Tensor, n_features: int, chunk_size: int, seed: int, progress: bool = False) -> np.ndarray:
-        if self.network is self.eager_network and compile_pays(self.compile, len(row_protein) * len(self.plan.timesteps)):
-            # Kernel fusion of the elementwise work around the matmuls (LayerNorm, FiLM, SiLU, residual), which is what
-            # bounds the eager network; shapes are fixed per chunk size, so it compiles once.
-            self.network = torch.compile(self.eager_network, dynamic=False)
+        if self.step is sampler_step and compile_pays(self.compile, len(row_protein) * len(self.plan.timesteps)):
+            # Kernel fusion of the elementwise work around the matmuls (LayerNorm, FiLM, SiLU, residual, and the
+            # sampler's update after the last layer), which is what bounds the eager step; shapes are fixed per chunk
+            # size, so it compiles once per step variant (with or without noise, with or without the previous x0).
+            self.step = torch.compile(sampler_step, dynamic=False)
             self.graph = None
         # The graph reads the per-protein table where it was at capture (rows carry only an index into it), so the same
         # input keeps the same converted table and a captured graph stays valid across calls.
@@ -150,6 +156,7 @@ class ChunkedSampler:
         # Feature-major on the host: the device transposes each chunk, and the rows-by-features view returned below is
         # what pandas and Arrow store column by column, so building the candidate table copies nothing.
         out = np.empty((n_features, len(row_protein)), dtype=np.float32)
+        copier = ChunkCopier(out, self.device)
         start, chunk_index = 0, 0
         began = time.perf_counter()
         bar = tqdm(total=len(row_protein), file=sys.stderr, mininterval=10, disable=not progress, desc="generate", unit="row")
@@ -157,7 +164,7 @@ class ChunkedSampler:
             while start < len(row_protein):
                 rows = row_protein[start : start + chunk_size]
                 try:
-                    out[:, start : start + len(rows)] = self._chunk(rows, n_features, chunk_size, chunk_seed(seed, chunk_index))
+                    copier.put(self._chunk(rows, n_features, chunk_size, chunk_seed(seed, chunk_index)), start)
                 except torch.cuda.OutOfMemoryError:
                     if chunk_size == 1:
                         raise
@@ -171,23 +178,24 @@ class ChunkedSampler:
                 bar.update(len(rows))
                 if chunk_index == 1:  # compile and graph capture happen here
                     log.info("first chunk of %d rows: %.1f s", len(rows), time.perf_counter() - began)
+            copier.flush()
         bar.close()
         log.info("sampled %d rows in %d chunks: %.1f s", len(row_protein), chunk_index, time.perf_counter() - began)
         return out.T
 
-    def _chunk(self, rows: torch.Tensor, n_features: int, chunk_size: int, seed: int) -> np.ndarray:
-        """The chunk's samples, features by rows; ``rows`` index the per-protein table."""
+    def _chunk(self, rows: torch.Tensor, n_features: int, chunk_size: int, seed: int) -> torch.Tensor:
+        """The chunk's samples, features by rows, on the device; ``rows`` index the per-protein table."""
         n = rows.shape[0]
         self._seed(seed)
         if not self.use_graph:
-            return self._eager(rows, n_features).float().T.contiguous().cpu().numpy()
+            return self._eager(rows, n_features).float().T.contiguous()
         if self.graph is None or self.graph_rows != chunk_size:
             self._capture(chunk_size, n_features)
             self._seed(seed)
         # A short last chunk is padded by repeating its rows; the padding's samples are discarded.
         self.static_rows.copy_(rows[torch.arange(chunk_size, device=rows.device) % n])
         self.graph.replay()
-        return self.static_out[:n].float().T.contiguous().cpu().numpy()
+        return self.static_out[:n].float().T.contiguous()
 
 
 @torch.inference_mode()
@@ -205,7 +213,6 @@ def generate_candidates(
     sampler_steps: int | None = None,
     cuda_graph: bool = True,
     compile: bool | str = False,
-    fused: bool | str = False,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Sample ``candidates_per_protein[pid]`` rows for every protein, all proteins in one batch (chunked by rows).
@@ -225,7 +232,7 @@ def generate_candidates(
     context = torch.tensor(contexts.loc[protein_ids].to_numpy(np.float32), device=device)
     context_modulation = model.denoiser.context_modulation(context)
     row_protein = torch.repeat_interleave(torch.arange(len(protein_ids), device=device), torch.tensor(counts.to_numpy(), device=device))
-    runner = ChunkedSampler(model, sampler, sampler_steps, precision, device, cuda_graph, compile, fused)
+    runner = ChunkedSampler(model, sampler, sampler_steps, precision, device, cuda_graph, compile)
     samples = runner.run(context_modulation, row_protein, len(feature_cols), chunk_size, seed, progress)
     finite = np.isfinite(samples.T).all(axis=0)  # over the feature-major base: contiguous, ~7x faster than axis=1
     n_bad = int((~finite).sum())

@@ -1,9 +1,13 @@
 """What every rule script shares: logging into the rule's log file and one-line errors for bad input."""
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import logging
+import os
 import sys
+import threading
 import time
 
 import torch
@@ -37,3 +41,40 @@ def rule_logging(snakemake):
         sys.stderr = real_stderr
         if stream is not real_stderr:
             stream.close()
+
+
+def process_age() -> float:
+    """Seconds since this process started, from the kernel's clock since boot.
+
+    psutil's create_time adds the boot time, which /proc/stat rounds down to a whole second, so it puts the start up
+    to 1 s early: 0.41 s on the 2-core CPU machine, all of it counted as import time in the generate log.
+    """
+    try:
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rpartition(")")[2].split()[19])  # field 22, starttime (the name may hold spaces)
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except OSError:  # not Linux
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+
+
+def exit_now() -> None:
+    """End a rule script that has succeeded without tearing the interpreter down; call it as the last statement.
+
+    A normal exit frees every module and object one by one: 0.40 s for a process that has imported CPU torch, 0.45 s
+    at the end of a demo generate job (2-core CPU); on a GPU the CUDA runtime's teardown is skipped as well. The
+    kernel frees the memory and releases the devices and the GPU lock anyway. Only safe once every output is
+    complete: call it after the ``rule_logging`` block, which has then renamed the outputs into place and closed the
+    log. An error never reaches it, so failures exit as before (message, traceback, non-zero status).
+    """
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        return  # a normal exit would wait for these threads: keep that
+    atexit._run_exitfuncs()  # logging.shutdown, weakref finalizers (temporary folders), multiprocessing children, ...
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctypes.CDLL(None).fflush(None)  # what C libraries left in libc's stdio buffers; _exit would drop it
+    os._exit(0)

@@ -1,15 +1,8 @@
 """Small shared fixtures: a tiny diffusion model and fake residue/edge tables."""
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-# Without a GPU, Triton kernels run only under Triton's interpreter, on CPU tensors (tests/test_fused.py). It must be
-# chosen before anything imports Triton: a kernel is built for the interpreter or for the GPU when it is defined.
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from siteaug.diffusion import DiffusionConfig, SiteDiffusion
 

@@ -1,7 +1,9 @@
 import os
 import stat
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import siteaug.io as sio
@@ -91,7 +93,8 @@ def test_atomic_path_success_and_failure(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["out.txt"]  # no temp file left
 
 
-def test_write_parquet_failure_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("compress_floats", [True, False])
+def test_write_parquet_failure_leaves_nothing(tmp_path, monkeypatch, compress_floats):
     def broken_write(table, where, **kwargs):
         with open(where, "wb") as handle:
             handle.write(b"PAR1 partial")
@@ -99,8 +102,64 @@ def test_write_parquet_failure_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sio.pq, "write_table", broken_write)
     with pytest.raises(OSError):
-        write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+        write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet", compress_floats=compress_floats)
     assert list(tmp_path.iterdir()) == []
+
+
+def shard_like_frame() -> pd.DataFrame:
+    """What generate writes (str id, int64 candidate id, float32 f_* columns), plus a float column with NaN."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((50, 3)).astype(np.float32), columns=["f_a", "f_b", "f_c"])
+    frame.insert(0, "candidate_id", np.arange(50, dtype=np.int64))
+    frame.insert(0, "protein_id", np.repeat(["p1", "p2"], 25).astype(str))
+    frame["score"] = np.where(np.arange(50) % 7 == 0, np.nan, rng.random(50))
+    return frame
+
+
+@pytest.mark.parametrize("compress_floats", [True, False])
+def test_write_parquet_round_trip(tmp_path, compress_floats):
+    frame = shard_like_frame()
+    write_parquet(frame, tmp_path / "t.parquet", compress_floats=compress_floats)
+    back = read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(back, frame)
+    assert back["score"].isna().sum() == frame["score"].isna().sum()
+    assert list(read_parquet(tmp_path / "t.parquet", columns=["protein_id", "f_b"]).columns) == ["protein_id", "f_b"]
+
+
+def test_write_parquet_empty_frame_round_trip(tmp_path):
+    frame = shard_like_frame().iloc[:0]
+    write_parquet(frame, tmp_path / "t.parquet", compress_floats=False)
+    pd.testing.assert_frame_equal(read_parquet(tmp_path / "t.parquet"), frame.reset_index(drop=True))
+
+
+def test_write_parquet_encodings(tmp_path):
+    """Floats uncompressed only when asked, ids always LZ4; min/max statistics on the non-float columns only."""
+    for compress_floats, float_codec in [(True, "LZ4"), (False, "UNCOMPRESSED")]:
+        write_parquet(shard_like_frame(), tmp_path / "t.parquet", compress_floats=compress_floats)
+        group = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+        columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+        assert {n: c.compression for n, c in columns.items()} == {
+            "protein_id": "LZ4", "candidate_id": "LZ4", "f_a": float_codec, "f_b": float_codec, "f_c": float_codec,
+            "score": float_codec,
+        }
+        assert {n for n, c in columns.items() if c.is_stats_set} == {"protein_id", "candidate_id"}
+
+
+def test_write_parquet_hands_the_writer_a_fresh_name_and_replaces_the_target(tmp_path, monkeypatch):
+    """Arrow truncates an existing file on open, which on ext4 makes close() flush it: the name must be free."""
+    real_write, seen = sio.pq.write_table, []
+
+    def checking_write(table, where, **kwargs):
+        seen.append(os.path.exists(where))
+        real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(sio.pq, "write_table", checking_write)
+    target = tmp_path / "t.parquet"
+    write_parquet(pd.DataFrame({"a": [1.0]}), target)
+    write_parquet(pd.DataFrame({"a": [2.0]}), target)
+    assert seen == [False, False]
+    assert read_parquet(target)["a"].tolist() == [2.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
 
 
 def test_write_parquet_is_byte_identical(tmp_path):
@@ -115,6 +174,8 @@ def test_outputs_honour_the_umask(tmp_path):
     previous = os.umask(0o022)
     try:
         write_text("x", tmp_path / "out.txt")
+        write_parquet(pd.DataFrame({"a": [1.0]}), tmp_path / "out.parquet")
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "out.parquet").stat().st_mode) == 0o644

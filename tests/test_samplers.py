@@ -3,12 +3,14 @@
 For such data the optimal ε-prediction is E[ε | x_t] = sqrt(1 - ᾱ)(x_t - sqrt(ᾱ) mu) / (ᾱ s² + 1 - ᾱ), so a correct
 sampler must turn N(0, I) back into N(mu, s²); a wrong coefficient shows up as a wrong mean or spread.
 """
+import shutil
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import tiny_model
 
-from siteaug.diffusion import noise_schedule, sample, sampler_plan, trailing_timesteps
+from siteaug.diffusion import noise_schedule, sample, sampler_plan, sampler_step, trailing_timesteps
 
 MU = torch.tensor([1.5, -0.5])
 SD = torch.tensor([0.5, 2.0])
@@ -78,3 +80,19 @@ def test_deterministic_samplers_draw_no_noise_and_ddpm_refuses_fewer_steps():
         sampler_plan(alpha_bar, "ddpm", 20)
     with pytest.raises(ValueError, match="unknown sampler"):
         sampler_plan(alpha_bar, "euler")
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.parametrize("sampler, steps", [("ddpm", None), ("dpmpp_2m", 4)])
+def test_compiled_step_gives_the_eager_rows(sampler, steps):
+    # The step the GPU sampler compiles (network and update fused) must compute what the eager loop does, in every
+    # variant the loop calls: with and without noise (DDPM's last step), with and without the previous x0 (the solver).
+    model = tiny_model()
+    table = model.denoiser.context_modulation(torch.randn(3, 8)).detach()
+    rows, x_T = torch.arange(40) % 3, torch.randn(40, 3)
+    noise = torch.randn(model.config.timesteps, 40, 3)
+    compiled = torch.compile(sampler_step, dynamic=False)
+    with torch.inference_mode():
+        eager = sample(model, table, x_T, noise, sampler, steps, rows=rows)
+        fused = sample(model, table, x_T, noise, sampler, steps, rows=rows, step=compiled)
+    torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-5 * float(eager.abs().max()))
