@@ -171,6 +171,10 @@ class SamplerPlan:
     c: torch.Tensor
     noise: torch.Tensor  # s_k; zero for deterministic samplers and the last step
 
+    def coefficients(self, like: torch.Tensor) -> torch.Tensor:
+        """(steps, 6): x0_from_xt, x0_from_eps, a, b, c, noise of each step, on ``like``'s device and dtype."""
+        return torch.stack([self.x0_from_xt, self.x0_from_eps, self.a, self.b, self.c, self.noise], dim=1).to(like)
+
     @property
     def stochastic(self) -> bool:
         return bool((self.noise > 0).any())
@@ -271,6 +275,7 @@ def sample(
     network=None,
     rows: torch.Tensor | None = None,
     step=None,
+    coefficients: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run a sampler on a batch whose row i is conditioned by ``context_modulation[i]``, or, given ``rows``, by
     ``context_modulation[rows[i]]`` (a per-protein table: each step adds the time read-out to the table, not to every
@@ -279,7 +284,8 @@ def sample(
     ``noise`` is a generator (fresh z each step), a tensor (n_steps, *x_T.shape) of the z to use (tests use it to show
     that batching changes no row), or None for the default generator. ``network`` replaces
     ``model.denoiser.forward_modulated``; ``step`` replaces ``sampler_step`` (e.g. a torch.compile'd version of it,
-    which then fuses the network with the update).
+    which then fuses the network with the update); ``coefficients`` is ``plan.coefficients`` made beforehand (a
+    CUDA graph capture cannot copy it from the host).
     """
     plan = plan or sampler_plan(model.alpha_bar, sampler, steps)
     time_table = time_modulation_table(model) if time_table is None else time_table
@@ -289,7 +295,7 @@ def sample(
     low, high = (model.x0_low.to(x_T.dtype), model.x0_high.to(x_T.dtype)) if model.config.clip_denoised else (None, None)
     # All coefficients in one device tensor made before the loop, and the branches decided on host copies, so no step
     # reads a tensor back from the device (and the loop can be captured as a CUDA graph).
-    coefficients = torch.stack([plan.x0_from_xt, plan.x0_from_eps, plan.a, plan.b, plan.c, plan.noise], dim=1).to(x_T)
+    coefficients = plan.coefficients(x_T) if coefficients is None else coefficients
     uses_previous, noisy = (plan.c != 0).tolist(), (plan.noise > 0).tolist()
     x, x0_prev = x_T, None
     for k, t in enumerate(plan.timesteps):

@@ -106,6 +106,7 @@ class ChunkedSampler:
         # bf16 runs a bf16 copy of the network (x and the update stay float32): cheaper than autocast's per-op casts.
         denoiser = copy.deepcopy(model.denoiser).to(torch.bfloat16) if self.bf16 else model.denoiser
         self.plan = sampler_plan(model.alpha_bar, sampler, steps)
+        self.coefficients = self.plan.coefficients(model.alpha_bar)
         with matmul_precision(precision, self.device):
             self.time_table = time_modulation_table(model, self.dtype)
         self.compile = compile_setting(compile, self.device)
@@ -126,7 +127,8 @@ class ChunkedSampler:
 
     def _eager(self, rows: torch.Tensor, n_features: int) -> torch.Tensor:
         x_T = torch.randn((rows.shape[0], n_features), device=self.device)
-        return sample(self.model, self.table, x_T, None, plan=self.plan, time_table=self.time_table, network=self.network, rows=rows, step=self.step)
+        return sample(self.model, self.table, x_T, None, plan=self.plan, time_table=self.time_table, network=self.network, rows=rows,
+                      step=self.step, coefficients=self.coefficients)
 
     def _capture(self, rows: int, n_features: int) -> None:
         self.static_rows = torch.zeros(rows, device=self.device, dtype=torch.long)
