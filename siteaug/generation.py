@@ -32,10 +32,11 @@ def matmul_precision(precision: str, device: torch.device):
         torch.set_float32_matmul_precision(previous)
 
 
-# torch.compile costs about 9 s in a fresh process (about 4 s importing the compiler stack, about 5 s compiling on a
-# cold inductor cache, under 2 s warm) and saves about 2.8e-8 s per candidate-step in tf32 (16.4 -> 30.6 M candidate-steps/s, 1 x H200,
-# bench/RESULTS.md): it pays from about 3e8 candidate-steps.
-COMPILE_PAYS_FROM = 3e8
+# torch.compile of the sampler step costs about 15 s in a fresh process (importing the compiler stack and compiling
+# the step's two variants; DDPM stage on 1 x H100, bench/RESULTS.md). Per candidate-step it saves about 2.4e-8 s in
+# bf16, the default (23.0 -> 51.7 M candidate-steps/s, bench/sampler.py, same card), and 3.8e-8 s in tf32
+# (14.0 -> 29.6): it pays from about 6e8 candidate-steps in bf16 (4e8 in tf32).
+COMPILE_PAYS_FROM = 6e8
 
 
 def compile_setting(compile: bool | str, device: torch.device) -> bool | str:
