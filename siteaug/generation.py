@@ -48,8 +48,8 @@ def compile_setting(compile: bool | str, device: torch.device) -> bool | str:
 
 
 def compile_pays(compile: bool | str, candidate_steps: int) -> bool:
-    """Whether to compile the network: always for True, for "auto" only when the run is long enough to win back the
-    compile time."""
+    """Whether to compile the sampler step: always for True, for "auto" only when the run is long enough to win back
+    the compile time."""
     return compile is True or (compile == "auto" and candidate_steps >= COMPILE_PAYS_FROM)
 
 
