@@ -22,6 +22,7 @@ include: "rules/classifier.smk"
 include: "rules/report.smk"
 include: "rules/quality.smk"
 include: "rules/ablation.smk"
+include: "rules/embedding.smk"
 
 
 rule all:

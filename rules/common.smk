@@ -7,6 +7,12 @@ if any(r > config["balance"]["target_positive_ratio"] for r in config["classifie
     # Candidates are generated for target_positive_ratio; a larger sweep ratio would have too few of them.
     raise ValueError("config classifier.ratio_sweep: every ratio must be at most balance.target_positive_ratio")
 ARMS = config["classifier"]["arms"] + [a for a in SWEEP_ARMS if a not in config["classifier"]["arms"]]
+# The embedding_* arms train heads on the embeddings of the graph_transformer arm's model, so that arm runs (and is
+# reported) whenever one of them does.
+EMBEDDING_MODEL_ARM = "graph_transformer"
+EMBEDDING_ARMS = [a for a in ARMS if a.startswith("embedding_")]
+if EMBEDDING_ARMS and EMBEDDING_MODEL_ARM not in ARMS:
+    ARMS.append(EMBEDDING_MODEL_ARM)
 # Arms trained on a balanced table of their own, built by rule balance_variant.
 VARIANTS = [a for a in ARMS if a in ("diffusion_unfiltered", "smote_filtered") or a in SWEEP_ARMS]
 ENV = "../envs/siteaug.yaml"
@@ -56,8 +62,12 @@ def classifier_inputs(wildcards):
         inputs["balanced"] = "results/balanced/train.parquet"
     elif wildcards.arm in VARIANTS:
         inputs["balanced"] = f"results/balanced/{wildcards.arm}/train.parquet"
-    elif wildcards.arm == "gnn":
+    elif wildcards.arm in ("gnn", "graph_transformer"):
         inputs["edges"] = "results/features/edges.parquet"
+    elif wildcards.arm in EMBEDDING_ARMS:
+        inputs["residues"] = "results/embedding/features/residues.parquet"
+        if wildcards.arm == "embedding_diffusion":
+            inputs["balanced"] = "results/embedding/balanced/train.parquet"
     return inputs
 
 
@@ -83,6 +93,13 @@ REPORT_SECTIONS = {
         "images": ["results/quality/pca.png", "results/quality/loss_curves.png"],
     }
 }
+if "embedding_diffusion" in ARMS:
+    REPORT_SECTIONS["Generation quality in embedding space"] = {
+        "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
+        "graph_transformer's per-residue embeddings, standardised with training-split statistics).",
+        "tables": ["results/embedding/quality/metrics.json"],
+        "images": ["results/embedding/quality/pca.png", "results/embedding/quality/loss_curves.png"],
+    }
 if ABLATION:
     REPORT_SECTIONS["Feature-group ablation"] = {
         "text": "The none arm (real rows only) trained on feature tables rebuilt with only each setting's groups (neighbour "

@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 
 ALL_ARMS = (
     "none", "class_weight", "random_oversampling", "smote", "borderline_smote",
-    "diffusion_unfiltered", "diffusion", "smote_filtered", "gbdt", "gnn",
+    "diffusion_unfiltered", "diffusion", "smote_filtered", "gbdt", "gnn", "graph_transformer",
+    "embedding_none", "embedding_smote", "embedding_diffusion",
 )
+# The base model whose per-residue embeddings the embedding_* arms train a new head on (first seed's model).
+EMBEDDING_MODEL_ARM = "graph_transformer"
+EMBEDDING_PREFIX = "embedding_"
 # Arms whose training table is built by the balance_variant rule (results/balanced/{arm}/train.parquet).
 VARIANT_ARMS = ("diffusion_unfiltered", "smote_filtered")
 REFERENCE_ARMS = ("gbdt", "gnn")
@@ -39,6 +43,12 @@ def sweep_arm(ratio: float) -> str:
 def sweep_ratio(arm: str) -> float | None:
     """The target ratio of a sweep arm, None for any other arm."""
     return float(arm[len(SWEEP_PREFIX):]) if arm.startswith(SWEEP_PREFIX) else None
+
+
+def embedding_arm(arm: str) -> str | None:
+    """For an ``embedding_<base>`` arm, the arm whose protocol it repeats on the embedding table (none, smote,
+    diffusion); None for any other arm."""
+    return arm[len(EMBEDDING_PREFIX):] if arm.startswith(EMBEDDING_PREFIX) else None
 
 
 def uses_balanced_table(arm: str) -> bool:
@@ -72,8 +82,8 @@ def arm_training_rows(arm: str, train: pd.DataFrame, balanced: pd.DataFrame | No
         if balanced is None:
             raise ValueError(f"the {arm} arm needs its balanced training table")
         return balanced[feature_cols].to_numpy(np.float32), balanced["label"].to_numpy(np.int64)
-    if arm == "gnn":
-        raise ValueError("the gnn arm trains on residue graphs, not on rows")
+    if arm in ("gnn", "graph_transformer"):
+        raise ValueError(f"the {arm} arm trains on residue graphs, not on rows")
     raise ValueError(f"unknown arm {arm!r}; known arms: {', '.join(ALL_ARMS)} and {SWEEP_PREFIX}<ratio>")
 
 
@@ -113,15 +123,17 @@ def train_arm(
 
     ``settings`` is the config's ``classifier`` section. Predictions hold one row per test residue and seed, ordered
     by (seed, protein_id, position), with that seed's validation-frozen threshold. ``splits=("validation", "test")``
-    adds the validation rows (scored with the same model and threshold) before each seed's test rows.
+    adds the validation rows (scored with the same model and threshold) before each seed's test rows. An
+    ``embedding_<base>`` arm gets the embedding table as ``residues`` (and its balanced table) and runs ``<base>``.
     """
+    arm = embedding_arm(arm) or arm
     unknown = [s for s in splits if s not in ("validation", "test")]
     if unknown:
         raise ValueError(f"train_arm scores the validation and test splits, not {unknown[0]!r}")
     feature_cols = [c for c in residues.columns if c.startswith("f_")]
     train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
     metric = settings["threshold_metric"]
-    fit = _fit_gnn if arm == "gnn" else _fit_gbdt if arm == "gbdt" else _fit_mlp
+    fit = {"gnn": _fit_gnn, "graph_transformer": _fit_graph_transformer, "gbdt": _fit_gbdt}.get(arm, _fit_mlp)
     state: dict = {}
     frames, models, summary = [], [], []
     for seed in seeds:
@@ -164,4 +176,20 @@ def _fit_gnn(arm, train, validation, test, balanced, edges, cols, settings, rati
     graphs = state["graphs"]
     model = GNNClassifier(gnn_config(settings["gnn"], len(cols), seed), device).fit(graphs["train"], progress=progress)
     info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()), "training_proteins": len(graphs["train"])}
+    return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info
+
+
+def _fit_graph_transformer(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
+    from .graph_transformer import GraphTransformerClassifier, attributed_graphs, graph_transformer_config
+
+    if edges is None:
+        raise ValueError("the graph_transformer arm needs the residue graph edges")
+    if "graphs" not in state:
+        state["graphs"] = {name: attributed_graphs(part, edges, cols, part["protein_id"].unique())
+                           for name, part in (("train", train), ("validation", validation), ("test", test))}
+    graphs = state["graphs"]
+    config = graph_transformer_config(settings["graph_transformer"], len(cols), seed)
+    model = GraphTransformerClassifier(config, device).fit(graphs["train"], graphs["validation"], progress=progress)
+    info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()),
+            "training_proteins": len(graphs["train"]), "best_epoch": model.best_epoch, "history": model.history}
     return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info

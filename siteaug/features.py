@@ -165,6 +165,45 @@ def _radius_edges(distances: np.ndarray, radius: float) -> np.ndarray:
     return np.stack(np.nonzero(within)).astype(np.int64)
 
 
+# Per-edge geometry columns of the edges table (see ``edge_geometry``).
+EDGE_GEOMETRY_COLUMNS = ("distance", "dir_1", "dir_2", "dir_3", "frame_11", "frame_22", "frame_33")
+
+
+def _local_frames(backbone: np.ndarray) -> np.ndarray:
+    """(L, 3, 3) orthonormal frame of each residue from N, CA, C: rows e1 along CA→C, e2 in the N–CA–C plane, e3 their
+    cross product. Residues with missing or degenerate backbone atoms get a zero frame (their orientation columns are 0)."""
+    n, ca, c = backbone[:, 0], backbone[:, 1], backbone[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e1 = c - ca
+        e1 = e1 / np.linalg.norm(e1, axis=1, keepdims=True)
+        u = n - ca
+        e2 = u - np.sum(u * e1, axis=1, keepdims=True) * e1
+        e2 = e2 / np.linalg.norm(e2, axis=1, keepdims=True)
+        frames = np.stack([e1, e2, np.cross(e1, e2)], axis=1)
+    return np.where(np.isfinite(frames).all(axis=(1, 2), keepdims=True), frames, 0.0)
+
+
+def edge_geometry(edges: np.ndarray, distances: np.ndarray | None, backbone: np.ndarray | None) -> np.ndarray:
+    """(E, 7) float32 per directed edge src→dst: the Cα distance in Å (NaN when unknown: sequence-neighbour graphs and
+    unknown distance-map entries), the unit vector Cα(src)→Cα(dst) in the local frame of src (3), and the diagonal of
+    the relative rotation between the two residues' frames (3). The last six are 0 without a backbone."""
+    src, dst = edges
+    out = np.zeros((edges.shape[1], len(EDGE_GEOMETRY_COLUMNS)), np.float64)
+    out[:, 0] = np.nan
+    if distances is not None:
+        d = distances[src, dst]
+        out[:, 0] = np.where(np.isfinite(d), d, np.nan)
+    if backbone is not None:
+        frames = _local_frames(backbone)
+        ca = backbone[:, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            direction = ca[dst] - ca[src]
+            direction = direction / np.linalg.norm(direction, axis=1, keepdims=True)
+        out[:, 1:4] = np.nan_to_num(np.einsum("eij,ej->ei", frames[src], direction))
+        out[:, 4:7] = np.einsum("eij,eij->ei", frames[src], frames[dst])
+    return out.astype(np.float32)
+
+
 def residue_graph(ca: np.ndarray | None, length: int, radius: float) -> np.ndarray:
     """Edges (2, E) int64 in both directions, sorted by (src, dst): Cα within ``radius`` Å, or i↔i±1 without ca."""
     if ca is None:
@@ -293,7 +332,8 @@ class FeatureSettings:
 
 
 def _protein_job(job) -> tuple:
-    """(features, edges int32, graph source) or ("error", message) for one protein; never raises InputError."""
+    """(features, edges int32, graph source, edge geometry) or ("error", message) for one protein; never raises
+    InputError."""
     protein_id, sequence, path, chain_id, settings = job
     try:
         chain = None
@@ -306,6 +346,12 @@ def _protein_job(job) -> tuple:
         distances = load_distance_map(settings.distance_maps, protein_id, len(sequence)) if settings.distance_maps else None
         x, _, edges = protein_features(sequence, chain, settings.radii, settings.graph_radius, groups=settings.groups,
                                        precomputed=arrays, distances=distances)
+        # The edge geometry follows the graph protein_features built: from the structure when it was used, else
+        # from the distance map.
+        if chain is not None:
+            geometry = edge_geometry(edges, _distances(chain.ca), chain.backbone)
+        else:
+            geometry = edge_geometry(edges, distances, None)
     except InputError as err:
         return "error", str(err)
     if chain is not None:
@@ -315,7 +361,7 @@ def _protein_job(job) -> tuple:
         source = f"distance map ({unknown} residue pairs with unknown distance)" if unknown else "distance map"
     else:
         source = "sequence"
-    return x, edges.astype(np.int32), source  # int32 halves what workers send back
+    return x, edges.astype(np.int32), source, geometry  # int32 halves what workers send back
 
 
 def _init_worker() -> None:
@@ -432,10 +478,13 @@ def _assemble(ids, sequences, labels, splits, results, names) -> tuple[pd.DataFr
     residues = pd.concat([residues, pd.DataFrame(features, columns=[f"f_{n}" for n in names])], axis=1)
 
     edge_index = np.concatenate([r[1] for r in results], axis=1) if results else np.zeros((2, 0), np.int64)
+    geometry = (np.concatenate([r[3] for r in results]) if results
+                else np.zeros((0, len(EDGE_GEOMETRY_COLUMNS)), np.float32))
     edges = pd.DataFrame({
         "protein_id": np.repeat(np.array(ids, dtype=object), [r[1].shape[1] for r in results]),
         "src": edge_index[0].astype(np.int32),
         "dst": edge_index[1].astype(np.int32),
+        **{name: geometry[:, k] for k, name in enumerate(EDGE_GEOMETRY_COLUMNS)},
     })
     return residues, edges
 

@@ -22,7 +22,10 @@ from .io import InputError, atomic_path, write_json, write_text
 from .statistics import METRICS, PRIMARY_METRIC, ArmScores, compare_arms
 
 PREDICTION_COLUMNS = ("protein_id", "position", "label", "seed", "score", "threshold", "split")
-REFERENCES = ("none", "smote")
+# Every arm is compared with each of these that ran: the real-rows baseline, the classical oversampler, and the two
+# strong models (the tree ensemble and the graph base model that the embedding arms build on).
+REFERENCES = ("none", "smote", "gbdt", "graph_transformer")
+_REFERENCE_NAMES = {"none": "none", "smote": "SMOTE", "gbdt": "gbdt", "graph_transformer": "graph_transformer"}
 AGGREGATIONS = ("pooled", "per_protein")
 FIGURES = ("roc.png", "pr.png", "thresholds.png", "auprc_intervals.png")
 TEST_SET_NAMES = {"labels": "test", "external_test": "external test"}
@@ -106,7 +109,7 @@ def evaluate(predictions: dict[str, pd.DataFrame], test_sets: dict[str, str], n_
 
 def verdict_sentence(by_reference: dict[str, str], metric: str = PRIMARY_METRIC) -> str:
     """One line, e.g. 'better than none and SMOTE on AUPRC' or 'no detectable difference from none; worse than SMOTE'."""
-    names = {"none": "none", "smote": "SMOTE"}
+    names = _REFERENCE_NAMES
     phrase = {"better": "better than", "worse": "worse than", "no detectable difference": "no detectable difference from"}
     words = set(by_reference.values())
     if len(words) == 1:
@@ -211,7 +214,7 @@ def _interval_figure(metrics: pd.DataFrame, metric: str = PRIMARY_METRIC) -> Fig
     values = metrics[metric].to_numpy()
     errors = np.vstack([values - metrics[f"{metric}_low"].to_numpy(), metrics[f"{metric}_high"].to_numpy() - values])
     ax.errorbar(values, ypos, xerr=errors, fmt="o", color="black", capsize=3)
-    for reference, style in zip(REFERENCES, ("--", ":")):
+    for reference, style in zip(REFERENCES, ("--", ":", "-.", (0, (1, 3)))):
         if reference in metrics.index:
             ax.axvline(metrics.loc[reference, metric], ls=style, color="tab:red", lw=1, label=f"{reference}")
     ax.set_yticks(ypos, arms)
@@ -229,7 +232,7 @@ def _sweep_figure(metrics: pd.DataFrame, sweep: dict[str, float], metric: str = 
     values = metrics.loc[arms, metric].to_numpy()
     errors = np.vstack([values - metrics.loc[arms, f"{metric}_low"], metrics.loc[arms, f"{metric}_high"] - values])
     ax.errorbar(ratios, values, yerr=errors, fmt="o-", color="tab:blue", capsize=3, label="diffusion")
-    for reference, colour in zip(REFERENCES, ("grey", "tab:orange")):
+    for reference, colour in zip(REFERENCES, ("grey", "tab:orange", "tab:green", "tab:purple")):
         if reference in metrics.index:
             r = metrics.loc[reference]
             ax.axhspan(r[f"{metric}_low"], r[f"{metric}_high"], color=colour, alpha=0.15)
@@ -277,18 +280,19 @@ def _ci(value: float, low: float, high: float, signed: bool = False) -> str:
 
 
 def _verdict_table(verdict_rows: list[dict], metrics: pd.DataFrame) -> str:
-    header = ["arm", "AUPRC [95 % CI]", "Δ vs none [95 % CI]", "Δ vs SMOTE [95 % CI]", "verdict"]
+    references = [r for r in REFERENCES if any(f"vs_{r}" in v for v in verdict_rows)]
+    header = ["arm", "AUPRC [95 % CI]", *(f"Δ vs {_REFERENCE_NAMES[r]} [95 % CI]" for r in references), "verdict"]
     rows, classes = [], {}
     for i, v in enumerate(verdict_rows):
         m = metrics.loc[v["arm"]]
         row = [v["arm"], _ci(m["auprc"], m["auprc_low"], m["auprc_high"])]
-        for j, reference in enumerate(REFERENCES, start=2):
+        for j, reference in enumerate(references, start=2):
             d = v.get(f"vs_{reference}")
             row.append(_ci(d["difference"], d["low"], d["high"], signed=True) if d else "—")
             if d and d["verdict"] != "no detectable difference":
                 classes[(i, j)] = d["verdict"]
         row.append(v["verdict"])
-        classes[(i, 4)] = "text"
+        classes[(i, 2 + len(references))] = "text"
         rows.append(row)
     return _table(header, rows, classes)
 
