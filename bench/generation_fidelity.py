@@ -110,7 +110,7 @@ def run_setting(name, residues, edges, config, args, device) -> dict:
                                      eval_every=d["eval_every"], progress=False, ema_decay=d["ema_decay"], patience=d["patience"], codec=codec)
     trained = time.perf_counter()
     train = residues[residues["split"] == "train"]
-    counts = train.groupby("protein_id")["label"].sum()
+    counts = train.groupby("protein_id")["label"].sum().astype(np.int64)  # int8 labels would sum in int8
     counts = counts[counts > 0]
     contexts = protein_contexts(model, codec.encode_table(residues), edges, codec.model_columns, counts.index.tolist(), device)
     sampler = args.sampler or g["sampler"]
