@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from .columns import ColumnCodec
 from .diffusion import SiteDiffusion, sample, sampler_plan, sampler_step, time_modulation_table
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,11 @@ class ChunkedSampler:
         self.graph_rows = rows
 
     @torch.inference_mode()
-    def run(self, context_modulation: torch.Tensor, row_protein: torch.Tensor, n_features: int, chunk_size: int, seed: int, progress: bool = False) -> np.ndarray:
+    def run(self, context_modulation: torch.Tensor, row_protein: torch.Tensor, n_features: int, chunk_size: int, seed: int, progress: bool = False,
+            decode=None) -> np.ndarray:
+        """Samples of every row of ``row_protein``, rows × features. ``decode`` (e.g. a :class:`siteaug.columns.TorchDecoder`)
+        maps each chunk's model-space rows to feature rows on the device, after the sampler (outside any compiled step or
+        captured graph); ``n_features`` is the model's width, the result has ``decode``'s width."""
         if self.step is sampler_step and compile_pays(self.compile, len(row_protein) * len(self.plan.timesteps)):
             # Kernel fusion of the elementwise work around the matmuls (LayerNorm, FiLM, SiLU, residual, and the
             # sampler's update after the last layer), which is what bounds the eager step; shapes are fixed per chunk
@@ -158,7 +163,8 @@ class ChunkedSampler:
             self.graph = None
         # Feature-major on the host: the device transposes each chunk, and the rows-by-features view returned below is
         # what pandas and Arrow store column by column, so building the candidate table copies nothing.
-        out = np.empty((n_features, len(row_protein)), dtype=np.float32)
+        width = n_features if decode is None else len(decode.codec.names)
+        out = np.empty((width, len(row_protein)), dtype=np.float32)
         copier = ChunkCopier(out, self.device)
         start, chunk_index = 0, 0
         began = time.perf_counter()
@@ -167,7 +173,7 @@ class ChunkedSampler:
             while start < len(row_protein):
                 rows = row_protein[start : start + chunk_size]
                 try:
-                    copier.put(self._chunk(rows, n_features, chunk_size, chunk_seed(seed, chunk_index)), start)
+                    copier.put(self._chunk(rows, n_features, chunk_size, chunk_seed(seed, chunk_index), decode), start)
                 except torch.cuda.OutOfMemoryError:
                     if chunk_size == 1:
                         raise
@@ -186,19 +192,24 @@ class ChunkedSampler:
         log.info("sampled %d rows in %d chunks: %.1f s", len(row_protein), chunk_index, time.perf_counter() - began)
         return out.T
 
-    def _chunk(self, rows: torch.Tensor, n_features: int, chunk_size: int, seed: int) -> torch.Tensor:
+    def _chunk(self, rows: torch.Tensor, n_features: int, chunk_size: int, seed: int, decode=None) -> torch.Tensor:
         """The chunk's samples, features by rows, on the device; ``rows`` index the per-protein table."""
         n = rows.shape[0]
         self._seed(seed)
         if not self.use_graph:
-            return self._eager(rows, n_features).float().T.contiguous()
-        if self.graph is None or self.graph_rows != chunk_size:
-            self._capture(chunk_size, n_features)
-            self._seed(seed)
-        # A short last chunk is padded by repeating its rows; the padding's samples are discarded.
-        self.static_rows.copy_(rows[torch.arange(chunk_size, device=rows.device) % n])
-        self.graph.replay()
-        return self.static_out[:n].float().T.contiguous()
+            samples = self._eager(rows, n_features)
+        else:
+            if self.graph is None or self.graph_rows != chunk_size:
+                self._capture(chunk_size, n_features)
+                self._seed(seed)
+            # A short last chunk is padded by repeating its rows; the padding's samples are discarded.
+            self.static_rows.copy_(rows[torch.arange(chunk_size, device=rows.device) % n])
+            self.graph.replay()
+            samples = self.static_out[:n]
+        samples = samples.float()
+        if decode is not None:
+            samples = decode(samples)
+        return samples.T.contiguous()
 
 
 @torch.inference_mode()
@@ -217,8 +228,13 @@ def generate_candidates(
     cuda_graph: bool = True,
     compile: bool | str = False,
     progress: bool = True,
+    codec: ColumnCodec | None = None,
 ) -> pd.DataFrame:
     """Sample ``candidates_per_protein[pid]`` rows for every protein, all proteins in one batch (chunked by rows).
+
+    With a ``codec`` (the one the model was trained with, ``extra["codec"]`` of ``model.pt``) the model samples its
+    model space and each chunk is decoded to the ``feature_cols`` on the device; without one the model's columns are
+    the ``feature_cols`` themselves.
 
     ``contexts`` holds each protein's context vector (index ``protein_id``, see ``graphs.protein_contexts``); their
     FiLM read-outs are computed once per protein and looked up per row, and the time read-outs of all T steps are
@@ -235,8 +251,14 @@ def generate_candidates(
     context = torch.tensor(contexts.loc[protein_ids].to_numpy(np.float32), device=device)
     context_modulation = model.denoiser.context_modulation(context)
     row_protein = torch.repeat_interleave(torch.arange(len(protein_ids), device=device), torch.tensor(counts.to_numpy(), device=device))
+    if codec is not None and codec.names != list(feature_cols):
+        raise ValueError("the column codec was fitted on other feature columns than the ones asked for")
+    width = len(feature_cols) if codec is None else codec.model_dim
+    if width != model.config.feature_dim:
+        raise ValueError(f"the model samples {model.config.feature_dim} columns but {width} are expected: pass the codec it was trained with")
     runner = ChunkedSampler(model, sampler, sampler_steps, precision, device, cuda_graph, compile)
-    samples = runner.run(context_modulation, row_protein, len(feature_cols), chunk_size, seed, progress)
+    decode = None if codec is None else codec.decoder(device)
+    samples = runner.run(context_modulation, row_protein, width, chunk_size, seed, progress, decode)
     finite = np.isfinite(samples.T).all(axis=0)  # over the feature-major base: contiguous, ~7x faster than axis=1
     n_bad = int((~finite).sum())
     if n_bad:

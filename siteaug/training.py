@@ -14,6 +14,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch_geometric.data import Batch
 from tqdm import tqdm
 
+from .columns import ColumnCodec
 from .diffusion import DiffusionConfig, SiteDiffusion
 from .features import feature_columns
 from .graphs import protein_graphs
@@ -87,6 +88,7 @@ def train_diffusion(
     progress: bool = True,
     ema_decay: float = 0.999,
     patience: int = 0,
+    codec: ColumnCodec | None = None,
 ) -> tuple[SiteDiffusion, list[dict]]:
     """Train on positives of training proteins and return the EMA weights with the best validation loss.
 
@@ -94,8 +96,17 @@ def train_diffusion(
     weights, and of the online weights for comparison, goes into the history. Training stops after ``patience``
     evaluations without improvement (0: runs all ``steps``). Without validation positives the final EMA is returned.
     ``ema_decay`` 0 makes the EMA a copy of the online weights.
+
+    With a ``codec`` (:mod:`siteaug.columns`) the model learns, and its context encoder reads, the codec's model space
+    (quantile-normal numeric columns, ±1 one-hot categories); without one, the feature columns as they are.
     """
-    feature_cols = feature_columns(residues)
+    if codec is not None:
+        residues = codec.encode_table(residues)
+        feature_cols = codec.model_columns
+    else:
+        feature_cols = feature_columns(residues)
+    if len(feature_cols) != config.feature_dim:
+        raise ValueError(f"the model has feature_dim {config.feature_dim} but the table gives {len(feature_cols)} columns to learn")
     train_ids = _proteins_with_positives(residues, "train")
     val_ids = _proteins_with_positives(residues, "validation")
     if not train_ids:

@@ -355,6 +355,8 @@ CONFIG_CASES = [
     ("unknown-residue-policy", "input.unknown_residue", "ignore", "unknown_residue"),
     ("knn-zero", "filter.knn_k", 0, "knn_k"),
     ("ratio-as-text", "balance.target_positive_ratio", "0.5", "target_positive_ratio"),
+    ("quantile-transform-as-text", "diffusion.quantile_transform", "yes", "quantile_transform"),
+    ("discrete-columns-as-number", "diffusion.discrete_columns", 1, "discrete_columns"),
 ]
 
 

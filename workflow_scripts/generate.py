@@ -3,6 +3,7 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 import time
 
 from siteaug.balance import assign_shards, synthetic_quota
+from siteaug.columns import ColumnCodec
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.diffusion import load_model
 from siteaug.generation import generate_candidates
@@ -21,6 +22,9 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     shard = int(snakemake.wildcards.shard)
     device = resolve_device(p.device)
     model, extra = load_model(snakemake.input.model, device, with_encoder=False)
+    if "codec" not in extra:
+        raise ValueError(f"{snakemake.input.model}: no column codec in the model file (written before siteaug.columns); rerun train_diffusion")
+    codec = ColumnCodec.from_state(extra["codec"])
     contexts = read_parquet(snakemake.input.contexts).set_index("protein_id")
     residues = read_parquet(snakemake.input.residues, columns=["protein_id", "split", "label"])
     quota = synthetic_quota(residues[residues["split"] == "train"], p.ratio)
@@ -31,7 +35,7 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     candidates = generate_candidates(
         model, contexts, extra["feature_columns"], mine * p.sample_multiplier,
         seed=p.seed * 1_000_003 + shard, device=device, chunk_size=p.chunk_size, precision=p.precision,
-        sampler=p.sampler, sampler_steps=p.sampler_steps, cuda_graph=p.cuda_graph, compile=p.compile,
+        sampler=p.sampler, sampler_steps=p.sampler_steps, cuda_graph=p.cuda_graph, compile=p.compile, codec=codec,
     )
     log.info("sampling: %.1f s", time.perf_counter() - phase)
     phase = time.perf_counter()

@@ -1,5 +1,6 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
+from siteaug.columns import fit_codec
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.diffusion import DiffusionConfig, save_model
 from siteaug.features import feature_columns
@@ -15,19 +16,21 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     edges = read_parquet(snakemake.input.edges)
     device = resolve_device(d["device"])
     log.info("training on %s", device)
+    # Column kinds and the quantile transform, from the training rows (siteaug.columns); saved with the model.
+    codec = fit_codec(residues, snakemake.params.seed, quantile=d["quantile_transform"], discrete=d["discrete_columns"])
     config = DiffusionConfig(
-        feature_dim=len(feature_cols),
+        feature_dim=codec.model_dim,
         **{k: d[k] for k in ("hidden", "blocks", "context", "gnn_hidden", "gnn_layers", "gnn_heads", "timesteps", "schedule", "clip_denoised", "mlp_ratio")},
     )
     model, history = train_diffusion(
         residues, edges, config, d["steps"], d["batch_proteins"], d["lr"], snakemake.params.seed, device,
-        eval_every=d["eval_every"], ema_decay=d["ema_decay"], patience=d["patience"],
+        eval_every=d["eval_every"], ema_decay=d["ema_decay"], patience=d["patience"], codec=codec,
     )
     # The saved weights are the EMA weights of the best validation loss; the sampler loads them as they are.
-    extra = {"feature_columns": feature_cols, "best_step": best_step(history), "last_step": history[-1]["step"]}
+    extra = {"feature_columns": feature_cols, "codec": codec.state(), "best_step": best_step(history), "last_step": history[-1]["step"]}
     save_model(model, snakemake.output.model, extra)
     # Generation jobs look contexts up instead of running the GNN (and importing torch-geometric) again.
     train_ids = residues.loc[residues["split"] == "train", "protein_id"].unique().tolist()
-    contexts = protein_contexts(model, residues, edges, feature_cols, train_ids, device)
+    contexts = protein_contexts(model, codec.encode_table(residues), edges, codec.model_columns, train_ids, device)
     write_parquet(contexts.reset_index(), snakemake.output.contexts)
     write_json(history, snakemake.output.history)
