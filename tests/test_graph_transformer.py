@@ -1,0 +1,138 @@
+"""The graph_transformer base model, its edge features, the embedding export and the embedding_* arms (CPU, tiny)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from siteaug.arms import embedding_arm, train_arm
+from siteaug.features import EDGE_GEOMETRY_COLUMNS, edge_geometry, residue_graph
+from siteaug.graph_transformer import (
+    EDGE_DIM, GraphTransformerClassifier, GraphTransformerConfig, attributed_graphs, edge_attributes, embedding_table,
+)
+
+SETTINGS = {"hidden": 16, "layers": 2, "heads": 2, "dropout": 0.0, "alpha": 0.1, "epochs": 30, "patience": 30,
+            "batch_proteins": 4, "lr": 1e-2, "weight_decay": 0.0}
+
+
+def helix_backbone(length: int, rise: float = 1.5, radius: float = 2.3) -> np.ndarray:
+    """An ideal-ish α-helix backbone (L, 4, 3): N, CA, C, O placed around the CA trace."""
+    k = np.arange(length)
+    angle = np.deg2rad(100.0) * k
+    ca = np.column_stack([radius * np.cos(angle), radius * np.sin(angle), rise * k])
+    n = ca + np.array([-0.5, 1.2, -0.6])
+    c = ca + np.array([1.0, 0.3, 0.9])
+    return np.stack([n, ca, c, c + np.array([0.5, 0.8, 0.2])], axis=1)
+
+
+def test_edge_geometry_directions_are_unit_vectors_in_the_local_frame():
+    backbone = helix_backbone(12)
+    edges = residue_graph(backbone[:, 1], 12, 8.0)
+    distances = np.linalg.norm(backbone[:, None, 1] - backbone[None, :, 1], axis=-1)
+    geometry = edge_geometry(edges, distances, backbone)
+    assert geometry.shape == (edges.shape[1], len(EDGE_GEOMETRY_COLUMNS))
+    np.testing.assert_allclose(geometry[:, 0], distances[edges[0], edges[1]], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(geometry[:, 1:4], axis=1), 1.0, rtol=1e-5)
+    # A rigid motion of the whole protein leaves every geometry column unchanged (they are frame-relative).
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    moved = backbone @ q.T + np.array([5.0, -3.0, 2.0])
+    np.testing.assert_allclose(edge_geometry(edges, distances, moved), geometry, atol=1e-5)
+    # Without a structure: unknown distance (NaN) and zero orientation.
+    bare = edge_geometry(edges, None, None)
+    assert np.isnan(bare[:, 0]).all() and not bare[:, 1:].any()
+
+
+def test_edge_attributes_encode_distance_separation_and_refuse_old_tables():
+    edges = pd.DataFrame({"src": [0, 5, 3], "dst": [1, 0, 40], "distance": [3.8, np.nan, 9.0],
+                          **{c: [0.0, 0.0, 0.0] for c in EDGE_GEOMETRY_COLUMNS[1:]}})
+    attributes = edge_attributes(edges)
+    assert attributes.shape == (3, EDGE_DIM)
+    assert attributes[1, :16].sum() == 0 and attributes[1, 16] == 0  # unknown distance: no RBF, flag off
+    assert attributes[0, 16] == 1 and attributes[0, :16].argmax() == np.abs(np.linspace(2, 22, 16) - 3.8).argmin()
+    assert list(attributes[:, 17]) == [1, -1, 1]  # sign of dst - src
+    with pytest.raises(ValueError, match="rerun the features rule"):
+        edge_attributes(edges.drop(columns=["distance"]))
+
+
+def planted_proteins(n_proteins: int = 24, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Proteins whose binding label depends on a *neighbour's* feature, which only message passing can see: residue
+    i is positive when residue i+1's signal feature is high. Splits: 14 train, 5 validation, 5 test."""
+    rng = np.random.default_rng(seed)
+    rows, edge_rows = [], []
+    for p in range(n_proteins):
+        length = int(rng.integers(25, 40))
+        signal = (rng.random(length) < 0.2).astype(float)
+        label = np.append(signal[1:], 0).astype(np.int8)
+        split = "train" if p < 14 else "validation" if p < 19 else "test"
+        pid = f"p{p:02d}"
+        noise = rng.normal(size=(length, 3))
+        rows.append(pd.DataFrame({"protein_id": pid, "position": np.arange(length, dtype=np.int32), "residue": "A",
+                                  "label": label, "split": split, "f_signal": signal, **{f"f_noise{k}": noise[:, k] for k in range(3)}}))
+        edges = residue_graph(None, length, 0.0)
+        edge_rows.append(pd.DataFrame({"protein_id": pid, "src": edges[0], "dst": edges[1],
+                                       **dict(zip(EDGE_GEOMETRY_COLUMNS, edge_geometry(edges, None, None).T))}))
+    return pd.concat(rows, ignore_index=True), pd.concat(edge_rows, ignore_index=True)
+
+
+def classifier_settings() -> dict:
+    return {"graph_transformer": SETTINGS, "threshold_metric": "mcc", "hidden": [16], "dropout": 0.0, "epochs": 30,
+            "batch_size": 128, "lr": 3e-3}
+
+
+def test_graph_transformer_learns_a_neighbour_rule_and_keeps_its_best_validation_epoch():
+    residues, edges = planted_proteins()
+    predictions, models, summary = train_arm("graph_transformer", residues, classifier_settings(), 0.5, [0], edges=edges)
+    auprc = average_precision_score(predictions["label"], predictions["score"])
+    assert auprc > 0.9, auprc  # a per-residue model cannot: the label is a function of the next residue
+    model = models[0]
+    scores = [r["validation_auprc"] for r in model.history]
+    assert summary[0]["best_epoch"] == model.best_epoch == 1 + int(np.argmax(scores))
+
+
+def test_graph_transformer_is_deterministic_on_cpu_and_round_trips(tmp_path):
+    residues, edges = planted_proteins()
+    cols = [c for c in residues.columns if c.startswith("f_")]
+    ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
+    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3}, seed=5)
+    first = GraphTransformerClassifier(config).fit(graphs["train"], graphs["validation"])
+    second = GraphTransformerClassifier(config).fit(graphs["train"], graphs["validation"])
+    np.testing.assert_array_equal(first.predict_graphs(graphs["validation"]), second.predict_graphs(graphs["validation"]))
+    first.save(tmp_path / "model.pt")
+    loaded = GraphTransformerClassifier.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(loaded.predict_graphs(graphs["validation"]), first.predict_graphs(graphs["validation"]))
+    assert loaded.best_epoch == first.best_epoch
+
+
+def test_embedding_table_is_what_the_head_reads():
+    residues, edges = planted_proteins()
+    cols = [c for c in residues.columns if c.startswith("f_")]
+    train_ids = residues.loc[residues["split"] == "train", "protein_id"].unique()
+    config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 2})
+    model = GraphTransformerClassifier(config).fit(attributed_graphs(residues, edges, cols, train_ids), [])
+    shuffled = residues.sample(frac=1.0, random_state=0)
+    table = embedding_table(model, shuffled, edges, cols)
+    assert list(table.columns[:5]) == ["protein_id", "position", "residue", "label", "split"]
+    emb_cols = [c for c in table.columns if c.startswith("f_emb_")]
+    assert len(emb_cols) == SETTINGS["hidden"] and len(table) == len(residues)
+    assert table[["protein_id", "position"]].equals(
+        residues.sort_values(["protein_id", "position"])[["protein_id", "position"]].reset_index(drop=True))
+    # The network's own head applied to the exported embeddings gives the network's own probabilities.
+    with torch.inference_mode():
+        head = torch.sigmoid(model.network.head(torch.tensor(table[emb_cols].to_numpy(np.float32))).squeeze(-1)).numpy()
+    ordered = residues.sort_values(["protein_id", "position"])
+    direct = model.predict_graphs(attributed_graphs(ordered, edges, cols, list(dict.fromkeys(ordered["protein_id"]))))
+    np.testing.assert_allclose(head, direct, atol=1e-5)
+
+
+def test_embedding_arms_run_their_base_protocol_on_the_embedding_table():
+    assert embedding_arm("embedding_diffusion") == "diffusion" and embedding_arm("diffusion") is None
+    residues, _ = planted_proteins()
+    table = residues.rename(columns={c: c.replace("f_", "f_emb_") for c in residues.columns if c.startswith("f_")})
+    predictions, _, summary = train_arm("embedding_smote", table, classifier_settings(), 0.5, [0, 1])
+    assert sorted(predictions["seed"].unique()) == [0, 1]
+    assert summary[0]["positive_ratio"] == pytest.approx(0.5, abs=0.01)  # SMOTE balanced the embedding rows
+    with pytest.raises(ValueError, match="balanced training table"):
+        train_arm("embedding_diffusion", table, classifier_settings(), 0.5, [0])
