@@ -204,15 +204,20 @@ class ColumnCodec:
     def from_state(cls, state: dict) -> "ColumnCodec":
         if state.get("version") != _CODEC_VERSION:
             raise ValueError(f"column codec version {state.get('version')!r} is not {_CODEC_VERSION}: retrain the diffusion model")
-        groups = [OneHotGroup(g["name"], list(g["members"]), list(g["derived"]), bool(g["none"]), g["table"].numpy(), list(g["categories"]))
+        groups = [OneHotGroup(g["name"], list(g["members"]), list(g["derived"]), bool(g["none"]), _host(g["table"]), list(g["categories"]))
                   for g in state["groups"]]
         return cls(
             list(state["names"]), list(state["numeric"]),
-            None if state["quantiles"] is None else state["quantiles"].numpy(),
-            {int(k): v.numpy() for k, v in state["snap"].items()},
+            None if state["quantiles"] is None else _host(state["quantiles"]),
+            {int(k): _host(v) for k, v in state["snap"].items()},
             groups,
             {int(j): float(v) for j, v in state["constants"].items()},
         )
+
+
+def _host(tensor: torch.Tensor) -> np.ndarray:
+    # The model file may be loaded straight onto a GPU (map_location), which .numpy() refuses.
+    return tensor.detach().cpu().numpy()
 
 
 class TorchDecoder:

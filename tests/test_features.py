@@ -7,6 +7,7 @@ import pytest
 from siteaug.demo import backbone_atoms, pdb_text
 from siteaug.features import (
     BASE_FEATURES,
+    EDGE_GEOMETRY_COLUMNS,
     BLOSUM62,
     CONTEXT_FEATURES,
     NEIGHBOUR_FEATURES,
@@ -164,7 +165,7 @@ def test_build_feature_tables(proteins):
     assert len(residues) == proteins.sequence.str.len().sum()
     assert residues.position.dtype == np.int32 and residues.label.dtype == np.int8
     assert all(residues[c].dtype == np.float32 for c in feature_columns(residues))
-    assert list(edges.columns) == ["protein_id", "src", "dst"]
+    assert list(edges.columns) == ["protein_id", "src", "dst", *EDGE_GEOMETRY_COLUMNS]
     assert edges.src.dtype == np.int32 and edges.dst.dtype == np.int32
     p0 = residues[residues.protein_id == "p0_A"]
     assert "".join(p0.residue) == proteins.sequence[0] and "".join(map(str, p0.label)) == proteins.labels[0]
@@ -173,6 +174,10 @@ def test_build_feature_tables(proteins):
     # The protein without structure gets the sequence-neighbour graph.
     p2 = edges[edges.protein_id == "p2_A"]
     np.testing.assert_array_equal([p2.src, p2.dst], residue_graph(None, 12, 10.0))
+    # Its edges have no known distance and no orientation; structure edges have both.
+    assert p2["distance"].isna().all() and not p2[list(EDGE_GEOMETRY_COLUMNS[1:])].to_numpy().any()
+    p3 = edges[edges.protein_id == "p3_A"]
+    assert (p3["distance"] <= 10.0).all() and np.allclose(np.linalg.norm(p3[["dir_1", "dir_2", "dir_3"]], axis=1), 1, atol=1e-5)
 
 
 def test_threads_give_identical_tables(proteins):
