@@ -12,9 +12,10 @@ memorisation check also uses held-back real positives (validation proteins the g
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from scipy.stats import wasserstein_distance
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -22,6 +23,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
 from .quality import RealismModel, nearest_neighbours
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def subsample(rows: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -150,6 +154,8 @@ def sample_quality(
 
 def pca_figure(real: np.ndarray, synthetic: np.ndarray, seed: int, max_points: int = 5000) -> Figure:
     """Real training positives and synthetic rows in the first two principal components of the real rows."""
+    from matplotlib.figure import Figure  # only the figures need matplotlib, not the metrics
+
     rng = np.random.default_rng(seed)
     real, synthetic = subsample(real, max_points, rng), subsample(synthetic, max_points, rng)
     pca = PCA(n_components=2, random_state=seed).fit(real)
@@ -165,6 +171,8 @@ def pca_figure(real: np.ndarray, synthetic: np.ndarray, seed: int, max_points: i
 
 
 def score_histogram_figure(quality_scores: np.ndarray, threshold: float) -> Figure:
+    from matplotlib.figure import Figure  # only the figures need matplotlib, not the metrics
+
     fig = Figure(figsize=(5.5, 4))
     ax = fig.subplots()
     ax.hist(quality_scores, bins=50, range=(0, 1), color="tab:blue", alpha=0.8)
@@ -176,6 +184,8 @@ def score_histogram_figure(quality_scores: np.ndarray, threshold: float) -> Figu
 
 def loss_curve_figure(history: list[dict]) -> Figure:
     """Training loss and validation denoising loss (EMA and online weights, when recorded) against the step."""
+    from matplotlib.figure import Figure  # only the figures need matplotlib, not the metrics
+
     fig = Figure(figsize=(5.5, 4))
     ax = fig.subplots()
     steps = [r["step"] for r in history]
