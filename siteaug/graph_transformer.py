@@ -154,8 +154,9 @@ class GraphTransformerClassifier:
         loss_fn = nn.BCEWithLogitsLoss()
         rng = np.random.default_rng(cfg.seed)
         # Graphs live on the device for the whole fit, so batching them is a device-side concatenation.
-        train = [g.to(self.device) for g in train]
-        validation = [g.to(self.device) for g in validation]
+        # (Data.to moves in place: copies, so the caller's graphs stay where they were.)
+        train = [g.clone().to(self.device) for g in train]
+        validation = [g.clone().to(self.device) for g in validation]
         train_batches = max(1, math.ceil(len(train) / cfg.batch_proteins))
         best_score, best_state, since_best = -math.inf, None, 0
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
