@@ -16,6 +16,8 @@ with rule_logging(snakemake) as log:
         unknown_residue=p.unknown_residue,
         external_test_labels=i.get("external_test_labels"),
         external_test_structures=i.get("external_test_structures"),
+        identity_threshold=p.identity_threshold,
+        external_test_overlap=p.external_test_overlap,
     )
     log.info("proteins per split: %s", proteins["split"].value_counts().to_dict())
     write_parquet(proteins, snakemake.output[0])

@@ -1,0 +1,161 @@
+"""Hostile inputs, round 2 (issue 16): leaks across splits, degenerate structures, config values that would crash late,
+misleading arms and unclear errors. Same contract as ``test_bad_inputs.py``: one line naming the file and record (or
+config key), non-zero exit, no traceback, no partial output.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import tiny_yaml
+from siteaug.demo import make_demo
+from siteaug.identity import alignment_identity, identity_groups, similar_pairs
+from siteaug.io import InputError, read_label_fasta
+from siteaug.prepare import prepare_proteins, split_proteins
+
+TINY = tiny_yaml()
+SPLIT = dict(validation_fraction=TINY["split"]["validation"], test_fraction=TINY["split"]["test"], seed=TINY["seed"])
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("reliability_demo")
+    make_demo(root, n_proteins=12, min_length=30, max_length=40, seed=0)
+    return root
+
+
+@pytest.fixture
+def inputs(demo_template, tmp_path) -> Path:
+    shutil.copytree(demo_template, tmp_path / "inputs")
+    return tmp_path / "inputs"
+
+
+def records_text(path: Path) -> list[list[str]]:
+    lines = path.read_text().splitlines()
+    return [lines[k : k + 3] for k in range(0, len(lines), 3)]
+
+
+def write_records(path: Path, records) -> None:
+    path.write_text("".join(f"{a}\n{b}\n{c}\n" for a, b, c in records))
+
+
+def prepare(root: Path, **kwargs):
+    return prepare_proteins(str(root / "labels.fa"), str(root / "pdb"), **SPLIT, **kwargs)
+
+
+# ---- leaks: identical and near-identical sequences ----------------------------------------------------------------
+
+
+def test_alignment_identity():
+    assert alignment_identity("ACDEFGHIK", "ACDEFGHIK") == 1.0
+    assert alignment_identity("ACDEFGHIK", "ACDEFGHIW") == pytest.approx(8 / 9)
+    assert alignment_identity("ACDEFGHIK", "ACDFGHIKW") == pytest.approx(7 / 9)  # one gap costs its position
+    assert alignment_identity("CDEFG", "AAAAACDEFGAAAA") == 1.0  # a fragment is its protein (shorter-length identity)
+    rng = np.random.default_rng(0)
+    letters = list("ACDEFGHIKLMNPQRSTVWY")
+    unrelated = [alignment_identity("".join(rng.choice(letters, 60)), "".join(rng.choice(letters, 400))) for _ in range(20)]
+    assert max(unrelated) < 0.3
+
+
+def test_candidate_search_misses_no_pair():
+    """The k-mer prefilter against aligning every pair: same pairs at several thresholds."""
+    rng = np.random.default_rng(1)
+    letters = list("ACDEFGHIKLMNPQRSTVWY")
+    sequences = ["".join(rng.choice(letters, rng.integers(30, 120))) for _ in range(12)]
+    for k in range(6):  # mutated copies with 1-15 % of positions changed, one with a deletion
+        s = list(sequences[k])
+        for pos in rng.choice(len(s), size=max(1, int(len(s) * 0.03 * (k + 1) / 2)), replace=False):
+            s[pos] = letters[(letters.index(s[pos]) + 1) % 20]
+        if k == 2:
+            del s[5:8]
+        sequences.append("".join(s))
+    for threshold in (0.8, 0.9, 0.95):
+        brute = {(i, j) for i in range(len(sequences)) for j in range(i + 1, len(sequences))
+                 if alignment_identity(sequences[i], sequences[j]) >= threshold}
+        assert {(i, j) for i, j, _ in similar_pairs(sequences, None, threshold)} == brute
+        assert brute, threshold
+
+
+def test_split_without_duplicates_is_unchanged():
+    ids = [f"p{k}" for k in range(40)]
+    order = np.random.default_rng(7).permutation(40)
+    expected = np.empty(40, dtype=object)
+    expected[order[:6]], expected[order[6:12]], expected[order[12:]] = "test", "validation", "train"
+    assert split_proteins(ids, 0.15, 0.15, 7) == expected.tolist()
+    assert split_proteins(ids, 0.15, 0.15, 7, groups=list(range(40))) == expected.tolist()
+
+
+def test_identical_sequence_under_another_id_stays_in_one_split(inputs, caplog):
+    """The same protein under an id differing only in letter case lands in one split, for every seed."""
+    records = records_text(inputs / "labels.fa")
+    first = records[0]
+    copy = [">DEMO0000_A", first[1].lower(), first[2]]
+    write_records(inputs / "labels.fa", records + [copy])
+    shutil.copy(inputs / "pdb" / "demo0000_A.pdb", inputs / "pdb" / "DEMO0000_A.pdb")
+    for seed in range(8):
+        with caplog.at_level(logging.INFO, logger="siteaug.identity"):
+            table = prepare_proteins(str(inputs / "labels.fa"), str(inputs / "pdb"), 0.2, 0.2, seed).set_index("protein_id")
+        assert table.loc["demo0000_A", "split"] == table.loc["DEMO0000_A", "split"], seed
+    assert "proteins demo0000_A and DEMO0000_A share a split group (identical sequences)" in caplog.text
+
+
+def test_near_identical_sequences_stay_in_one_split(inputs, caplog):
+    records = records_text(inputs / "labels.fa")
+    sequence = records[3][1]
+    mutant = sequence[:10] + ("A" if sequence[10] != "A" else "G") + sequence[11:]
+    write_records(inputs / "labels.fa", records + [[">mutant_A", mutant, records[3][2]]])
+    pdb = (inputs / "pdb" / f"{records[3][0][1:]}.pdb").read_text()
+    from siteaug.demo import THREE_LETTER
+    old, new = THREE_LETTER[sequence[10]], THREE_LETTER[mutant[10]]
+    lines = [line[:17] + new + line[20:] if line.startswith("ATOM") and line[22:26].strip() == "11" else line
+             for line in pdb.splitlines()]
+    assert old != new
+    (inputs / "pdb" / "mutant_A.pdb").write_text("\n".join(lines) + "\n")
+    for seed in range(8):
+        with caplog.at_level(logging.INFO, logger="siteaug.identity"):
+            table = prepare_proteins(str(inputs / "labels.fa"), str(inputs / "pdb"), 0.2, 0.2, seed).set_index("protein_id")
+        assert table.loc[records[3][0][1:], "split"] == table.loc["mutant_A", "split"], seed
+    assert f"proteins {records[3][0][1:]} and mutant_A share a split group (sequence identity 0.9" in caplog.text
+    groups = identity_groups(["a", "b"], [sequence, mutant], None)  # null threshold: identical sequences only
+    assert groups == [0, 1]
+
+
+def external_copy(inputs: Path) -> Path:
+    """An external test set: two new demo proteins plus an internal one (the training set's first) under a new id."""
+    made = inputs.parent / "made"
+    make_demo(made, n_proteins=2, min_length=30, max_length=40, seed=99)
+    ext = inputs.parent / "external"
+    (ext / "pdb").mkdir(parents=True)
+    records = []
+    for k, (header, sequence, labels) in enumerate(records_text(made / "labels.fa")):
+        records.append([f">ext{k}_A", sequence, labels])
+        shutil.copy(made / "pdb" / f"{header[1:]}.pdb", ext / "pdb" / f"ext{k}_A.pdb")
+    internal = records_text(inputs / "labels.fa")[0]
+    write_records(ext / "labels.fa", records + [[">renamed_A", internal[1], internal[2]]])
+    shutil.copy(inputs / "pdb" / "demo0000_A.pdb", ext / "pdb" / "renamed_A.pdb")
+    return ext
+
+
+def test_external_test_set_sharing_a_training_sequence_is_refused(inputs):
+    ext = external_copy(inputs)
+    with pytest.raises(InputError) as err:
+        prepare(inputs, external_test_labels=str(ext / "labels.fa"), external_test_structures=str(ext / "pdb"))
+    message = str(err.value)
+    assert "\n" not in message and str(ext / "labels.fa") in message
+    assert "record renamed_A has the same sequence as record demo0000_A" in message
+    assert "input.external_test_overlap" in message
+
+
+def test_external_test_overlap_allowed_is_recorded(inputs, caplog):
+    ext = external_copy(inputs)
+    with caplog.at_level(logging.WARNING, logger="siteaug.prepare"):
+        table = prepare(inputs, external_test_labels=str(ext / "labels.fa"), external_test_structures=str(ext / "pdb"),
+                        external_test_overlap="allow")
+    row = table.set_index("protein_id").loc["renamed_A"]
+    assert row["split"] == "test" and row["similar_to"] == "demo0000_A"
+    assert (table.loc[table["protein_id"] != "renamed_A", "similar_to"] == "").all()
+    assert "external test protein renamed_A has the same sequence as demo0000_A" in caplog.text
