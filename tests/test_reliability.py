@@ -159,3 +159,63 @@ def test_external_test_overlap_allowed_is_recorded(inputs, caplog):
     assert row["split"] == "test" and row["similar_to"] == "demo0000_A"
     assert (table.loc[table["protein_id"] != "renamed_A", "similar_to"] == "").all()
     assert "external test protein renamed_A has the same sequence as demo0000_A" in caplog.text
+
+
+# ---- degenerate structures ----------------------------------------------------------------------------------------
+
+
+def transform_atoms(path: Path, transform) -> None:
+    """Rewrite the coordinates of every ATOM line: ``transform(k, name, xyz) -> xyz`` (k: residue index from 0)."""
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("ATOM"):
+            xyz = np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])])
+            xyz = transform(int(line[22:26]) - 1, line[12:16].strip(), xyz)
+            line = line[:30] + "".join(f"{v:8.3f}" for v in xyz) + line[54:]
+        out.append(line)
+    path.write_text("\n".join(out) + "\n")
+
+
+def overlap_ca(k, name, xyz, _ref={}):
+    if name == "CA" and k == 1:
+        _ref["ca"] = xyz
+    return _ref["ca"] + 0.3 if name == "CA" and k == 6 else xyz
+
+
+STRUCTURE_CASES = [
+    ("all-zero", lambda k, name, xyz: xyz * 0, "all 3"),
+    ("all-equal", lambda k, name, xyz: np.array([1.5, -2.0, 7.25]), "are at one point"),
+    ("collapsed", lambda k, name, xyz: xyz * 0.3, "median Cα-Cα distance of sequence neighbours is 1.1"),
+    ("nanometres", lambda k, name, xyz: xyz / 10, "collapsed or rescaled"),
+    ("overlapping-ca", overlap_ca, "Cα atoms of residues 2 and 7 are"),
+]
+
+
+@pytest.mark.parametrize("name, transform, fragment", STRUCTURE_CASES, ids=[c[0] for c in STRUCTURE_CASES])
+def test_degenerate_structure_is_refused_or_skipped(inputs, name, transform, fragment, caplog):
+    from siteaug.features import build_feature_tables
+
+    pdb = inputs / "pdb" / "demo0002_A.pdb"
+    transform_atoms(pdb, transform)
+    table = prepare(inputs)
+    with pytest.raises(InputError) as err:
+        build_feature_tables(table)
+    message = str(err.value)
+    assert "\n" not in message and f"{pdb}: record demo0002_A" in message and fragment in message, message
+    with caplog.at_level(logging.WARNING, logger="siteaug.features"):
+        residues, edges = build_feature_tables(table, invalid_protein="skip")
+    assert "demo0002_A" not in set(residues["protein_id"]) and "demo0002_A" not in set(edges["protein_id"])
+    assert "skipped 1 of 12 proteins" in caplog.text
+
+
+def test_degenerate_distance_map_is_refused(inputs, tmp_path):
+    from siteaug.features import build_feature_tables
+
+    table = prepare(inputs)
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    pid, length = table["protein_id"].iloc[0], int(table["n_residues"].iloc[0])
+    np.save(folder / f"{pid}.npy", np.zeros((length, length), np.float32))
+    with pytest.raises(InputError) as err:
+        build_feature_tables(table, groups=("sequence",), distance_maps=str(folder))
+    assert f"{folder / pid}.npy: record {pid}: all {length} Cα atoms are at one point" in str(err.value)
