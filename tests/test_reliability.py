@@ -219,3 +219,114 @@ def test_degenerate_distance_map_is_refused(inputs, tmp_path):
     with pytest.raises(InputError) as err:
         build_feature_tables(table, groups=("sequence",), distance_maps=str(folder))
     assert f"{folder / pid}.npy: record {pid}: all {length} Cα atoms are at one point" in str(err.value)
+
+
+# ---- config values that pass the schema but would crash late ------------------------------------------------------
+
+from helpers import REPO, config_with, copy_config, run_snakemake, write_config  # noqa: E402
+from siteaug.config_checks import check_config, check_config_against_data, check_config_files  # noqa: E402
+from siteaug.io import StorageError, read_parquet, write_parquet  # noqa: E402
+
+
+def full_config(overrides=None) -> dict:
+    """tiny.yaml with overrides, every default of the schema filled in (as Snakemake's validate does)."""
+    from snakemake.utils import validate
+
+    config = config_with(overrides)
+    validate(config, str(REPO / "config" / "schema.yaml"))
+    return config
+
+
+def sweep_names(config):
+    from siteaug.arms import sweep_arm
+
+    return [sweep_arm(r) for r in config["classifier"]["ratio_sweep"]]
+
+
+CONFIG_CASES = [
+    ("seed-2^31", {"seed": 2**31}, "config seed: 2147483648 is too large"),
+    ("seed-plus-seeds", {"seed": 2**31 - 1}, "config seed: 2147483647 is too large"),
+    ("demo-lengths", {"demo.min_length": 80, "demo.max_length": 50}, "config demo.min_length: 80 is above demo.max_length 50"),
+    ("sweep-collision", {"classifier.ratio_sweep": [0.4, 0.40000001]}, "would both be arm diffusion_ratio0.4"),
+    ("sweep-above-target", {"classifier.ratio_sweep": [0.6]}, "config classifier.ratio_sweep: 0.6 is above"),
+]
+
+
+@pytest.mark.parametrize("name, overrides, fragment", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_config_check_names_the_key(name, overrides, fragment):
+    config = full_config(overrides)
+    with pytest.raises(InputError) as err:
+        check_config(config, sweep_names(config))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_tiny_config_passes_the_checks():
+    config = full_config()
+    check_config(config, sweep_names(config))
+
+
+def test_duplicate_yaml_key_is_refused(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("seed: 1\nfilter:\n  knn_k: 3\n  quality_threshold: 0.2\n  knn_k: 7\n")
+    with pytest.raises(InputError) as err:
+        check_config_files([path])
+    assert str(err.value) == f"{path}: line 5: key 'knn_k' given twice (first at line 3); YAML would keep only the last value"
+    path.write_text("\ufeffseed: 1\nfilter: {knn_k: 3}\n")  # a byte-order mark alone is fine
+    check_config_files([path])
+
+
+def data_proteins(train_positives, validation_positives=40, train_residues=400):
+    import pandas as pd
+
+    return pd.DataFrame({"protein_id": ["a", "b"], "split": ["train", "validation"],
+                         "n_positives": [train_positives, validation_positives], "n_residues": [train_residues, 200]})
+
+
+DATA_CASES = [
+    ("single-positive", 1, {}, "config classifier.arms: smote, borderline_smote, smote_filtered interpolate"),
+    ("filter-knn", 6, {"filter.knn_k": 6, "classifier.arms": ["none"]}, "config filter.knn_k: 6 neighbours need more than 6"),
+    ("quality-knn", 30, {"quality.knn_k": 50}, "config quality.knn_k: 50 neighbours need more than 50 training positives"),
+    ("multiplier-memory", 30, {"generation.sample_multiplier": 10**9},
+     "config generation.sample_multiplier: 1000000000 x 340 synthetic positives needed"),
+]
+
+
+@pytest.mark.parametrize("name, positives, overrides, fragment", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_config_checked_against_the_data(name, positives, overrides, fragment):
+    with pytest.raises(InputError) as err:
+        check_config_against_data(data_proteins(positives), full_config(overrides), n_features=200)
+    assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_memory_estimate_uses_the_given_memory():
+    config = full_config({"generation.sample_multiplier": 1000})
+    # 1000 x 340 candidates x 200 features x 4 bytes x 2 = 0.51 GiB
+    check_config_against_data(data_proteins(30), config, n_features=200, memory_bytes=2**30)
+    with pytest.raises(InputError, match="about 0.5 GiB to hold"):
+        check_config_against_data(data_proteins(30), config, n_features=200, memory_bytes=2**29)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"seed": 2**31}, "error: config seed: 2147483648 is too large"),
+    ({"demo.min_length": 80, "demo.max_length": 50}, "error: config demo.min_length"),
+], ids=["seed", "demo-lengths"])
+def test_workflow_stops_before_any_job(tmp_path, overrides, fragment):
+    copy_config(tmp_path)
+    config = write_config(tmp_path, overrides)
+    result = run_snakemake(tmp_path, "-n", configfiles=(config,), cores=1, timeout=300)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [line for line in result.stderr.splitlines()
+                                                                              if line.startswith("error: ")], result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr and "File " not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.workflow
+def test_workflow_refuses_duplicate_yaml_key(tmp_path):
+    copy_config(tmp_path)
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "seed: 4\n")
+    result = run_snakemake(tmp_path, "-n", configfiles=(config,), cores=1, timeout=300)
+    assert result.returncode != 0
+    assert f"error: {config}: line" in result.stderr and "key 'seed' given twice" in result.stderr, result.stderr
