@@ -330,3 +330,88 @@ def test_workflow_refuses_duplicate_yaml_key(tmp_path):
     result = run_snakemake(tmp_path, "-n", configfiles=(config,), cores=1, timeout=300)
     assert result.returncode != 0
     assert f"error: {config}: line" in result.stderr and "key 'seed' given twice" in result.stderr, result.stderr
+
+
+# ---- errors that name the file -------------------------------------------------------------------------------------
+
+
+def test_utf8_byte_order_mark_is_accepted(inputs):
+    reference = prepare(inputs)
+    (inputs / "labels.fa").write_bytes(b"\xef\xbb\xbf" + (inputs / "labels.fa").read_bytes())
+    assert prepare(inputs).drop(columns="structure_path").equals(reference.drop(columns="structure_path"))
+
+
+def test_non_ascii_names_line_and_bytes(tmp_path):
+    path = tmp_path / "labels.fa"
+    path.write_bytes(b">p1\nACD\n010\n>p2 prot\xc3\xa9ine\nAC\n01\n")
+    with pytest.raises(InputError) as err:
+        read_label_fasta(path)
+    assert str(err.value).startswith(f"{path}: not an ASCII text file (line 4, byte 21: b'\\xc3\\xa9in'...)")
+
+
+def test_long_id_is_refused_as_an_id(inputs):
+    records = records_text(inputs / "labels.fa")
+    records[0][0] = ">" + "A" * 300
+    write_records(inputs / "labels.fa", records)
+    with pytest.raises(InputError) as err:
+        prepare(inputs)
+    message = str(err.value)
+    assert "is 300 characters, at most 100 (ids name files)" in message and len(message) < 300 and "\n" not in message
+
+
+FULL_DISK = """
+import resource, signal, sys
+import pandas as pd
+from siteaug.io import InputError, write_parquet, write_json
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then fails the write with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    {call}
+except InputError as err:
+    print(err); sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("call", [
+    "write_parquet(pd.DataFrame({'x': range(100000)}), sys.argv[1] + '/t.parquet')",
+    "write_json({'x': list(range(100000))}, sys.argv[1] + '/t.json')",
+], ids=["parquet", "json"])
+def test_write_beyond_the_space_limit_names_the_file(tmp_path, call):
+    """A real write failure (the process's file-size limit: EFBIG, handled like ENOSPC and EDQUOT), no mock."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", FULL_DISK.format(call=call), str(tmp_path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3, result.stderr[-2000:]
+    name = "t.parquet" if "parquet" in call else "t.json"
+    assert f"{tmp_path / name}: cannot write (file too large" in result.stdout and "free space in" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temporary file
+
+
+def test_truncated_parquet_names_the_file(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "residues.parquet"
+    write_parquet(pd.DataFrame({"x": np.arange(1000.0)}), path)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(StorageError) as err:
+        read_parquet(path)
+    assert str(err.value).startswith(f"{path}: unreadable Parquet file (") and "delete it and rerun" in str(err.value)
+
+
+@pytest.mark.workflow
+def test_workflow_with_truncated_intermediate_stops_in_one_line(tmp_path):
+    """prepare and features run, then features/residues.parquet is cut short: the next rule names it."""
+    copy_config(tmp_path)
+    config = write_config(tmp_path, {"classifier.arms": ["none"], "classifier.ratio_sweep": []})
+    first = run_snakemake(tmp_path, "--until", "features", configfiles=(config,), cores=1, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    residues = tmp_path / "results" / "features" / "residues.parquet"
+    residues.write_bytes(residues.read_bytes()[: residues.stat().st_size // 2])
+    result = run_snakemake(tmp_path, "--until", "train_critic", configfiles=(config,), cores=1, timeout=600)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    # Here the workflow's own parse-time check reads the file's footer first; a rule reading it says the same.
+    assert len(errors) == 1 and "results/features/residues.parquet: unreadable Parquet file" in errors[0], result.stderr[-3000:]
+    assert "delete it and rerun" in errors[0] and "Traceback" not in result.stderr
