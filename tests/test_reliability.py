@@ -415,3 +415,35 @@ def test_workflow_with_truncated_intermediate_stops_in_one_line(tmp_path):
     # Here the workflow's own parse-time check reads the file's footer first; a rule reading it says the same.
     assert len(errors) == 1 and "results/features/residues.parquet: unreadable Parquet file" in errors[0], result.stderr[-3000:]
     assert "delete it and rerun" in errors[0] and "Traceback" not in result.stderr
+
+
+# ---- arms that cannot be what their name says ---------------------------------------------------------------------
+
+
+def test_diffusion_without_synthetic_rows_gets_no_verdict(tmp_path):
+    import json
+
+    from test_report import _arm
+    from siteaug.report import build_report
+
+    predictions = {"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion": _arm(2.0, 3)}
+    reason = "it trained on 0 synthetic rows"
+    build_report(predictions, tmp_path, n_resamples=1000, no_verdict={"diffusion": reason, "absent_arm": "x"})
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert [v["arm"] for v in data["verdicts"]] == ["none", "smote"] and data["no_verdict"] == {"diffusion": reason}
+    assert "diffusion" in {m["arm"] for m in data["metrics"]}  # its metrics stay
+    import pandas as pd
+    differences = pd.read_csv(tmp_path / "differences.tsv", sep="\t")
+    assert set(differences.loc[differences["arm"] == "diffusion", "verdict"]) == {"no verdict"}
+    page = (tmp_path / "report.html").read_text()
+    assert f"No verdict for diffusion: {reason}" in page
+
+
+def test_zero_width_precomputed_group_is_refused(tmp_path):
+    from siteaug.precomputed import group_width
+
+    (tmp_path / "emb").mkdir()
+    np.save(tmp_path / "emb" / "p1_A.npy", np.zeros((7, 0), np.float32))
+    with pytest.raises(InputError) as err:
+        group_width(tmp_path / "emb", "emb", "p1_A")
+    assert str(err.value) == f"{tmp_path / 'emb' / 'p1_A.npy'}: record p1_A: feature group 'emb' has 0 columns (shape (7, 0)); it would add no features"

@@ -45,10 +45,19 @@ with rule_logging(snakemake) as log:
                 f"{len(kept)} external test protein(s) match an internal protein (identical, or at split.identity_threshold) "
                 "and were kept because input.external_test_overlap is allow, so the external test set is not fully unseen: "
                 + ", ".join(f"{a} ~ {b}" for a, b in zip(kept["protein_id"], kept["similar_to"])))}
+    # Diffusion arms without a single synthetic row are real rows with negatives dropped, not diffusion augmentation.
+    no_verdict = {}
+    if balance["synthetic_used"] == 0:
+        reason = (f"it trained on 0 synthetic rows (no candidate reached quality_threshold {p.threshold}), only real rows "
+                  f"with {balance['real_negatives'] - balance['real_negatives_kept']:,} real negatives dropped, so it "
+                  "does not measure diffusion augmentation")
+        no_verdict = {arm: reason for arm in p.arms if arm == "diffusion" or sweep_ratio(arm) is not None}
+        for arm in no_verdict:
+            log.warning("arm %s: no verdict, %s", arm, reason)
     metrics = build_report(
         predictions, Path(snakemake.output.html).parent, proteins=proteins, n_resamples=p.report["bootstrap_resamples"],
         confidence=p.report["confidence"], seed=p.seed, sweep=sweep, quality_scores=scores["quality_score"].to_numpy(np.float32),
         quality_threshold=p.threshold, stage_counts=stage_counts, training=training,
-        timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=extra_sections,
+        timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=extra_sections, no_verdict=no_verdict,
     )
     log.info("metrics:\n%s", metrics.to_string(index=False))
