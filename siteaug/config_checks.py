@@ -68,6 +68,10 @@ def check_config(config: dict, sweep_arms: list[str]) -> None:
     demo = config["demo"]
     if config["input"]["source"] == "demo" and demo["min_length"] > demo["max_length"]:
         raise InputError(f"config demo.min_length: {demo['min_length']} is above demo.max_length {demo['max_length']}")
+    radii = config["features"]["neighbour_radii"]
+    if len({f"{r:g}" for r in radii}) != len(radii):
+        raise InputError(f"config features.neighbour_radii: {radii} name the same columns twice (ca_count_r{radii[0]:g}); "
+                         "use distinct radii")
     ratios = config["classifier"]["ratio_sweep"]
     target = config["balance"]["target_positive_ratio"]
     names: dict[str, float] = {}

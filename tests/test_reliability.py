@@ -244,11 +244,11 @@ def sweep_names(config):
 
 
 CONFIG_CASES = [
-    ("seed-2^31", {"seed": 2**31}, "config seed: 2147483648 is too large"),
     ("seed-plus-seeds", {"seed": 2**31 - 1}, "config seed: 2147483647 is too large"),
     ("demo-lengths", {"demo.min_length": 80, "demo.max_length": 50}, "config demo.min_length: 80 is above demo.max_length 50"),
     ("sweep-collision", {"classifier.ratio_sweep": [0.4, 0.40000001]}, "would both be arm diffusion_ratio0.4"),
     ("sweep-above-target", {"classifier.ratio_sweep": [0.6]}, "config classifier.ratio_sweep: 0.6 is above"),
+    ("radii-same-name", {"features.neighbour_radii": [8.0, 8.0000001]}, "config features.neighbour_radii: [8.0, 8.0000001]"),
 ]
 
 
@@ -258,6 +258,13 @@ def test_config_check_names_the_key(name, overrides, fragment):
     with pytest.raises(InputError) as err:
         check_config(config, sweep_names(config))
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_schema_caps_the_seed():
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match="seed"):
+        full_config({"seed": 2**31})
 
 
 def test_tiny_config_passes_the_checks():
@@ -308,7 +315,7 @@ def test_memory_estimate_uses_the_given_memory():
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"seed": 2**31}, "error: config seed: 2147483648 is too large"),
+    ({"seed": 2**31 - 1}, "error: config seed: 2147483647 is too large"),
     ({"demo.min_length": 80, "demo.max_length": 50}, "error: config demo.min_length"),
 ], ids=["seed", "demo-lengths"])
 def test_workflow_stops_before_any_job(tmp_path, overrides, fragment):
