@@ -454,3 +454,45 @@ def test_zero_width_precomputed_group_is_refused(tmp_path):
     with pytest.raises(InputError) as err:
         group_width(tmp_path / "emb", "emb", "p1_A")
     assert str(err.value) == f"{tmp_path / 'emb' / 'p1_A.npy'}: record p1_A: feature group 'emb' has 0 columns (shape (7, 0)); it would add no features"
+
+
+# ---- end to end: prepare stops with one line and writes nothing ----------------------------------------------------
+
+
+def one_training_positive(root: Path) -> None:
+    """Every training protein (under the tiny config's seed and fractions) loses its positives but one residue."""
+    records = records_text(root / "labels.fa")
+    split = split_proteins([r[0][1:] for r in records], SPLIT["validation_fraction"], SPLIT["test_fraction"], SPLIT["seed"])
+    first = True
+    for record, part in zip(records, split):
+        if part == "train":
+            record[2] = ("1" if first else "0") + "0" * (len(record[2]) - 1)
+            first = False
+    write_records(root / "labels.fa", records)
+
+
+def external_overlap(root: Path) -> dict:
+    ext = external_copy(root)
+    return {"input.external_test_labels": str(ext / "labels.fa"), "input.external_test_structures": str(ext / "pdb")}
+
+
+E2E_PREPARE = [
+    ("single-training-positive", one_training_positive, "error: config classifier.arms: smote, borderline_smote, smote_filtered interpolate"),
+    ("external-overlap", external_overlap, "record renamed_A has the same sequence as record demo0000_A"),
+]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name, mutate, fragment", E2E_PREPARE, ids=[c[0] for c in E2E_PREPARE])
+def test_workflow_stops_in_prepare(demo_template, tmp_path, name, mutate, fragment):
+    shutil.copytree(demo_template, tmp_path / "inputs")
+    copy_config(tmp_path)
+    extra = mutate(tmp_path / "inputs") or {}
+    config = write_config(tmp_path, {"input.source": "files", "input.labels": "inputs/labels.fa",
+                                     "input.structures": "inputs/pdb", **extra})
+    result = run_snakemake(tmp_path, configfiles=(config,), cores=1, timeout=300)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr[-3000:]
+    written = [p for p in (tmp_path / "results").rglob("*") if p.is_file() and "logs" not in p.parts]
+    assert written == [], written

@@ -48,9 +48,8 @@ with rule_logging(snakemake) as log:
     # Diffusion arms without a single synthetic row are real rows with negatives dropped, not diffusion augmentation.
     no_verdict = {}
     if balance["synthetic_used"] == 0:
-        reason = (f"it trained on 0 synthetic rows (no candidate reached quality_threshold {p.threshold}), only real rows "
-                  f"with {balance['real_negatives'] - balance['real_negatives_kept']:,} real negatives dropped, so it "
-                  "does not measure diffusion augmentation")
+        reason = (f"it trained on 0 synthetic rows (no candidate reached quality_threshold {p.threshold}): real rows only, "
+                  "with real negatives dropped to reach its positive ratio, so it does not measure diffusion augmentation")
         no_verdict = {arm: reason for arm in p.arms if arm == "diffusion" or sweep_ratio(arm) is not None}
         for arm in no_verdict:
             log.warning("arm %s: no verdict, %s", arm, reason)
