@@ -30,7 +30,8 @@ include: "rules/common.smk"
 
 _stop_on(config_checks.check_config, config, SWEEP_ARMS)
 # A config changed after prepare ran: the checks against the data again (prepare runs them the first time).
-_stop_on(config_checks.check_config_against_existing_results, config, "results")
+_stop_on(config_checks.check_config_against_existing_results, config, "results",
+         [label_file(), config["input"]["external_test_labels"]])
 
 include: "rules/demo.smk"
 include: "rules/prepare.smk"

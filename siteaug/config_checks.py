@@ -89,14 +89,18 @@ def check_config(config: dict, sweep_arms: list[str]) -> None:
         names[name] = ratio
 
 
-def check_config_against_existing_results(config: dict, results: str | Path) -> None:
-    """:func:`check_config_against_data` on the protein table of an earlier run, if there is one (the feature count
-    from the feature table's schema, else the memory estimate is left to the next ``prepare``)."""
+def check_config_against_existing_results(config: dict, results: str | Path, inputs=()) -> None:
+    """:func:`check_config_against_data` on the protein table of an earlier run, if there is one and no file in
+    ``inputs`` (the label files) is newer, i.e. ``prepare`` will not run again and so would not check. The feature
+    count comes from the feature table's schema; without one the memory estimate is left to ``prepare``."""
     from .io import parquet_columns, read_parquet
 
     proteins_path, residues_path = Path(results) / "data" / "proteins.parquet", Path(results) / "features" / "residues.parquet"
     if not proteins_path.is_file():
         return
+    made = proteins_path.stat().st_mtime
+    if any(Path(p).exists() and Path(p).stat().st_mtime > made for p in inputs if p):
+        return  # stale: prepare runs again on the new inputs and checks them
     n_features = sum(c.startswith("f_") for c in parquet_columns(residues_path)) if residues_path.is_file() else None
     check_config_against_data(read_parquet(proteins_path), config, n_features)
 

@@ -15,14 +15,13 @@ aligned.
 from __future__ import annotations
 
 import logging
-import math
-
 import numpy as np
 import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
 K = 4  # K-mer length of the candidate search: 20^4 = 160,000 K-mers, so unrelated proteins share few of them
+_BLOCK = 512  # queries per dense block of shared K-mer counts (memory: 2 x 512 x targets x 8 bytes)
 _LETTERS = {c: i for i, c in enumerate("ACDEFGHIKLMNPQRSTVWYX")}
 
 
@@ -71,10 +70,6 @@ def _kmer_matrices(sequences: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     return positions, presence
 
 
-def _min_shared(length: int, threshold: float) -> int:
-    return length - K + 1 - K * math.floor((1 - threshold) * length + 1e-9)
-
-
 def similar_pairs(queries: list[str], targets: list[str] | None, threshold: float) -> list[tuple[int, int, float]]:
     """Pairs (i, j, identity) with identity >= ``threshold``: i in ``queries``, j in ``targets``.
 
@@ -84,28 +79,26 @@ def similar_pairs(queries: list[str], targets: list[str] | None, threshold: floa
     targets = queries if same else targets
     q_positions, q_presence = _kmer_matrices(queries)
     t_positions, t_presence = _kmer_matrices(targets)
-    # shared[i, j]: positions of query i whose K-mer occurs in target j (and the other way round)
-    q_in_t = (q_positions @ t_presence.T).toarray()
-    t_in_q = (q_presence @ t_positions.T).toarray()
     q_len = np.array([len(s) for s in queries])
     t_len = np.array([len(s) for s in targets])
     found = []
-    for i in range(len(queries)):
-        start = i + 1 if same else 0
-        js = np.arange(start, len(targets))
-        if not len(js):
-            continue
-        shorter_is_query = q_len[i] <= t_len[js]
-        shorter = np.where(shorter_is_query, q_len[i], t_len[js])
-        shared = np.where(shorter_is_query, q_in_t[i, js], t_in_q[i, js])
-        bound = np.array([_min_shared(int(n), threshold) for n in shorter])
-        for j in js[shared >= bound]:
-            if queries[i] == targets[j]:
-                found.append((i, int(j), 1.0))
+    for block in range(0, len(queries), _BLOCK):  # dense shared-count rows, _BLOCK queries at a time
+        rows = slice(block, min(block + _BLOCK, len(queries)))
+        # positions of query i whose K-mer occurs in target j, and of target j whose K-mer occurs in query i
+        q_in_t = (q_positions[rows] @ t_presence.T).toarray()
+        t_in_q = (q_presence[rows] @ t_positions.T).toarray()
+        for r, i in enumerate(range(rows.start, rows.stop)):
+            js = np.arange(i + 1 if same else 0, len(targets))
+            if not len(js):
                 continue
-            identity = alignment_identity(queries[i], targets[j])
-            if identity >= threshold:
-                found.append((i, int(j), identity))
+            shorter_is_query = q_len[i] <= t_len[js]
+            shorter = np.where(shorter_is_query, q_len[i], t_len[js])
+            shared = np.where(shorter_is_query, q_in_t[r, js], t_in_q[r, js])
+            bound = shorter - K + 1 - K * np.floor((1 - threshold) * shorter + 1e-9)
+            for j in js[shared >= bound]:
+                identity = 1.0 if queries[i] == targets[j] else alignment_identity(queries[i], targets[j])
+                if identity >= threshold:
+                    found.append((i, int(j), identity))
     return found
 
 

@@ -61,8 +61,12 @@ def test_alignment_identity():
     assert max(unrelated) < 0.3
 
 
-def test_candidate_search_misses_no_pair():
+@pytest.mark.parametrize("block", [512, 5], ids=["one-block", "blocks-of-5"])
+def test_candidate_search_misses_no_pair(block, monkeypatch):
     """The k-mer prefilter against aligning every pair: same pairs at several thresholds."""
+    import siteaug.identity
+
+    monkeypatch.setattr(siteaug.identity, "_BLOCK", block)
     rng = np.random.default_rng(1)
     letters = list("ACDEFGHIKLMNPQRSTVWY")
     sequences = ["".join(rng.choice(letters, rng.integers(30, 120))) for _ in range(12)]
@@ -496,3 +500,23 @@ def test_workflow_stops_in_prepare(demo_template, tmp_path, name, mutate, fragme
     assert len(errors) == 1 and fragment in errors[0], result.stderr[-3000:]
     written = [p for p in (tmp_path / "results").rglob("*") if p.is_file() and "logs" not in p.parts]
     assert written == [], written
+
+
+def test_existing_results_checked_unless_inputs_are_newer(tmp_path):
+    """A config changed after prepare ran is checked against the existing protein table at parse time; a label file
+    newer than that table means prepare runs again (and checks), so the stale table must not block the run."""
+    import os
+
+    from siteaug.config_checks import check_config_against_existing_results
+
+    write_parquet(data_proteins(3), tmp_path / "results" / "data" / "proteins.parquet")
+    labels = tmp_path / "labels.fa"
+    labels.write_text(">a\nA\n1\n")
+    old = (tmp_path / "results" / "data" / "proteins.parquet").stat().st_mtime - 10
+    os.utime(labels, (old, old))
+    config = full_config({"classifier.arms": ["none"]})
+    with pytest.raises(InputError, match="config filter.knn_k: 5 neighbours need more than 5 training positives"):
+        check_config_against_existing_results(config, tmp_path / "results", [str(labels)])
+    os.utime(labels, None)
+    check_config_against_existing_results(config, tmp_path / "results", [str(labels)])
+    check_config_against_existing_results(config, tmp_path / "nothing")
