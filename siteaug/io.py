@@ -143,6 +143,20 @@ def parquet_columns(path: str | os.PathLike) -> list[str]:
         raise _unreadable(path, err) from None
 
 
+def load_torch(path: str | os.PathLike, device="cpu"):
+    """``torch.load`` of a state-dict file (``weights_only=True``: pickled code is refused with UnpicklingError, which
+    passes through); a truncated or corrupt file is a StorageError naming it."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError) as err:  # PytorchStreamReader: "failed finding central directory", EINVAL, ...
+        raise StorageError(
+            f"{path}: unreadable model file ({' '.join(str(err).split())[:120]}); it was changed or cut short after it "
+            "was written: delete it and rerun, and Snakemake remakes it"
+        ) from None
+
+
 def _unreadable(path, err: Exception) -> StorageError:
     if isinstance(err, FileNotFoundError):
         return StorageError(f"{path}: file not found")

@@ -520,3 +520,15 @@ def test_existing_results_checked_unless_inputs_are_newer(tmp_path):
     os.utime(labels, None)
     check_config_against_existing_results(config, tmp_path / "results", [str(labels)])
     check_config_against_existing_results(config, tmp_path / "nothing")
+
+
+def test_truncated_model_file_names_the_file(tmp_path):
+    from conftest import tiny_model
+    from siteaug.diffusion import load_model, save_model
+
+    path = tmp_path / "model.pt"
+    save_model(tiny_model(), path, {})
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(StorageError) as err:
+        load_model(path)
+    assert str(err.value).startswith(f"{path}: unreadable model file (") and "delete it and rerun" in str(err.value)
