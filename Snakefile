@@ -25,6 +25,10 @@ from siteaug import config_checks
 
 _stop_on(config_checks.check_config_files, workflow.configfiles)
 validate(config, "config/schema.yaml")
+if config["report"]["feature_ablation"]:  # common.smk builds the settings; a bad one stops here in one line
+    from siteaug.ablation import ablation_settings
+
+    _stop_on(ablation_settings, config["report"]["feature_ablation"], config["features"]["groups"])
 
 include: "rules/common.smk"
 

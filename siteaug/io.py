@@ -210,6 +210,8 @@ def read_label_fasta(path: str | os.PathLike, unknown_residue: str = "reject") -
     if not path.is_file():
         raise InputError(f"{path}: label file not found")
     raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{path}: UTF-16 text (byte-order mark {raw[:2]!r}); save it as ASCII or UTF-8")
     if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (Windows editors write one): not part of the text
         raw = raw[3:]
     try:

@@ -71,10 +71,14 @@ def _read_residues(path, all_atoms: bool) -> dict[str, dict[tuple[str, str], lis
     """
     chains: dict[str, dict[tuple[str, str], list]] = {}
     try:
+        with open(path, "rb") as raw:
+            bom = raw.read(3) == b"\xef\xbb\xbf"
         handle = open(path, encoding="ascii", errors="replace")
     except OSError as err:
         raise InputError(f"{path}: cannot open structure file ({err.strerror})") from None
     with handle:
+        if bom:  # a UTF-8 byte-order mark would hide the first line's record name; one byte per character here
+            handle.read(3)
         for line_no, line in enumerate(handle, 1):
             record = line[:6]
             if record == "ENDMDL":

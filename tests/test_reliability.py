@@ -532,3 +532,31 @@ def test_truncated_model_file_names_the_file(tmp_path):
     with pytest.raises(StorageError) as err:
         load_model(path)
     assert str(err.value).startswith(f"{path}: unreadable model file (") and "delete it and rerun" in str(err.value)
+
+
+def test_pdb_with_byte_order_mark_reads_the_same(inputs):
+    from siteaug.pdb import read_chain_atoms
+
+    pdb = inputs / "pdb" / "demo0000_A.pdb"
+    reference = read_chain_atoms(pdb, "A")
+    assert pdb.read_text().startswith("ATOM")  # the first atom sits right behind the mark
+    pdb.write_bytes(b"\xef\xbb\xbf" + pdb.read_bytes())
+    again = read_chain_atoms(pdb, "A")
+    assert again.sequence == reference.sequence and np.array_equal(again.backbone, reference.backbone)
+
+
+def test_utf16_label_file_is_named(tmp_path):
+    path = tmp_path / "labels.fa"
+    path.write_bytes(">p1\nACD\n010\n".encode("utf-16"))
+    with pytest.raises(InputError, match="UTF-16 text"):
+        read_label_fasta(path)
+
+
+@pytest.mark.workflow
+def test_workflow_bad_ablation_setting_is_one_line(tmp_path):
+    copy_config(tmp_path)
+    config = write_config(tmp_path, {"report.feature_ablation": [["sequence", "pssm"]]})
+    result = run_snakemake(tmp_path, "-n", configfiles=(config,), cores=1, timeout=300)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Config file")]
+    assert len(lines) == 1 and lines[0].startswith("error: config report.feature_ablation"), result.stderr
