@@ -138,9 +138,14 @@ def check_config_against_data(proteins, config: dict, n_features: int | None, me
         if min(count, q["max_rows"]) < q["c2st_folds"]:
             raise InputError(f"config quality.c2st_folds: {q['c2st_folds']} folds need as many {what} positives, "
                              f"the {what} split has {count}")
+    ratio = config["balance"]["target_positive_ratio"]
+    if positives_needed(n_pos, n_neg, ratio) == 0:
+        raise InputError(
+            f"config balance.target_positive_ratio: {ratio:g} is already reached by the training split "
+            f"({n_pos / (n_pos + n_neg):.3f} positives), so there is nothing to generate; raise it"
+        )
     if n_features is None:
         return
-    ratio = config["balance"]["target_positive_ratio"]
     candidates = config["generation"]["sample_multiplier"] * positives_needed(n_pos, n_neg, ratio)
     # float32 features; the diffusion_unfiltered and generation_quality jobs read every shard at once, and
     # concatenating them holds the table twice.

@@ -84,6 +84,11 @@ def test_candidate_search_misses_no_pair(block, monkeypatch):
         assert brute, threshold
 
 
+def test_groups_that_cannot_fill_the_split_name_the_key():
+    with pytest.raises(InputError, match="identity groups cannot fill .* split.identity_threshold"):
+        split_proteins([f"p{k}" for k in range(10)], 0.2, 0.2, 0, groups=[0] * 9 + [1])
+
+
 def test_split_without_duplicates_is_unchanged():
     ids = [f"p{k}" for k in range(40)]
     order = np.random.default_rng(7).permutation(40)
@@ -297,6 +302,8 @@ DATA_CASES = [
     ("single-positive", 1, {}, "config classifier.arms: smote, borderline_smote, smote_filtered interpolate"),
     ("filter-knn", 6, {"filter.knn_k": 6, "classifier.arms": ["none"]}, "config filter.knn_k: 6 neighbours need more than 6"),
     ("quality-knn", 30, {"quality.knn_k": 50}, "config quality.knn_k: 50 neighbours need more than 50 training positives"),
+    ("ratio-already-reached", 300, {"balance.target_positive_ratio": 0.5},
+     "config balance.target_positive_ratio: 0.5 is already reached by the training split (0.750 positives)"),
     ("multiplier-memory", 30, {"generation.sample_multiplier": 10**9},
      "config generation.sample_multiplier: 1000000000 x 340 synthetic positives needed"),
 ]
