@@ -8,9 +8,35 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+def _stop_on(check, *args):
+    """A config the user can fix stops the run with one line naming the key, not a traceback."""
+    import sys
+
+    from siteaug.io import InputError  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+
+    try:
+        check(*args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+from siteaug import config_checks
+
+_stop_on(config_checks.check_config_files, workflow.configfiles)
 validate(config, "config/schema.yaml")
+if config["report"]["feature_ablation"]:  # common.smk builds the settings; a bad one stops here in one line
+    from siteaug.ablation import ablation_settings
+
+    _stop_on(ablation_settings, config["report"]["feature_ablation"], config["features"]["groups"])
 
 include: "rules/common.smk"
+
+_stop_on(config_checks.check_config, config, SWEEP_ARMS)
+# A config changed after prepare ran: the checks against the data again (prepare runs them the first time).
+_stop_on(config_checks.check_config_against_existing_results, config, "results",
+         [label_file(), config["input"]["external_test_labels"]])
+
 include: "rules/demo.smk"
 include: "rules/prepare.smk"
 include: "rules/features.smk"

@@ -3,9 +3,8 @@ import re
 SHARDS = list(range(config["generation"]["shards"]))
 # The ratio sweep adds one diffusion arm per ratio (diffusion_ratio0.5, ...), each with its own balanced table.
 SWEEP_ARMS = [f"diffusion_ratio{r:g}" for r in config["classifier"]["ratio_sweep"]]
-if any(r > config["balance"]["target_positive_ratio"] for r in config["classifier"]["ratio_sweep"]):
-    # Candidates are generated for target_positive_ratio; a larger sweep ratio would have too few of them.
-    raise ValueError("config classifier.ratio_sweep: every ratio must be at most balance.target_positive_ratio")
+# siteaug.config_checks.check_config (called by the Snakefile) refuses a ratio above target_positive_ratio and two
+# ratios that get one name.
 ARMS = config["classifier"]["arms"] + [a for a in SWEEP_ARMS if a not in config["classifier"]["arms"]]
 # The embedding_* arms train heads on the embeddings of the graph_transformer arm's model, so that arm runs (and is
 # reported) whenever one of them does.

@@ -9,6 +9,8 @@ rule prepare:
         seed=config["seed"],
         missing_structure=config["input"]["missing_structure"],
         unknown_residue=config["input"]["unknown_residue"],
+        identity_threshold=config["split"]["identity_threshold"],
+        external_test_overlap=config["input"]["external_test_overlap"],
     log:
         "results/logs/prepare.log",
     benchmark:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .io import atomic_path
+from .io import atomic_path, load_torch
 
 
 @dataclass
@@ -94,7 +94,7 @@ class MLPClassifier:
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> "MLPClassifier":
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = load_torch(path, device)  # a truncated file: one line naming it
         config = payload["config"]
         config["hidden"] = tuple(config["hidden"])
         model = cls(MLPConfig(**config), device)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .io import atomic_path
+from .io import atomic_path, load_torch
 
 
 @dataclass
@@ -313,7 +313,7 @@ def save_model(model: SiteDiffusion, path, extra: dict | None = None) -> None:
 
 def load_model(path, device: str | torch.device = "cpu", with_encoder: bool = True) -> tuple[SiteDiffusion, dict]:
     """The saved model and its ``extra`` dict; ``with_encoder=False`` leaves out the context encoder (and its weights)."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+    payload = load_torch(path, device)  # a truncated file: one line naming it
     model = SiteDiffusion(DiffusionConfig(**payload["config"]), with_encoder)
     state = payload["state_dict"] if with_encoder else {k: v for k, v in payload["state_dict"].items() if not k.startswith("encoder.")}
     model.load_state_dict(state)

@@ -27,7 +27,7 @@ from torch_geometric.utils import scatter
 from tqdm import tqdm
 
 from siteaug.io import AMINO_ACIDS, InputError
-from siteaug.pdb import ChainAtoms, read_chain_atoms
+from siteaug.pdb import ChainAtoms, check_ca_geometry, read_chain_atoms
 from siteaug.precomputed import feature_path, group_width, load_distance_map, load_feature_group, unknown_distance_pairs
 from siteaug.structure import CONTEXT_COLUMNS, STRUCTURE_COLUMNS, structure_descriptors
 
@@ -340,10 +340,13 @@ def _protein_job(job) -> tuple:
         if path and STRUCTURE in settings.groups:
             chain = read_chain_atoms(path, chain_id)
             _structure_sequence_check(path, protein_id, chain.sequence, sequence)
+            check_ca_geometry(_distances(chain.ca), f"{path}: record {protein_id}")
         widths = dict(settings.widths)
         arrays = {g: load_feature_group(folder, g, protein_id, len(sequence), widths[g])
                   for g, folder in settings.precomputed if g in settings.groups}
         distances = load_distance_map(settings.distance_maps, protein_id, len(sequence)) if settings.distance_maps else None
+        if distances is not None:
+            check_ca_geometry(distances, f"{feature_path(settings.distance_maps, protein_id)}: record {protein_id}")
         x, _, edges = protein_features(sequence, chain, settings.radii, settings.graph_radius, groups=settings.groups,
                                        precomputed=arrays, distances=distances)
         # The edge geometry follows the graph protein_features built: from the structure when it was used, else

@@ -6,6 +6,7 @@ into place only when complete, so a crash never leaves a half-written file that 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -28,6 +29,17 @@ class InputError(ValueError):
     """A user's input (file, record or config value) is invalid; the message is one line naming it."""
 
 
+class StorageError(InputError):
+    """An output cannot be written (disk full, quota, file-size limit) or an intermediate file is unreadable: the
+    message names the file and what to do. An InputError, so rule scripts report it the same way (one line, exit 1)."""
+
+
+# Ids become file names (<id>.pdb, <id>.npy); most file systems allow 255 bytes per name, and temporary names add more.
+MAX_ID_LENGTH = 100
+_NO_SPACE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+             errno.EFBIG: "file too large for the file system or the process's file-size limit"}
+
+
 @dataclass(frozen=True)
 class LabelRecord:
     protein_id: str
@@ -44,17 +56,35 @@ def atomic_path(path: str | os.PathLike):
     # (only one job ever writes a given output, so no live writer's file is touched).
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        _raise_if_storage(err, path)
+        raise
     os.close(fd)
     try:
         yield Path(tmp)
         # mkstemp makes the file 0600; give the result the permissions an ordinary open() would.
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            _raise_if_storage(err, path)
         raise
+
+
+def _raise_if_storage(err: OSError, path: Path) -> None:
+    """Disk full, quota or file-size limit while writing ``path``: a StorageError naming it (nothing partial is left)."""
+    code = err.errno
+    if code is None and "No space left on device" in str(err):  # Arrow's IOError carries the text, not the errno
+        code = errno.ENOSPC
+    if code in _NO_SPACE:
+        raise StorageError(
+            f"{path}: cannot write ({_NO_SPACE[code]}); nothing was left behind: free space in {path.parent} "
+            "(or raise the limit) and rerun"
+        ) from None
 
 
 def _current_umask() -> int:
@@ -98,7 +128,43 @@ def _arrow_table(df: pd.DataFrame) -> pa.Table:
 
 
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
-    return pq.read_table(path, columns=columns).to_pandas()
+    """Read a table written by :func:`write_parquet`; a truncated or corrupt file is a StorageError naming it."""
+    try:
+        return pq.read_table(path, columns=columns).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
+        raise _unreadable(path, err) from None
+
+
+def parquet_columns(path: str | os.PathLike) -> list[str]:
+    """Column names from the file's footer, without reading the data."""
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
+        raise _unreadable(path, err) from None
+
+
+def load_torch(path: str | os.PathLike, device="cpu"):
+    """``torch.load`` of a state-dict file (``weights_only=True``: pickled code is refused with UnpicklingError, which
+    passes through); a truncated or corrupt file is a StorageError naming it."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError) as err:  # PytorchStreamReader: "failed finding central directory", EINVAL, ...
+        raise StorageError(
+            f"{path}: unreadable model file ({' '.join(str(err).split())[:120]}); it was changed or cut short after it "
+            "was written: delete it and rerun, and Snakemake remakes it"
+        ) from None
+
+
+def _unreadable(path, err: Exception) -> StorageError:
+    if isinstance(err, FileNotFoundError):
+        return StorageError(f"{path}: file not found")
+    reason = " ".join(str(err).split())[:200]
+    return StorageError(
+        f"{path}: unreadable Parquet file ({reason}); it was changed or cut short after it was written: delete it "
+        "and rerun, and Snakemake remakes it"
+    )
 
 
 def write_json(obj, path: str | os.PathLike) -> None:
@@ -120,6 +186,11 @@ def _json_default(obj):
 
 
 def check_protein_id(protein_id: str, where: str) -> str:
+    if len(protein_id) > MAX_ID_LENGTH:
+        raise InputError(
+            f"{where}: protein id {protein_id[:20]!r}... is {len(protein_id)} characters, at most {MAX_ID_LENGTH} "
+            "(ids name files)"
+        )
     if not _SAFE_ID.match(protein_id) or ".." in protein_id:
         raise InputError(
             f"{where}: protein id {protein_id!r} may only hold letters, digits, '_', '-' and '.' (it names files)"
@@ -139,15 +210,23 @@ def read_label_fasta(path: str | os.PathLike, unknown_residue: str = "reject") -
     if not path.is_file():
         raise InputError(f"{path}: label file not found")
     raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{path}: UTF-16 text (byte-order mark {raw[:2]!r}); save it as ASCII or UTF-8")
+    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (Windows editors write one): not part of the text
+        raw = raw[3:]
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not an ASCII text file (byte {err.start})") from None
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise InputError(
+            f"{path}: not an ASCII text file (line {line}, byte {err.start + 1}: {raw[err.start:err.start + 4]!r}...)"
+        ) from None
     records: list[LabelRecord] = []
     seen: dict[str, int] = {}
     for line_no, header, body in _fasta_blocks(path, text):
         pid = header[1:].split()[0] if header[1:].strip() else ""
-        where = f"{path}: record {pid or '?'} (line {line_no})"
+        shown = pid if len(pid) <= MAX_ID_LENGTH else pid[:20] + "..."
+        where = f"{path}: record {shown or '?'} (line {line_no})"
         if not pid:
             raise InputError(f"{where}: empty id")
         if len(body) < 2:

@@ -47,6 +47,9 @@ def group_width(folder: str | os.PathLike, group: str, protein_id: str) -> int:
     array = _load(path, protein_id, f"feature group {group!r}", mmap=True)
     if array.ndim != 2:
         raise InputError(f"{path}: record {protein_id}: feature group {group!r} must be 2-D (L, W), got shape {array.shape}")
+    if array.shape[1] == 0:
+        raise InputError(f"{path}: record {protein_id}: feature group {group!r} has 0 columns (shape {array.shape}); "
+                         "it would add no features")
     return int(array.shape[1])
 
 

@@ -382,13 +382,16 @@ def build_report(
     timings: dict[str, float] | None = None,
     extra_sections: dict[str, dict] | None = None,
     title: str = "siteaug report",
+    no_verdict: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write metrics.tsv, differences.tsv, metrics.json, report.html and the PNG figures; return the metrics frame.
 
     ``predictions`` maps arm to its test predictions (``PREDICTION_COLUMNS``, one block per seed). ``proteins``
     (protein_id, source) splits test proteins into the internal and an external test set, evaluated separately.
     ``sweep`` maps the ratio-sweep arms to their ratio. ``extra_sections`` maps a title to files to show (see
-    ``_extra_section``), e.g. the generation-quality stage's metrics and plots.
+    ``_extra_section``), e.g. the generation-quality stage's metrics and plots. ``no_verdict`` maps an arm that is not
+    what its name says (e.g. diffusion trained on zero synthetic rows) to the reason: it keeps its metrics but gets no
+    verdict, and the page says why.
     """
     if not predictions:
         raise InputError("build_report: no arms given")
@@ -408,7 +411,9 @@ def build_report(
     metric_rows, difference_rows = evaluate(predictions, test_sets, n_resamples, confidence, seed)
     metrics = pd.DataFrame(metric_rows)
     differences = pd.DataFrame(difference_rows, columns=["test_set", "aggregation", "arm", "reference", "metric", "difference", "low", "high", "verdict"])
-    verdict_rows = verdicts(differences, arms)
+    no_verdict = {arm: reason for arm, reason in (no_verdict or {}).items() if arm in arms}
+    differences.loc[differences["arm"].isin(list(no_verdict)), "verdict"] = "no verdict"
+    verdict_rows = verdicts(differences, [arm for arm in arms if arm not in no_verdict])
 
     flat = metrics.drop(columns=[c for c in metrics.columns if c.endswith("_per_seed")])
     with atomic_path(out_dir / "metrics.tsv") as tmp:
@@ -419,7 +424,7 @@ def build_report(
         "protocol": {"bootstrap_resamples": n_resamples, "confidence": confidence, "bootstrap_seed": seed,
                      "unit_resampled": "test protein", "seeds": "metric averaged over seeds in every resample",
                      "primary_metric": PRIMARY_METRIC, "references": list(REFERENCES)},
-        "metrics": metric_rows, "differences": difference_rows, "verdicts": verdict_rows, "training": training or {},
+        "metrics": metric_rows, "differences": difference_rows, "verdicts": verdict_rows, "no_verdict": no_verdict, "training": training or {},
     }, out_dir / "metrics.json")
 
     test_sets_in_order = list(dict.fromkeys(metrics["test_set"]))
@@ -447,6 +452,7 @@ def build_report(
         rows = [v for v in verdict_rows if v["test_set"] == t]
         parts += [f"<h2>Verdict ({html.escape(t)} set, AUPRC pooled over residues)</h2>"]
         parts += [_verdict_table(rows, pooled[t])] if rows else ['<p class="note">No verdict: neither none nor smote is among the arms.</p>']
+        parts += [f'<p class="note">No verdict for {html.escape(arm)}: {html.escape(reason)}</p>' for arm, reason in no_verdict.items()]
     parts.append(_protocol_text(n_resamples, confidence, seeds))
     for t in test_sets_in_order:
         n = pooled[t].iloc[0]

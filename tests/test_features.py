@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.demo import backbone_atoms, pdb_text
+from siteaug.demo import backbone_atoms, ca_trace, pdb_text
 from siteaug.features import (
     BASE_FEATURES,
     EDGE_GEOMETRY_COLUMNS,
@@ -152,7 +152,8 @@ def proteins(tmp_path):
     rows = []
     for k, length in enumerate([30, 45, 12, 60, 25]):
         seq = "".join(rng.choice(list(AMINO_ACIDS), length))
-        path = write_pdb(tmp_path / f"p{k}.pdb", seq, rng.normal(0, 8, (length, 3))) if k != 2 else ""
+        # a Cα walk with 3.8 Å steps: random points would be refused as impossible geometry
+        path = write_pdb(tmp_path / f"p{k}.pdb", seq, ca_trace(length, rng)) if k != 2 else ""
         rows.append(dict(protein_id=f"p{k}_A", sequence=seq, labels="".join(rng.choice(["0", "1"], length)),
                          split="test" if k == 4 else "train", structure_path=path, chain="A" if k else None))
     return pd.DataFrame(rows)

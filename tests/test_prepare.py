@@ -35,7 +35,7 @@ def test_split_too_few_proteins():
 def test_prepare_demo(demo):
     table = prepare_proteins(str(demo / "labels.fa"), str(demo / "pdb"), 0.2, 0.2, seed=0)
     assert list(table.columns) == ["protein_id", "sequence", "labels", "split", "structure_path", "chain",
-                                   "n_residues", "n_positives", "source"]
+                                   "n_residues", "n_positives", "source", "similar_to"]
     assert table["protein_id"].is_unique and len(table) == 20  # one split per protein
     assert Counter(table["split"]) == {"train": 12, "validation": 4, "test": 4}
     assert (table["chain"] == "A").all() and table["structure_path"].str.endswith(".pdb").all()

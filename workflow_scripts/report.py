@@ -37,10 +37,29 @@ with rule_logging(snakemake) as log:
     sweep = {arm: sweep_ratio(arm) for arm in p.arms if sweep_ratio(arm) is not None}
     if sweep and "diffusion" in predictions:
         sweep["diffusion"] = p.ratio
+    extra_sections = dict(p.extra_sections)
+    if "similar_to" in proteins:  # input.external_test_overlap: allow kept external test proteins seen in training
+        kept = proteins[(proteins["source"] == "external_test") & (proteins["similar_to"] != "")]
+        if len(kept):
+            extra_sections["External test set overlap"] = {"text": (
+                f"{len(kept)} external test protein(s) match an internal protein (identical, or at split.identity_threshold) "
+                "and were kept because input.external_test_overlap is allow, so the external test set is not fully unseen: "
+                + ", ".join(f"{a} ~ {b}" for a, b in zip(kept["protein_id"], kept["similar_to"])))}
+    # Diffusion arms without a single synthetic row are real rows with negatives dropped, not diffusion augmentation.
+    # The sweep arms draw from the same filtered rows as diffusion.
+    reason = (f"it trained on 0 synthetic rows (no candidate reached quality_threshold {p.threshold}): real rows only, "
+              "with real negatives dropped to reach its positive ratio, so it does not measure diffusion augmentation")
+    empty = {arm for arm in p.arms if balance["synthetic_used"] == 0 and (arm == "diffusion" or sweep_ratio(arm) is not None)}
+    for path in i.embedding_balance:
+        if json.loads(Path(path).read_text())["synthetic_used"] == 0:
+            empty.add("embedding_diffusion")
+    no_verdict = {arm: reason for arm in p.arms if arm in empty}
+    for arm in no_verdict:
+        log.warning("arm %s: no verdict, %s", arm, reason)
     metrics = build_report(
         predictions, Path(snakemake.output.html).parent, proteins=proteins, n_resamples=p.report["bootstrap_resamples"],
         confidence=p.report["confidence"], seed=p.seed, sweep=sweep, quality_scores=scores["quality_score"].to_numpy(np.float32),
         quality_threshold=p.threshold, stage_counts=stage_counts, training=training,
-        timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=p.extra_sections,
+        timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=extra_sections, no_verdict=no_verdict,
     )
     log.info("metrics:\n%s", metrics.to_string(index=False))
