@@ -12,6 +12,7 @@ rule features:
         precomputed=config["features"]["precomputed"],
         distance_maps=config["features"]["distance_maps"],
         invalid_protein=config["features"]["invalid_protein"],
+        inputs={k: v for k, v in USER_INPUTS.items() if k.startswith("features.")},
     threads: config["features"]["threads"]
     log:
         "results/logs/features.log",
