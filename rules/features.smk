@@ -16,6 +16,8 @@ rule features:
     threads: config["features"]["threads"]
     log:
         "results/logs/features.log",
+    message:
+        "Features of every protein ({threads} worker processes); progress: tail -f {log}"
     benchmark:
         "results/benchmarks/features.tsv"
     conda:
