@@ -5,6 +5,8 @@ rule report:
         proteins="results/data/proteins.parquet",
         scores=expand("results/filtered/scores_{shard}.parquet", shard=SHARDS),
         balance="results/balanced/summary.json",
+        quality="results/quality/metrics.json",
+        history="results/diffusion/history.json",
         sections=report_section_files(),
     output:
         html=report(
@@ -26,6 +28,7 @@ rule report:
             labels={"file": "differences.tsv"},
         ),
         json="results/report/metrics.json",
+        provenance="results/report/provenance.json",
         intervals=report(
             "results/report/auprc_intervals.png",
             caption="../report/auprc_intervals.rst",
@@ -74,6 +77,10 @@ rule report:
         report=config["report"],
         benchmarks="results/benchmarks",
         extra_sections=REPORT_SECTIONS,
+        # Provenance block: the config as run, and the inputs whose checksums the page lists (computed by the job).
+        config=config,
+        inputs=INPUT_PATHS,
+        checkout=workflow.basedir,
     log:
         "results/logs/report.log",
     benchmark:
