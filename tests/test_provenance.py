@@ -66,7 +66,8 @@ def _planned(result: subprocess.CompletedProcess) -> set[str]:
     assert result.returncode == 0, out[-3000:]
     if "Nothing to be done" in out:
         return set()
-    return set(re.findall(r"^rule (\w+):$", out, flags=re.M)) - {"all"}
+    table = out[out.index("Job stats:"):out.index("\ntotal")]
+    return set(re.findall(r"^(\w+)\s+\d+$", table, flags=re.M)) - {"all"}
 
 
 def _touch_like(path: Path, reference: os.stat_result) -> None:
