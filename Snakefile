@@ -1,11 +1,15 @@
 # siteaug: diffusion augmentation of protein binding-site residues, from inputs to a metrics report.
 
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The defaults come from this checkout's config/ whatever the working directory (--directory, or the Snakefile run from
+# elsewhere); relative input paths in the config are still relative to the working directory.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 def _stop_on(check, *args):

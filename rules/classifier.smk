@@ -12,6 +12,8 @@ rule train_classifier:
     threads: config["threads"]
     log:
         "results/logs/train_classifier/{arm}.log",
+    message:
+        "Training arm {wildcards.arm} ({params.classifier[seeds]} seeds); progress: tail -f {log}"
     benchmark:
         "results/benchmarks/train_classifier_{arm}.tsv"
     conda:

@@ -15,6 +15,8 @@ rule train_diffusion:
     threads: config["threads"]
     log:
         "results/logs/train_diffusion.log",
+    message:
+        "Training the diffusion model (up to {params.diffusion[steps]} steps; minutes on a CPU); progress: tail -f {log}"
     benchmark:
         "results/benchmarks/train_diffusion.tsv"
     conda:

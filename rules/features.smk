@@ -12,9 +12,12 @@ rule features:
         precomputed=config["features"]["precomputed"],
         distance_maps=config["features"]["distance_maps"],
         invalid_protein=config["features"]["invalid_protein"],
+        inputs={k: v for k, v in USER_INPUTS.items() if k.startswith("features.")},
     threads: config["features"]["threads"]
     log:
         "results/logs/features.log",
+    message:
+        "Features of every protein ({threads} worker processes); progress: tail -f {log}"
     benchmark:
         "results/benchmarks/features.tsv"
     conda:

@@ -23,6 +23,8 @@ rule generate:
     threads: config["threads"]
     log:
         "results/logs/generate/shard_{shard}.log",
+    message:
+        "Generating candidates, shard {wildcards.shard}; progress: tail -f {log}"
     benchmark:
         "results/benchmarks/generate_shard_{shard}.tsv"
     conda:

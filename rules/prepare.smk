@@ -1,3 +1,20 @@
+from siteaug.provenance import checksums  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+
+# Every input the run reads, config key -> path (None when unset). The demo's files are outputs of make_demo, which
+# Snakemake tracks itself; the user's files get content checksums (siteaug.provenance) in the params of the rules that
+# read them, so a changed path or file content reruns those rules and everything downstream.
+INPUT_PATHS = {
+    "input.labels": label_file(),
+    "input.structures": structure_dir(),
+    "input.external_test_labels": config["input"]["external_test_labels"],
+    "input.external_test_structures": config["input"]["external_test_structures"],
+    **{f"features.precomputed.{name}": folder for name, folder in config["features"]["precomputed"].items()},
+    "features.distance_maps": config["features"]["distance_maps"],
+}
+DEMO_INPUTS = ("input.labels", "input.structures") if config["input"]["source"] == "demo" else ()
+USER_INPUTS = checksums({key: path for key, path in INPUT_PATHS.items() if key not in DEMO_INPUTS})
+
+
 rule prepare:
     input:
         unpack(prepare_inputs),
@@ -11,6 +28,7 @@ rule prepare:
         unknown_residue=config["input"]["unknown_residue"],
         identity_threshold=config["split"]["identity_threshold"],
         external_test_overlap=config["input"]["external_test_overlap"],
+        inputs={k: v for k, v in USER_INPUTS.items() if k.startswith("input.")},
     log:
         "results/logs/prepare.log",
     benchmark:

@@ -19,6 +19,8 @@ rule generation_quality:
     threads: config["threads"]
     log:
         "results/logs/generation_quality.log",
+    message:
+        "Generation quality (k-NN, C2ST, distances; minutes on a CPU); progress: tail -f {log}"
     benchmark:
         "results/benchmarks/generation_quality.tsv"
     conda:

@@ -7,6 +7,8 @@ rule report:
         balance="results/balanced/summary.json",
         # for the no-verdict check of an embedding_diffusion arm without synthetic rows
         embedding_balance=["results/embedding/balanced/summary.json"] if "embedding_diffusion" in ARMS else [],
+        quality="results/quality/metrics.json",
+        history="results/diffusion/history.json",
         sections=report_section_files(),
     output:
         html=report(
@@ -28,6 +30,7 @@ rule report:
             labels={"file": "differences.tsv"},
         ),
         json="results/report/metrics.json",
+        provenance="results/report/provenance.json",
         intervals=report(
             "results/report/auprc_intervals.png",
             caption="../report/auprc_intervals.rst",
@@ -76,6 +79,10 @@ rule report:
         report=config["report"],
         benchmarks="results/benchmarks",
         extra_sections=REPORT_SECTIONS,
+        # Provenance block: the config as run, and the inputs whose checksums the page lists (computed by the job).
+        config=config,
+        inputs=INPUT_PATHS,
+        checkout=workflow.basedir,
     log:
         "results/logs/report.log",
     benchmark:

@@ -40,12 +40,21 @@ def candidate_devices(configured, environ) -> list[str]:
 
 
 @contextlib.contextmanager
-def gpu_slot(configured="auto", lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR, environ: dict | None = None, poll_seconds: float = 1.0, timeout: float | None = None):
+def gpu_slot(configured="auto", lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR, environ: dict | None = None, poll_seconds: float = 1.0, timeout: float | None = None,
+             torch_has_gpu: bool | None = None):
     """Hold one GPU for the duration of the block and expose only it through ``CUDA_VISIBLE_DEVICES``.
 
-    Yields the card's id, or None when there is no GPU (the job then runs on the CPU).
+    Yields the card's id, or None when there is no GPU (the job then runs on the CPU). ``torch_has_gpu`` (default:
+    whether the installed torch is a CUDA or ROCm build) False means no card can be used, so none is held or logged.
     """
     environ = os.environ if environ is None else environ
+    if torch_has_gpu is None:
+        import torch
+
+        torch_has_gpu = torch.version.cuda is not None or torch.version.hip is not None
+    if not torch_has_gpu:
+        yield None
+        return
     if environ.get("SLURM_JOB_ID") and environ.get("CUDA_VISIBLE_DEVICES"):
         card = environ["CUDA_VISIBLE_DEVICES"].split(",")[0].strip()
         environ["CUDA_VISIBLE_DEVICES"] = card

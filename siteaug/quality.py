@@ -47,7 +47,7 @@ class RealismModel:
 
         realism = min(1, 1 / min_j d(x, p_j) / r_j): exactly 1 inside any positive's ball, as in the definition.
         """
-        x = torch.as_tensor(np.asarray(candidates, np.float32), device=self.positives.device)
+        x = torch.as_tensor(np.require(candidates, np.float32, ["W"]), device=self.positives.device)  # writable: pandas 3 hands out read-only arrays
         radii = self.radii.clamp_min(1e-12)
         realism, near_copy = [], []
         for start in range(0, len(x), chunk):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from matplotlib.figure import Figure
 from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_curve, roc_curve
 
@@ -43,6 +44,8 @@ img { max-width: 100%; }
 .wide { overflow-x: auto; max-width: 100%; }
 .note { color: #555; }
 .better { background: #e3f4e3; } .worse { background: #f8e0e0; }
+.answer { font-size: 1.15rem; } .warning { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.25rem 1rem; }
+pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem; }
 """
 
 
@@ -367,6 +370,84 @@ def _protocol_text(n_resamples: int, confidence: float, seeds: int) -> str:
     )
 
 
+MIN_TEST_PROTEINS = 20  # fewer test proteins than this: the report warns that its intervals are rough
+SEPARABLE_C2ST = 0.9  # C2ST AUC above this on continuous features: the report warns that synthetic rows are separable
+
+
+def answer_sentence(verdict_rows: list[dict], pooled: pd.DataFrame, test_set: str) -> str:
+    """The report's first sentence: what the diffusion arm (or, without one, the best arm) did on ``test_set``."""
+    rows = {v["arm"]: v for v in verdict_rows if v["test_set"] == test_set}
+    n = int(pooled.iloc[0]["n_proteins"])
+    where = f"On the {test_set} set ({n} proteins, AUPRC pooled over residues)"
+    if "diffusion" in rows:
+        v, auprc = rows["diffusion"], pooled.loc["diffusion", PRIMARY_METRIC]
+        against = [f"{r} {pooled.loc[r, PRIMARY_METRIC]:.3f}, paired Δ {_ci(d['difference'], d['low'], d['high'], signed=True)}"
+                   for r in REFERENCES if (d := v.get(f"vs_{r}"))]
+        return (f"{where}, diffusion augmentation with the quality filter (arm diffusion, {auprc:.3f}; "
+                f"{'; '.join(against)}): {v['verdict']}.")
+    best = pooled[PRIMARY_METRIC].idxmax()
+    verdict = f": {rows[best]['verdict']}" if best in rows else ""
+    return (f"{where}, this run has no diffusion arm; the best arm is {best} "
+            f"({_ci(*pooled.loc[best, [PRIMARY_METRIC, f'{PRIMARY_METRIC}_low', f'{PRIMARY_METRIC}_high']])}){verdict}.")
+
+
+def evidence_warnings(metrics: pd.DataFrame, quality_metrics: dict | None = None,
+                      diffusion_history: list[dict] | None = None) -> list[str]:
+    """Plain-language warnings where the evidence behind the verdicts is weak."""
+    out = []
+    sizes = metrics.drop_duplicates("test_set").set_index("test_set")["n_proteins"]
+    for test_set, n in sizes.items():
+        if n < MIN_TEST_PROTEINS:
+            out.append(f"The {test_set} set holds only {int(n)} proteins (fewer than {MIN_TEST_PROTEINS}): the intervals "
+                       "resample so few proteins that they are rough, and a verdict may change with a handful of proteins.")
+    c2st = (quality_metrics or {}).get("c2st_auc_continuous")
+    if c2st is not None and c2st > SEPARABLE_C2ST:
+        out.append(f"C2ST AUC on the continuous features is {c2st:.3f} (above {SEPARABLE_C2ST}; 0.5 would be "
+                   "indistinguishable): synthetic rows are trivially separable from real training positives, so the "
+                   "generator does not reproduce their distribution.")
+    scored = [r for r in diffusion_history or [] if r.get("validation_loss") is not None]
+    if len(scored) >= 2 and scored[-1]["validation_loss"] < min(r["validation_loss"] for r in scored[:-1]):
+        out.append(f"The diffusion model's validation loss was still falling at its last evaluation (step "
+                   f"{scored[-1]['step']}: {scored[-2]['validation_loss']:.4f} → {scored[-1]['validation_loss']:.4f}): "
+                   "training ended before it converged; more diffusion.steps may give better candidates.")
+    return out
+
+
+def _warnings_html(warnings: list[str]) -> list[str]:
+    if not warnings:
+        return []
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return [f'<div class="warning"><strong>Weak evidence</strong><ul>{items}</ul></div>']
+
+
+def _timing_table(timings: dict[str, float]) -> str:
+    """Stages by time, longest first, with each one's share and the total."""
+    total = float(sum(timings.values()))
+    rows = [[str(k), f"{float(v):.1f}", f"{100 * float(v) / total:.0f} %" if total else "—"]
+            for k, v in sorted(timings.items(), key=lambda kv: (-float(kv[1]), kv[0]))]
+    rows.append(["total (sum of job times; jobs that ran in parallel overlap)", f"{total:.1f}", "100 %" if total else "—"])
+    return _table(["stage", "seconds", "share"], rows)
+
+
+def _provenance_html(provenance: dict) -> list[str]:
+    """Inputs with checksums, software, machine, commit, date and the config as run."""
+    parts = ["<h2>Provenance</h2>",
+             '<p class="note">What these results were made from; also in provenance.json beside this page.</p>']
+    facts = [[k.replace("_", " "), str(provenance[k])] for k in ("git_commit", "date", "host", "cpu", "gpu", "python")
+             if k in provenance]
+    if facts:
+        parts.append(_table(["", "value"], facts))
+    if provenance.get("inputs"):
+        rows = [[key, c["path"], c["sha256"], f"{c['files']:,}", f"{c['bytes']:,}"] for key, c in provenance["inputs"].items()]
+        parts += ["<h3>Inputs</h3>", _table(["config key", "path", "sha256", "files", "bytes"], rows)]
+    if provenance.get("packages"):
+        parts += ["<h3>Package versions</h3>", _table(["package", "version"], [[k, v] for k, v in provenance["packages"].items()])]
+    if provenance.get("config") is not None:
+        parts += ["<h3>Config as run</h3>",
+                  f"<pre>{html.escape(yaml.safe_dump(provenance['config'], sort_keys=False, default_flow_style=None))}</pre>"]
+    return parts
+
+
 def build_report(
     predictions: dict[str, pd.DataFrame],
     out_dir: str | os.PathLike,
@@ -383,6 +464,9 @@ def build_report(
     extra_sections: dict[str, dict] | None = None,
     title: str = "siteaug report",
     no_verdict: dict[str, str] | None = None,
+    quality_metrics: dict | None = None,
+    diffusion_history: list[dict] | None = None,
+    provenance: dict | None = None,
 ) -> pd.DataFrame:
     """Write metrics.tsv, differences.tsv, metrics.json, report.html and the PNG figures; return the metrics frame.
 
@@ -392,6 +476,9 @@ def build_report(
     ``_extra_section``), e.g. the generation-quality stage's metrics and plots. ``no_verdict`` maps an arm that is not
     what its name says (e.g. diffusion trained on zero synthetic rows) to the reason: it keeps its metrics but gets no
     verdict, and the page says why.
+    ``quality_metrics`` (quality/metrics.json)
+    and ``diffusion_history`` (diffusion/history.json) feed the warnings; ``provenance`` (inputs with checksums, config,
+    machine, versions, commit, date) goes into the page and provenance.json, never into the metric tables.
     """
     if not predictions:
         raise InputError("build_report: no arms given")
@@ -447,7 +534,9 @@ def build_report(
             tmp.write_bytes(png)
 
     seeds = int(metrics["seeds"].max())
-    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f'<p class="answer">{html.escape(answer_sentence(verdict_rows, pooled[main], main))}</p>']
+    parts += _warnings_html(evidence_warnings(metrics, quality_metrics, diffusion_history))
     for t in test_sets_in_order:
         rows = [v for v in verdict_rows if v["test_set"] == t]
         parts += [f"<h2>Verdict ({html.escape(t)} set, AUPRC pooled over residues)</h2>"]
@@ -489,7 +578,10 @@ def build_report(
                   _table(["stage", "rows"], [[str(k), f"{v:,}" if isinstance(v, (int, np.integer)) else f"{v:,.4g}"]
                                              for k, v in stage_counts.items()])]
     if timings:
-        parts += ["<h2>Time per stage</h2>", _table(["stage", "seconds"], [[str(k), f"{float(v):.1f}"] for k, v in timings.items()])]
+        parts += ["<h2>Time per stage</h2>", _timing_table(timings)]
+    if provenance:
+        write_json(provenance, out_dir / "provenance.json")
+        parts += _provenance_html(provenance)
     parts.append('<p class="note">Machine-readable: metrics.tsv, differences.tsv and metrics.json beside this page.</p>')
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -77,8 +77,8 @@ def continuous_columns(real: np.ndarray) -> np.ndarray:
 
 def distance_to_closest(queries: np.ndarray, reference: np.ndarray, device="cpu") -> np.ndarray:
     """Euclidean distance from every query row to its nearest reference row."""
-    q = torch.as_tensor(np.asarray(queries, np.float32), device=device)
-    r = torch.as_tensor(np.asarray(reference, np.float32), device=device)
+    q = torch.as_tensor(np.require(queries, np.float32, ["W"]), device=device)  # pandas 3 hands out read-only arrays
+    r = torch.as_tensor(np.require(reference, np.float32, ["W"]), device=device)
     _, index = nearest_neighbours(q, r, 1)
     # cdist's matrix-product form loses ~1e-3 to cancellation; recompute the chosen pair exactly so a copy reads 0.
     return torch.linalg.vector_norm(q - r[index[:, 0]], dim=1).cpu().numpy()

@@ -147,7 +147,7 @@ def train_diffusion(
             running = []
             history.append(record)
             log.info("step %d train loss %.4f validation loss %s (online weights %s)", step, record["train_loss"],
-                     record["validation_loss"], record["validation_loss_online"])
+                     *(f"{v:.4f}" if v is not None else "none" for v in (record["validation_loss"], record["validation_loss_online"])))
             if record["validation_loss"] is not None and stopping.update(step, record["validation_loss"], ema.module):
                 log.info("early stop at step %d: no validation gain in %d evaluations since step %d", step, patience, stopping.best_step)
                 break

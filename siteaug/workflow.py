@@ -10,16 +10,72 @@ import sys
 import threading
 import time
 
+import numpy as np
 import torch
 
 from .io import InputError
+
+
+class LogFileStream:
+    """A rule's log file as ``sys.stderr``: tqdm's carriage-return redraws become one line each.
+
+    tqdm redraws a bar by writing ``"\r" + bar``; in a file that piles every redraw onto one line, and the next log
+    record would be glued to the last one. Here each redraw starts a new line (trailing padding dropped) and a log
+    record written after a bar starts on a line of its own, so a log reads as lines of bars and records.
+    """
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._in_bar = False  # the last thing written is a bar redraw without its newline
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        if text.startswith("\r"):
+            parts = [p.rstrip(" ") for p in text.split("\r")[1:]]
+            out = ("\n" if self._in_bar else "") + "\n".join(p for p in parts if p)
+            self._in_bar = not out.endswith("\n") and bool(out)
+        else:
+            out = ("\n" if self._in_bar and not text.startswith("\n") else "") + text
+            self._in_bar = False
+        self._handle.write(out)
+        return len(text)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    def close(self) -> None:
+        if self._in_bar:
+            self._handle.write("\n")
+        self._handle.close()
+
+    @property
+    def encoding(self) -> str:
+        return self._handle.encoding
+
+
+def rounded(value, digits: int = 4):
+    """``value`` with every float (also inside dicts, lists and tuples) rounded, for log lines people read."""
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(rounded(v, digits) for v in value)
+    return value
 
 
 @contextlib.contextmanager
 def rule_logging(snakemake):
     """Send logging and stderr (tqdm) to the rule's log; turn an InputError into a one-line error and exit 1."""
     log_path = snakemake.log[0] if len(snakemake.log) else None
-    stream = open(log_path, "w", buffering=1) if log_path else sys.stderr
+    stream = LogFileStream(open(log_path, "w", buffering=1)) if log_path else sys.stderr
     real_stderr = sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

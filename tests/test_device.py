@@ -1,4 +1,5 @@
 """GPU slot allocation, exercised on CPU with fake device lists and real file locks."""
+import logging
 import multiprocessing
 import os
 import time
@@ -11,7 +12,7 @@ from siteaug.device import candidate_devices, gpu_slot, resolve_device
 
 def test_scheduler_assignment_is_respected(tmp_path):
     env = {"SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "3,5"}
-    with gpu_slot([0, 1], tmp_path, environ=env) as card:
+    with gpu_slot([0, 1], tmp_path, environ=env, torch_has_gpu=True) as card:
         assert card == "3" and env["CUDA_VISIBLE_DEVICES"] == "3"
     assert not list(tmp_path.iterdir())  # no locks taken: the scheduler owns the card
 
@@ -24,24 +25,24 @@ def test_candidates_come_from_visible_devices_then_config():
 
 def test_two_jobs_get_different_cards_and_release_them(tmp_path):
     first_env, second_env, third_env = {}, {}, {}
-    with gpu_slot([0, 1], tmp_path, environ=first_env) as first:
-        with gpu_slot([0, 1], tmp_path, environ=second_env) as second:
+    with gpu_slot([0, 1], tmp_path, environ=first_env, torch_has_gpu=True) as first:
+        with gpu_slot([0, 1], tmp_path, environ=second_env, torch_has_gpu=True) as second:
             assert {first, second} == {"0", "1"}
             assert first_env["CUDA_VISIBLE_DEVICES"] == first and second_env["CUDA_VISIBLE_DEVICES"] == second
             with pytest.raises(TimeoutError, match="no free GPU"):
-                with gpu_slot([0, 1], tmp_path, environ=third_env, poll_seconds=0.05, timeout=0.2):
+                with gpu_slot([0, 1], tmp_path, environ=third_env, poll_seconds=0.05, timeout=0.2, torch_has_gpu=True):
                     pass
-        with gpu_slot([0, 1], tmp_path, environ=third_env, timeout=1) as third:
+        with gpu_slot([0, 1], tmp_path, environ=third_env, timeout=1, torch_has_gpu=True) as third:
             assert third == second  # the released card is free again
 
 
 def test_no_gpu_means_cpu(tmp_path):
-    with gpu_slot([], tmp_path, environ={}) as card:
+    with gpu_slot([], tmp_path, environ={}, torch_has_gpu=True) as card:
         assert card is None
 
 
 def _hold_forever(lock_dir, ready):
-    with gpu_slot(["0"], lock_dir, environ={}):
+    with gpu_slot(["0"], lock_dir, environ={}, torch_has_gpu=True):
         ready.set()
         time.sleep(60)
 
@@ -54,11 +55,11 @@ def test_a_killed_job_frees_its_card(tmp_path):
     try:
         assert ready.wait(10)
         with pytest.raises(TimeoutError):
-            with gpu_slot(["0"], tmp_path, environ={}, poll_seconds=0.05, timeout=0.2):
+            with gpu_slot(["0"], tmp_path, environ={}, poll_seconds=0.05, timeout=0.2, torch_has_gpu=True):
                 pass
         os.kill(holder.pid, 9)
         holder.join(10)
-        with gpu_slot(["0"], tmp_path, environ={}, timeout=2) as card:
+        with gpu_slot(["0"], tmp_path, environ={}, timeout=2, torch_has_gpu=True) as card:
             assert card == "0"
     finally:
         if holder.is_alive():
@@ -71,3 +72,13 @@ def test_resolve_device():
         assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_a_cpu_build_of_torch_holds_no_card_and_says_nothing(tmp_path, caplog):
+    env = {"CUDA_VISIBLE_DEVICES": "0"}
+    with caplog.at_level(logging.INFO), gpu_slot(["0"], tmp_path, environ=env, torch_has_gpu=False) as card:
+        assert card is None
+    assert not list(tmp_path.iterdir()) and "GPU" not in caplog.text
+    if torch.version.cuda is None and torch.version.hip is None:  # this torch: the default detects the CPU build
+        with gpu_slot(["0"], tmp_path, environ={}) as card:
+            assert card is None

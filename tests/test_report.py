@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from siteaug.io import InputError
-from siteaug.report import build_report, read_benchmarks, verdict_sentence
+from siteaug.report import build_report, evidence_warnings, read_benchmarks, verdict_sentence
 
 
 def _arm(separation: float, seed: int, seeds=(0, 1), n: int = 600) -> pd.DataFrame:
@@ -140,3 +140,73 @@ def test_read_benchmarks(tmp_path):
         read_benchmarks([tmp_path / "bad.tsv"])
     with pytest.raises(InputError, match="not found"):
         read_benchmarks([tmp_path / "missing.tsv"])
+
+
+# ---------------------------------------------------------------- answer, warnings, stage times, provenance
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory):
+    """8 test proteins, a separable generator, a diffusion loss still falling, and a provenance block."""
+    out = tmp_path_factory.mktemp("small")
+    predictions = {arm: _arm(sep, seed, n=240) for arm, sep, seed in (("none", 0.3, 1), ("smote", 0.35, 2), ("diffusion", 2.0, 3))}
+    history = [{"step": 100, "validation_loss": 0.61}, {"step": 200, "validation_loss": 0.55},
+               {"step": 300, "validation_loss": 0.52}]
+    provenance = {"git_commit": "0123abc", "date": "2026-01-02 03:04:05 UTC", "cpu": "Toy CPU (2 logical cores)",
+                  "gpu": "none (CPU only)", "packages": {"numpy": "9.9"},
+                  "inputs": {"input.labels": {"path": "in/labels.fa", "sha256": "ab" * 32, "files": 1, "bytes": 123}},
+                  "config": {"seed": 0, "classifier": {"epochs": 5}}}
+    metrics = build_report(predictions, out, n_resamples=300, timings={"a_fast": 1.0, "b_slow": 30.0, "c_mid": 9.0},
+                           quality_metrics={"c2st_auc_continuous": 0.998}, diffusion_history=history, provenance=provenance)
+    return out, metrics, (out / "report.html").read_text()
+
+
+def test_the_page_opens_with_a_one_sentence_answer(small_report):
+    out, metrics, text = small_report
+    answer = re.search(r'<p class="answer">(.*?)</p>', text).group(1)
+    assert text.index('class="answer"') < text.index("<h2>")
+    assert answer.startswith("On the test set (8 proteins, AUPRC pooled over residues), diffusion augmentation")
+    assert answer.endswith("better than none and SMOTE on AUPRC.") and answer.count(". ") == 0
+    auprc = metrics.set_index(["aggregation", "arm"]).loc[("pooled", "diffusion"), "auprc"]
+    assert f"(arm diffusion, {auprc:.3f};" in answer
+
+
+def test_weak_evidence_is_flagged(small_report):
+    _, _, text = small_report
+    warning = text[text.index('class="warning"'):text.index("</div>", text.index('class="warning"'))]
+    assert "only 8 proteins (fewer than 20)" in warning
+    assert "0.998" in warning and "trivially separable" in warning
+    assert "still falling at its last evaluation (step 300: 0.5500 → 0.5200)" in warning
+
+
+def test_no_warning_when_the_evidence_is_fine():
+    metrics = pd.DataFrame({"test_set": ["test"], "n_proteins": [40]})
+    converged = [{"step": 100, "validation_loss": 0.5}, {"step": 200, "validation_loss": 0.4}, {"step": 300, "validation_loss": 0.45}]
+    assert evidence_warnings(metrics, {"c2st_auc_continuous": 0.7}, converged) == []
+    assert evidence_warnings(metrics, {"c2st_auc_continuous": None}, converged[:1]) == []
+    assert len(evidence_warnings(metrics.assign(n_proteins=19), None, None)) == 1
+
+
+def test_stage_times_sorted_longest_first_with_total(small_report):
+    _, _, text = small_report
+    section = text[text.index("Time per stage"):]
+    cells = [section.index(f"<td>{stage}</td>") for stage in ("b_slow", "c_mid", "a_fast")]
+    assert cells == sorted(cells)
+    assert "<td>total (sum of job times; jobs that ran in parallel overlap)</td><td>40.0</td>" in section
+    assert "<td>75 %</td>" in section  # b_slow: 30 of 40 s
+
+
+def test_provenance_is_on_the_page_and_beside_it_but_not_in_the_tables(small_report):
+    out, _, text = small_report
+    block = text[text.index("<h2>Provenance</h2>"):]
+    for fact in ("0123abc", "2026-01-02 03:04:05 UTC", "Toy CPU", "none (CPU only)", "in/labels.fa", "ab" * 32, "epochs: 5"):
+        assert fact in block, fact
+    assert json.loads((out / "provenance.json").read_text())["inputs"]["input.labels"]["bytes"] == 123
+    for name in ("metrics.tsv", "metrics.json", "differences.tsv"):
+        assert "0123abc" not in (out / name).read_text() and "2026-01-02" not in (out / name).read_text()
+
+
+def test_answer_without_a_diffusion_arm_names_the_best_arm(tmp_path):
+    build_report({"none": _arm(0.3, 1), "smote": _arm(1.5, 2)}, tmp_path, n_resamples=200)
+    answer = re.search(r'<p class="answer">(.*?)</p>', (tmp_path / "report.html").read_text()).group(1)
+    assert "no diffusion arm; the best arm is smote" in answer

@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end on a tiny demo: outputs, caching, partial reruns and bad input."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -87,6 +88,10 @@ def test_every_output_exists_with_its_schema(finished_run):
     assert metrics["mcc"].between(-1, 1).all()
     html = (results / "report/report.html").read_text()
     assert "data:image/png;base64," in html and "diffusion" in html
+    # The provenance block names every input with the checksum of its content.
+    inputs = json.loads((results / "report/provenance.json").read_text())["inputs"]
+    assert inputs["input.labels"]["sha256"] == hashlib.sha256((results / "demo/labels.fa").read_bytes()).hexdigest()
+    assert "<h2>Provenance</h2>" in html and inputs["input.structures"]["sha256"] in html
     for log in ("prepare", "features", "train_diffusion", "balance", "report"):
         assert (results / f"logs/{log}.log").stat().st_size > 0
     assert (results / "benchmarks/train_diffusion.tsv").exists()

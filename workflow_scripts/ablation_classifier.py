@@ -9,7 +9,7 @@ from siteaug.ablation import SPLITS
 from siteaug.arms import train_arm
 from siteaug.features import feature_columns
 from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.workflow import rule_logging
+from siteaug.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, setting = snakemake.params, snakemake.wildcards.setting
@@ -21,6 +21,6 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"ablation_classifier {setting}"),
     )
     features = len(feature_columns(residues))
-    log.info("setting %s: %d features; %s", setting, features, summary)
+    log.info("setting %s: %d features; %s", setting, features, rounded(summary))
     write_json({"setting": setting, "groups": p.groups, "arm": "none", "features": features, "seeds": summary}, snakemake.output.summary)
     write_parquet(predictions, snakemake.output.predictions)

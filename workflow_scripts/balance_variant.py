@@ -8,7 +8,7 @@ from siteaug.device import gpu_slot, resolve_device
 from siteaug.features import feature_columns
 from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.variants import smote_filtered_table, sweep_table, unfiltered_table
-from siteaug.workflow import rule_logging
+from siteaug.workflow import rounded, rule_logging
 
 # Only smote_filtered uses the card (the quality filter's critic and k-NN search), as filter_shard does.
 with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
@@ -29,6 +29,6 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     else:
         filtered = pd.concat([read_parquet(path) for path in i.filtered], ignore_index=True)
         table, summary = sweep_table(train, filtered, sweep_ratio(variant), p.ratio, p.seed, cols)
-    log.info("%s: %s", variant, summary)
+    log.info("%s: %s", variant, rounded(summary))
     write_parquet(table, snakemake.output.table)
     write_json(summary, snakemake.output.summary)

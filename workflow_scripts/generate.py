@@ -13,10 +13,11 @@ from siteaug.workflow import exit_now, process_age, rule_logging
 IMPORTED = time.time()
 STARTED = IMPORTED - process_age()
 
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
+with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]) as card:
     # Where a shard's wall time goes (process start and imports, loading, sampling, writing), for bench/RESULTS.md.
     log.info("process start to imports done: %.1f s", IMPORTED - STARTED)
-    log.info("process start to GPU held: %.1f s", time.time() - STARTED)
+    if card is not None:
+        log.info("process start to GPU held: %.1f s", time.time() - STARTED)
     phase = time.perf_counter()
     p = snakemake.params
     shard = int(snakemake.wildcards.shard)

@@ -9,7 +9,7 @@ import pandas as pd
 from siteaug.features import feature_columns
 from siteaug.io import InputError, atomic_path, read_parquet, write_json, write_text
 from siteaug.sample_quality import acceptance_rate, loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
-from siteaug.workflow import rule_logging
+from siteaug.workflow import rounded, rule_logging
 
 
 def save_png(fig, path) -> None:
@@ -42,7 +42,7 @@ with rule_logging(snakemake) as log:
         filter_acceptance_rate=acceptance_rate(quality, p.threshold),
         near_copy_fraction=float(scores["near_copy"].mean()),
     )
-    log.info("generation quality: %s", metrics)
+    log.info("generation quality: %s", rounded(metrics))
     write_json(metrics, snakemake.output.json)
     write_text("metric\tvalue\n" + "".join(f"{k}\t{'null' if v is None else v}\n" for k, v in metrics.items()), snakemake.output.tsv)
     save_png(pca_figure(train_real, synthetic, p.seed), snakemake.output.pca)

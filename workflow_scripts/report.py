@@ -8,6 +8,7 @@ import pandas as pd
 
 from siteaug.arms import sweep_ratio
 from siteaug.io import read_parquet
+from siteaug.provenance import checksums, machine_provenance
 from siteaug.report import build_report, read_benchmarks
 from siteaug.workflow import rule_logging
 
@@ -61,5 +62,7 @@ with rule_logging(snakemake) as log:
         confidence=p.report["confidence"], seed=p.seed, sweep=sweep, quality_scores=scores["quality_score"].to_numpy(np.float32),
         quality_threshold=p.threshold, stage_counts=stage_counts, training=training,
         timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=extra_sections, no_verdict=no_verdict,
+        quality_metrics=json.loads(Path(i.quality).read_text()), diffusion_history=json.loads(Path(i.history).read_text()),
+        provenance={"inputs": checksums(dict(p.inputs)), **machine_provenance(p.checkout), "config": dict(p.config)},
     )
-    log.info("metrics:\n%s", metrics.to_string(index=False))
+    log.info("metrics:\n%s", metrics.to_string(index=False, float_format="%.4f"))

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from siteaug.arms import train_arm
 from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.workflow import rule_logging
+from siteaug.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, i, arm = snakemake.params, snakemake.input, snakemake.wildcards.arm
@@ -21,7 +21,7 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"train_classifier {arm}"),
     )
     for seed, model, info in zip(seeds, models, summary):
-        log.info("arm %s seed %d: %s", arm, seed, info)
+        log.info("arm %s seed %d: %s", arm, seed, rounded(info))
         model.save(Path(snakemake.output.models) / f"seed_{seed}{'.skops' if arm == 'gbdt' else '.pt'}")
     write_json({"arm": arm, "ratio": p.ratio, "seeds": summary}, snakemake.output.summary)
     write_parquet(predictions, snakemake.output.predictions)

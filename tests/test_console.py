@@ -1,0 +1,42 @@
+"""What a user sees on the console: the default profile's settings and which long job runs, with its log."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from helpers import SNAKEMAKE, new_workdir, run_snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+
+def test_long_jobs_announce_themselves_with_their_log(tmp_path):
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "2"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "Using workflow specific profile" in out and "profiles/default" in out
+    for line in ("Training the diffusion model (up to 600 steps; minutes on a CPU); progress: tail -f results/logs/train_diffusion.log",
+                 "Generating candidates, shard 1; progress: tail -f results/logs/generate/shard_1.log",
+                 "Training arm gbdt (3 seeds); progress: tail -f results/logs/train_classifier/gbdt.log",
+                 "progress: tail -f results/logs/generation_quality.log",
+                 "progress: tail -f results/logs/features.log"):
+        assert line in out
+
+
+def test_a_failed_job_shows_its_log_on_the_console(tmp_path_factory):
+    from siteaug.demo import make_demo
+
+    workdir = new_workdir(tmp_path_factory, "failedlog")
+    make_demo(workdir / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)
+    labels = workdir / "inputs/labels.fa"
+    lines = labels.read_text().splitlines()
+    lines[2] = "2" + lines[2][1:]
+    labels.write_text("\n".join(lines) + "\n")
+    config = write_config(workdir, {"input": {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"}})
+    result = run_snakemake(workdir, "--until", "prepare", configfiles=(config,), timeout=300)
+    assert result.returncode != 0
+    console = result.stdout + result.stderr
+    # show-failed-logs (profiles/default): the log's own lines, not only its name, are on the console.
+    assert "Logfile results/logs/prepare.log:" in console
+    assert "ERROR root: " in console and "labels must be 0/1" in console
