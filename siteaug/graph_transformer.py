@@ -26,6 +26,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import TransformerConv
 
 from .features import EDGE_GEOMETRY_COLUMNS
+from .graphs import protein_graphs
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -57,20 +58,7 @@ def edge_attributes(edges: pd.DataFrame) -> np.ndarray:
 
 def attributed_graphs(residues: pd.DataFrame, edges: pd.DataFrame, feature_cols: list[str], protein_ids) -> list[Data]:
     """One ``Data`` per protein, in ``protein_ids`` order, with node features, labels and ``edge_attr``."""
-    residues = residues.sort_values(["protein_id", "position"], kind="stable")
-    by_protein = dict(tuple(residues.groupby("protein_id", sort=False)))
-    edges_by_protein = dict(tuple(edges.groupby("protein_id", sort=False)))
-    graphs = []
-    for pid in protein_ids:
-        rows = by_protein[pid]
-        e = edges_by_protein.get(pid, edges.iloc[:0])
-        graphs.append(Data(
-            x=torch.tensor(rows[feature_cols].to_numpy(np.float32)),  # a copy: pandas' arrays are read-only
-            edge_index=torch.from_numpy(np.stack([e["src"].to_numpy(np.int64), e["dst"].to_numpy(np.int64)])),
-            edge_attr=torch.from_numpy(edge_attributes(e)),
-            y=torch.from_numpy(rows["label"].to_numpy(np.int64)),
-        ))
-    return graphs
+    return protein_graphs(residues, edges, feature_cols, protein_ids, edge_attributes=edge_attributes)
 
 
 @dataclass

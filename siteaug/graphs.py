@@ -11,27 +11,27 @@ from torch_geometric.nn import GATv2Conv
 from torch_geometric.nn.aggr import AttentionalAggregation
 
 
-def protein_graphs(residues: pd.DataFrame, edges: pd.DataFrame, feature_cols: list[str], protein_ids) -> list[Data]:
-    """One ``Data`` per protein (node features = the residue feature table rows, in position order)."""
-    residues = residues.sort_values(["protein_id", "position"])
+def protein_graphs(residues: pd.DataFrame, edges: pd.DataFrame, feature_cols: list[str], protein_ids,
+                   edge_attributes=None) -> list[Data]:
+    """One ``Data`` per protein (node features = the residue feature table rows, in position order).
+
+    ``edge_attributes`` (a function of one protein's rows of the edges table, returning (E, D) float32) adds
+    ``edge_attr``."""
+    residues = residues.sort_values(["protein_id", "position"], kind="stable")
     by_protein = dict(tuple(residues.groupby("protein_id", sort=False)))
     edges_by_protein = dict(tuple(edges.groupby("protein_id", sort=False)))
     graphs = []
     for pid in protein_ids:
         rows = by_protein[pid]
-        e = edges_by_protein.get(pid)
-        edge_index = (
-            torch.from_numpy(np.stack([e["src"].to_numpy(np.int64), e["dst"].to_numpy(np.int64)]))
-            if e is not None
-            else torch.zeros((2, 0), dtype=torch.long)
+        e = edges_by_protein.get(pid, edges.iloc[:0])
+        graph = Data(
+            x=torch.tensor(rows[feature_cols].to_numpy(np.float32)),  # a copy: pandas' arrays are read-only
+            edge_index=torch.from_numpy(np.stack([e["src"].to_numpy(np.int64), e["dst"].to_numpy(np.int64)])),
+            y=torch.tensor(rows["label"].to_numpy(np.int64)),
         )
-        graphs.append(
-            Data(
-                x=torch.tensor(rows[feature_cols].to_numpy(np.float32)),
-                edge_index=edge_index,
-                y=torch.tensor(rows["label"].to_numpy(np.int64)),
-            )
-        )
+        if edge_attributes is not None:
+            graph.edge_attr = torch.from_numpy(edge_attributes(e))
+        graphs.append(graph)
     return graphs
 
 
