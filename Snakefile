@@ -12,20 +12,8 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-def _stop_on(check, *args):
-    """A config the user can fix stops the run with one line naming the key, not a traceback."""
-    import sys
-
-    from siteaug.io import InputError  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
-
-    try:
-        check(*args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-from siteaug import config_checks
+from siteaug import config_checks  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+from siteaug.config_checks import stop_on as _stop_on
 
 _stop_on(config_checks.check_config_files, workflow.configfiles)
 validate(config, "config/schema.yaml")

@@ -15,8 +15,8 @@ rule train_diffusion:
     threads: config["threads"]
     log:
         "results/logs/train_diffusion.log",
-    # No message: a dry run then prints the rule's block with its resources and log path (tests/test_slurm.py reads
-    # them), and the log is where the progress is.
+    message:
+        "Training the diffusion model (up to {params.diffusion[steps]} steps; minutes on a CPU); progress: tail -f {log}"
     benchmark:
         "results/benchmarks/train_diffusion.tsv"
     conda:

@@ -338,9 +338,12 @@ def _category_table(ref: np.ndarray, g: OneHotGroup) -> np.ndarray:
 
 
 def fit_codec(residues: pd.DataFrame, seed: int, quantile: bool = True, discrete: bool = True) -> ColumnCodec:
-    """The codec of a residue table: kinds from its training-split rows, quantiles from its training positives."""
+    """The codec of a residue table: kinds from all its rows, quantiles from its training positives."""
     from .features import feature_columns  # here: siteaug.features imports torch-geometric, which sampling jobs skip
 
     names = feature_columns(residues)
     train = residues[residues["split"] == "train"]
-    return ColumnCodec.fit(train, train[train["label"] == 1], names, seed, quantile, discrete)
+    # Column kinds (one-hot groups, their "none" category, derived columns) from the rows of every split: the codec
+    # encodes them all for the context encoder, and a protein without a structure (all-zero secondary structure) may
+    # sit in validation only. Feature values only, no labels; the quantiles come from training positives alone.
+    return ColumnCodec.fit(residues, train[train["label"] == 1], names, seed, quantile, discrete)

@@ -172,3 +172,15 @@ def expected_feature_count(config: dict, proteins) -> int:
     ids = [str(p) for p in proteins["protein_id"]]
     widths = {group: _group_width(folder, group, ids) for group, folder in f["precomputed"].items() if group in f["groups"]}
     return len(feature_names(tuple(f["neighbour_radii"]), tuple(f["groups"]), widths))
+
+
+def stop_on(check, *args) -> None:
+    """Run ``check(*args)``; a config the user can fix (InputError) stops the run with one line naming the key, not a
+    traceback. Called from the Snakefile before any job."""
+    import sys
+
+    try:
+        check(*args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
