@@ -52,14 +52,15 @@ def gpu_slot(configured="auto", lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR, 
         import torch
 
         torch_has_gpu = torch.version.cuda is not None or torch.version.hip is not None
-    if not torch_has_gpu:
-        yield None
-        return
+    # A card SLURM assigned is the job's whatever torch can do with it: pin and log it (the scheduler already holds it).
     if environ.get("SLURM_JOB_ID") and environ.get("CUDA_VISIBLE_DEVICES"):
         card = environ["CUDA_VISIBLE_DEVICES"].split(",")[0].strip()
         environ["CUDA_VISIBLE_DEVICES"] = card
         log.info("using GPU %s assigned by SLURM job %s", card, environ["SLURM_JOB_ID"])
         yield card
+        return
+    if not torch_has_gpu:
+        yield None
         return
     devices = candidate_devices(configured, environ)
     if not devices:
