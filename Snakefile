@@ -13,20 +13,19 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 from siteaug import config_checks  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
-from siteaug.config_checks import stop_on as _stop_on
 
-_stop_on(config_checks.check_config_files, workflow.configfiles)
+config_checks.stop_on(config_checks.check_config_files, workflow.configfiles)
 validate(config, "config/schema.yaml")
 if config["report"]["feature_ablation"]:  # common.smk builds the settings; a bad one stops here in one line
     from siteaug.ablation import ablation_settings
 
-    _stop_on(ablation_settings, config["report"]["feature_ablation"], config["features"]["groups"])
+    config_checks.stop_on(ablation_settings, config["report"]["feature_ablation"], config["features"]["groups"])
 
 include: "rules/common.smk"
 
-_stop_on(config_checks.check_config, config, SWEEP_ARMS)
+config_checks.stop_on(config_checks.check_config, config, SWEEP_ARMS)
 # A config changed after prepare ran: the checks against the data again (prepare runs them the first time).
-_stop_on(config_checks.check_config_against_existing_results, config, "results",
+config_checks.stop_on(config_checks.check_config_against_existing_results, config, "results",
          [label_file(), config["input"]["external_test_labels"]])
 
 include: "rules/demo.smk"

@@ -26,8 +26,7 @@ ALL_ARMS = (
     "diffusion_unfiltered", "diffusion", "smote_filtered", "gbdt", "gnn", "graph_transformer",
     "embedding_none", "embedding_smote", "embedding_diffusion",
 )
-# The base model whose per-residue embeddings the embedding_* arms train a new head on (first seed's model).
-EMBEDDING_MODEL_ARM = "graph_transformer"
+# embedding_<base> arms: <base>'s protocol on the embedding table (rules/common.smk names the model that embeds).
 EMBEDDING_PREFIX = "embedding_"
 # Arms whose training table is built by the balance_variant rule (results/balanced/{arm}/train.parquet).
 VARIANT_ARMS = ("diffusion_unfiltered", "smote_filtered")
@@ -165,15 +164,18 @@ def _fit_gbdt(arm, train, validation, test, balanced, edges, cols, settings, rat
     return model, model.predict_proba(validation[cols].to_numpy(np.float32)), model.predict_proba(test[cols].to_numpy(np.float32)), info
 
 
-def _fit_gnn(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
+def _split_graphs(arm, state, build, train, validation, test, edges, cols) -> dict:
+    """The train/validation/test graphs of a graph arm, built by ``build`` with the first seed and kept in ``state``."""
     if edges is None:
-        raise ValueError("the gnn arm needs the residue graph edges")
+        raise ValueError(f"the {arm} arm needs the residue graph edges")
     if "graphs" not in state:
-        state["graphs"] = {
-            name: protein_graphs(part, edges, cols, part["protein_id"].unique())
-            for name, part in (("train", train), ("validation", validation), ("test", test))
-        }
-    graphs = state["graphs"]
+        state["graphs"] = {name: build(part, edges, cols, part["protein_id"].unique())
+                           for name, part in (("train", train), ("validation", validation), ("test", test))}
+    return state["graphs"]
+
+
+def _fit_gnn(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
+    graphs = _split_graphs(arm, state, protein_graphs, train, validation, test, edges, cols)
     model = GNNClassifier(gnn_config(settings["gnn"], len(cols), seed), device).fit(graphs["train"], progress=progress)
     info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()), "training_proteins": len(graphs["train"])}
     return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info
@@ -182,12 +184,7 @@ def _fit_gnn(arm, train, validation, test, balanced, edges, cols, settings, rati
 def _fit_graph_transformer(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
     from .graph_transformer import GraphTransformerClassifier, attributed_graphs, graph_transformer_config
 
-    if edges is None:
-        raise ValueError("the graph_transformer arm needs the residue graph edges")
-    if "graphs" not in state:
-        state["graphs"] = {name: attributed_graphs(part, edges, cols, part["protein_id"].unique())
-                           for name, part in (("train", train), ("validation", validation), ("test", test))}
-    graphs = state["graphs"]
+    graphs = _split_graphs(arm, state, attributed_graphs, train, validation, test, edges, cols)
     config = graph_transformer_config(settings["graph_transformer"], len(cols), seed)
     model = GraphTransformerClassifier(config, device).fit(graphs["train"], graphs["validation"], progress=progress)
     info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()),

@@ -184,8 +184,8 @@ def _local_frames(backbone: np.ndarray) -> np.ndarray:
 
 
 def edge_geometry(edges: np.ndarray, distances: np.ndarray | None, backbone: np.ndarray | None) -> np.ndarray:
-    """(E, 7) float32 per directed edge src→dst: the Cα distance in Å (NaN when unknown: sequence-neighbour graphs and
-    unknown distance-map entries), the unit vector Cα(src)→Cα(dst) in the local frame of src (3), and the diagonal of
+    """(E, 7) float32 per directed edge src→dst: the Cα distance in Å (from ``backbone`` when given, else from
+    ``distances``; NaN when unknown: sequence-neighbour graphs and unknown distance-map entries), the unit vector Cα(src)→Cα(dst) in the local frame of src (3), and the diagonal of
     the relative rotation between the two residues' frames (3). The last six are 0 without a backbone."""
     src, dst = edges
     out = np.zeros((edges.shape[1], len(EDGE_GEOMETRY_COLUMNS)), np.float64)
@@ -198,7 +198,9 @@ def edge_geometry(edges: np.ndarray, distances: np.ndarray | None, backbone: np.
         ca = backbone[:, 1]
         with np.errstate(invalid="ignore", divide="ignore"):
             direction = ca[dst] - ca[src]
-            direction = direction / np.linalg.norm(direction, axis=1, keepdims=True)
+            length = np.linalg.norm(direction, axis=1, keepdims=True)
+            out[:, 0] = length[:, 0]  # the Cα distance, per edge: no distance matrix needed
+            direction = direction / length
         out[:, 1:4] = np.nan_to_num(np.einsum("eij,ej->ei", frames[src], direction))
         out[:, 4:7] = np.einsum("eij,eij->ei", frames[src], frames[dst])
     return out.astype(np.float32)
@@ -351,10 +353,7 @@ def _protein_job(job) -> tuple:
                                        precomputed=arrays, distances=distances)
         # The edge geometry follows the graph protein_features built: from the structure when it was used, else
         # from the distance map.
-        if chain is not None:
-            geometry = edge_geometry(edges, _distances(chain.ca), chain.backbone)
-        else:
-            geometry = edge_geometry(edges, distances, None)
+        geometry = edge_geometry(edges, distances, chain.backbone if chain is not None else None)
     except InputError as err:
         return "error", str(err)
     if chain is not None:
