@@ -1,19 +1,20 @@
 import re
 
+# this checkout's: Snakemake puts the Snakefile's folder first on sys.path. Torch-free, so parsing stays fast.
+from siteaug.arm_registry import EMBEDDING_MODEL_ARM, EMBEDDING_TABLE, FEATURE_TABLE, RATIO_SWEEP, SHARED, SMOTE_FILTERED, UNFILTERED, lookup_arm, sweep_arm, workflow_arms
+
 SHARDS = list(range(config["generation"]["shards"]))
 # The ratio sweep adds one diffusion arm per ratio (diffusion_ratio0.5, ...), each with its own balanced table.
-SWEEP_ARMS = [f"diffusion_ratio{r:g}" for r in config["classifier"]["ratio_sweep"]]
+SWEEP_ARMS = [sweep_arm(r) for r in config["classifier"]["ratio_sweep"]]
 # siteaug.config_checks.check_config (called by the Snakefile) refuses a ratio above target_positive_ratio and two
-# ratios that get one name.
-ARMS = config["classifier"]["arms"] + [a for a in SWEEP_ARMS if a not in config["classifier"]["arms"]]
-# The embedding_* arms train heads on the embeddings of the graph_transformer arm's model, so that arm runs (and is
-# reported) whenever one of them does.
-EMBEDDING_MODEL_ARM = "graph_transformer"
-EMBEDDING_ARMS = [a for a in ARMS if a.startswith("embedding_")]
-if EMBEDDING_ARMS and EMBEDDING_MODEL_ARM not in ARMS:
-    ARMS.append(EMBEDDING_MODEL_ARM)
+# ratios that get one name. The embedding_* arms train heads on the embeddings of EMBEDDING_MODEL_ARM's model, so that
+# arm runs (and is reported) whenever one of them does.
+ARMS = workflow_arms(config["classifier"]["arms"], config["classifier"]["ratio_sweep"])
 # Arms trained on a balanced table of their own, built by rule balance_variant.
-VARIANTS = [a for a in ARMS if a in ("diffusion_unfiltered", "smote_filtered") or a in SWEEP_ARMS]
+VARIANTS = [a for a in ARMS if lookup_arm(a).variant]
+# Whether the embedding-space augmentation pipeline (rules/embedding.smk: diffusion, generation, filter, balance) runs:
+# an arm trains on the balanced embedding table.
+EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_arm(a).balanced == SHARED for a in ARMS)
 ENV = "../envs/siteaug.yaml"
 # Feature-group ablation settings, name ("sequence+structure") -> groups; empty when report.feature_ablation is off.
 if config["report"]["feature_ablation"]:
@@ -55,29 +56,41 @@ def prepare_inputs(wildcards):
     return inputs
 
 
+# Where each arm's tables come from (siteaug.arm_registry.Arm says which it needs).
+FEATURE_TABLES = {
+    FEATURE_TABLE: "results/features/residues.parquet",
+    EMBEDDING_TABLE: "results/embedding/features/residues.parquet",
+}
+SHARED_BALANCED_TABLES = {
+    FEATURE_TABLE: "results/balanced/train.parquet",
+    EMBEDDING_TABLE: "results/embedding/balanced/train.parquet",
+}
+
+
 def classifier_inputs(wildcards):
-    inputs = {"residues": "results/features/residues.parquet"}
-    if wildcards.arm == "diffusion":
-        inputs["balanced"] = "results/balanced/train.parquet"
-    elif wildcards.arm in VARIANTS:
-        inputs["balanced"] = f"results/balanced/{wildcards.arm}/train.parquet"
-    elif wildcards.arm in ("gnn", "graph_transformer"):
+    arm = lookup_arm(wildcards.arm)
+    inputs = {"residues": FEATURE_TABLES[arm.table]}
+    if arm.balanced == SHARED:
+        inputs["balanced"] = SHARED_BALANCED_TABLES[arm.table]
+    elif arm.variant:
+        inputs["balanced"] = f"results/balanced/{arm.name}/train.parquet"
+    if arm.edges:
         inputs["edges"] = "results/features/edges.parquet"
-    elif wildcards.arm in EMBEDDING_ARMS:
-        inputs["residues"] = "results/embedding/features/residues.parquet"
-        if wildcards.arm == "embedding_diffusion":
-            inputs["balanced"] = "results/embedding/balanced/train.parquet"
     return inputs
 
 
 def variant_inputs(wildcards):
+    """The inputs of each kind of balance_variant table (workflow_scripts/balance_variant.py builds them)."""
     inputs = {"residues": "results/features/residues.parquet"}
-    if wildcards.variant == "diffusion_unfiltered":
+    kind = lookup_arm(wildcards.variant).variant
+    if kind == UNFILTERED:
         inputs["generated"] = expand("results/generated/shard_{shard}.parquet", shard=SHARDS)
-    elif wildcards.variant == "smote_filtered":
+    elif kind == SMOTE_FILTERED:
         inputs["critic"] = "results/filtered/critic.pt"
-    else:
+    elif kind == RATIO_SWEEP:
         inputs["filtered"] = expand("results/filtered/shard_{shard}.parquet", shard=SHARDS)
+    else:
+        raise ValueError(f"arm {wildcards.variant}: no balance_variant inputs for kind {kind!r}")
     return inputs
 
 
@@ -92,7 +105,7 @@ REPORT_SECTIONS = {
         "images": ["results/quality/pca.png", "results/quality/loss_curves.png"],
     }
 }
-if "embedding_diffusion" in ARMS:
+if EMBEDDING_AUGMENTATION:
     REPORT_SECTIONS["Generation quality in embedding space"] = {
         "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
         "graph_transformer's per-residue embeddings, standardised with training-split statistics).",

@@ -5,8 +5,8 @@ rule report:
         proteins="results/data/proteins.parquet",
         scores=expand("results/filtered/scores_{shard}.parquet", shard=SHARDS),
         balance="results/balanced/summary.json",
-        # for the no-verdict check of an embedding_diffusion arm without synthetic rows
-        embedding_balance=["results/embedding/balanced/summary.json"] if "embedding_diffusion" in ARMS else [],
+        # for the no-verdict check of an arm on the balanced embedding table without synthetic rows
+        embedding_balance=["results/embedding/balanced/summary.json"] if EMBEDDING_AUGMENTATION else [],
         quality="results/quality/metrics.json",
         history="results/diffusion/history.json",
         sections=report_section_files(),

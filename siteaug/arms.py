@@ -8,50 +8,35 @@ balanced table (diffusion ones, smote_filtered) use one table for all seeds.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from imblearn.over_sampling import SMOTE, BorderlineSMOTE, RandomOverSampler
 
+from .arm_registry import ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, sweep_arm, sweep_ratio  # noqa: F401
 from .balance import positives_needed
 from .classifier import MLPClassifier, mlp_config
 from .graphs import protein_graphs
 from .metrics import choose_threshold
-from .reference_models import GBDTClassifier, GNNClassifier, gnn_config, sorted_split
+from .reference_models import GBDTClassifier, GNNClassifier, gnn_config
+from .tables import feature_columns, sorted_split
 
 log = logging.getLogger(__name__)
 
-ALL_ARMS = (
-    "none", "class_weight", "random_oversampling", "smote", "borderline_smote",
-    "diffusion_unfiltered", "diffusion", "smote_filtered", "gbdt", "gnn", "graph_transformer",
-    "embedding_none", "embedding_smote", "embedding_diffusion",
-)
-# embedding_<base> arms: <base>'s protocol on the embedding table (rules/common.smk names the model that embeds).
-EMBEDDING_PREFIX = "embedding_"
-# Arms whose training table is built by the balance_variant rule (results/balanced/{arm}/train.parquet).
-VARIANT_ARMS = ("diffusion_unfiltered", "smote_filtered")
-REFERENCE_ARMS = ("gbdt", "gnn")
-SWEEP_PREFIX = "diffusion_ratio"
-
-
-def sweep_arm(ratio: float) -> str:
-    """Name of the diffusion arm balanced to ``ratio`` in the ratio sweep, e.g. ``diffusion_ratio0.5``."""
-    return f"{SWEEP_PREFIX}{ratio:g}"
-
-
-def sweep_ratio(arm: str) -> float | None:
-    """The target ratio of a sweep arm, None for any other arm."""
-    return float(arm[len(SWEEP_PREFIX):]) if arm.startswith(SWEEP_PREFIX) else None
+# The arms themselves (names, tables, fit functions) are described in siteaug.arm_registry.
+ALL_ARMS = ARM_NAMES
 
 
 def embedding_arm(arm: str) -> str | None:
     """For an ``embedding_<base>`` arm, the arm whose protocol it repeats on the embedding table (none, smote,
     diffusion); None for any other arm."""
-    return arm[len(EMBEDDING_PREFIX):] if arm.startswith(EMBEDDING_PREFIX) else None
+    return lookup_arm(arm).base
 
 
 def uses_balanced_table(arm: str) -> bool:
-    return arm == "diffusion" or arm in VARIANT_ARMS or sweep_ratio(arm) is not None
+    return lookup_arm(arm).balanced is not None
 
 
 def _oversample(sampler_cls, train, ratio, seed, feature_cols, **kwargs):
@@ -68,22 +53,23 @@ def _oversample(sampler_cls, train, ratio, seed, feature_cols, **kwargs):
 
 def arm_training_rows(arm: str, train: pd.DataFrame, balanced: pd.DataFrame | None, ratio: float, seed: int, feature_cols: list[str]):
     """(X, y) an arm trains on. Only training-split rows ever enter; synthetic rows come only from ``balanced``."""
+    rows = lookup_arm(arm).rows
     n_pos = int(train["label"].sum())
-    if arm in ("none", "class_weight", "gbdt"):
+    if rows == REAL_ROWS:
         return train[feature_cols].to_numpy(np.float32), train["label"].to_numpy(np.int64)
-    if arm == "random_oversampling":
+    if rows == "random_oversampling":
         return _oversample(RandomOverSampler, train, ratio, seed, feature_cols)
-    if arm == "smote":
+    if rows == "smote":
         return _oversample(SMOTE, train, ratio, seed, feature_cols, k_neighbors=min(5, n_pos - 1))
-    if arm == "borderline_smote":
+    if rows == "borderline_smote":
         return _oversample(BorderlineSMOTE, train, ratio, seed, feature_cols, k_neighbors=min(5, n_pos - 1), m_neighbors=min(10, len(train) - 1))
-    if uses_balanced_table(arm):
+    if rows == BALANCED_ROWS:
         if balanced is None:
             raise ValueError(f"the {arm} arm needs its balanced training table")
         return balanced[feature_cols].to_numpy(np.float32), balanced["label"].to_numpy(np.int64)
-    if arm in ("gnn", "graph_transformer"):
+    if rows == GRAPHS:
         raise ValueError(f"the {arm} arm trains on residue graphs, not on rows")
-    raise ValueError(f"unknown arm {arm!r}; known arms: {', '.join(ALL_ARMS)} and {SWEEP_PREFIX}<ratio>")
+    raise ValueError(f"arm {arm}: no builder for training rows {rows!r}")
 
 
 def class_weight(y: np.ndarray, ratio: float) -> float:
@@ -125,18 +111,18 @@ def train_arm(
     adds the validation rows (scored with the same model and threshold) before each seed's test rows. An
     ``embedding_<base>`` arm gets the embedding table as ``residues`` (and its balanced table) and runs ``<base>``.
     """
-    arm = embedding_arm(arm) or arm
+    spec = lookup_arm(arm)
     unknown = [s for s in splits if s not in ("validation", "test")]
     if unknown:
         raise ValueError(f"train_arm scores the validation and test splits, not {unknown[0]!r}")
-    feature_cols = [c for c in residues.columns if c.startswith("f_")]
+    feature_cols = feature_columns(residues)
     train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
     metric = settings["threshold_metric"]
-    fit = {"gnn": _fit_gnn, "graph_transformer": _fit_graph_transformer, "gbdt": _fit_gbdt}.get(arm, _fit_mlp)
-    state: dict = {}
+    fit = spec.fit_function()
+    context = FitContext(spec, train, validation, test, balanced, edges, feature_cols, settings, ratio, device, progress)
     frames, models, summary = [], [], []
     for seed in seeds:
-        model, val_scores, test_scores, info = fit(arm, train, validation, test, balanced, edges, feature_cols, settings, ratio, seed, device, progress, state)
+        model, val_scores, test_scores, info = fit(context, seed)
         threshold = choose_threshold(validation["label"].to_numpy(), val_scores, metric)
         log.info("arm %s seed %d: threshold %.4f frozen from the validation split", arm, seed, threshold)
         scored = {"validation": (validation, val_scores), "test": (test, test_scores)}
@@ -146,47 +132,82 @@ def train_arm(
     return pd.concat(frames, ignore_index=True), models, summary
 
 
-def _fit_mlp(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
-    X, y = arm_training_rows(arm, train, balanced, ratio, seed, cols)
-    weight = class_weight(y, ratio) if arm == "class_weight" else None
-    model = MLPClassifier(mlp_config(settings, len(cols), seed, positive_weight=weight), device).fit(X, y, progress=progress)
+@dataclass
+class FitContext:
+    """What every seed of one arm's fit sees: the arm, its tables, the ``classifier`` settings and where to train.
+
+    A fit function takes ``(context, seed)`` and returns (model, validation scores, test scores, training summary).
+    """
+
+    arm: Arm
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    balanced: pd.DataFrame | None
+    edges: pd.DataFrame | None
+    feature_cols: list[str]
+    settings: dict
+    ratio: float
+    device: object = "cpu"
+    progress: Callable | None = None
+    # What the first seed computes and later seeds reuse (the gbdt grid point, the graphs of the graph arms).
+    cache: dict = field(default_factory=dict)
+
+    def training_rows(self, seed: int):
+        return arm_training_rows(self.arm.name, self.train, self.balanced, self.ratio, seed, self.feature_cols)
+
+    def scores(self, model) -> tuple:
+        """The model's validation and test scores of a row model."""
+        return tuple(model.predict_proba(part[self.feature_cols].to_numpy(np.float32)) for part in (self.validation, self.test))
+
+
+def _fit_mlp(context: FitContext, seed: int):
+    X, y = context.training_rows(seed)
+    weight = class_weight(y, context.ratio) if context.arm.positive_weight else None
+    config = mlp_config(context.settings, len(context.feature_cols), seed, positive_weight=weight)
+    model = MLPClassifier(config, context.device).fit(X, y, progress=context.progress)
     info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "positive_weight": weight}
-    return model, model.predict_proba(validation[cols].to_numpy(np.float32)), model.predict_proba(test[cols].to_numpy(np.float32)), info
+    return model, *context.scores(model), info
 
 
-def _fit_gbdt(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
-    X, y = arm_training_rows(arm, train, balanced, ratio, seed, cols)
-    model = GBDTClassifier(settings["gbdt"], seed, state.get("params"))
-    if "params" not in state:  # tuned once, with the first seed; every seed then fits with the chosen grid point
-        state["params"] = model.tune(X, y, train["protein_id"].to_numpy())
+def _fit_gbdt(context: FitContext, seed: int):
+    X, y = context.training_rows(seed)
+    cache = context.cache
+    model = GBDTClassifier(context.settings["gbdt"], seed, cache.get("params"))
+    if "params" not in cache:  # tuned once, with the first seed; every seed then fits with the chosen grid point
+        cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy())
     model.fit(X, y)
-    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": state["params"]}
-    return model, model.predict_proba(validation[cols].to_numpy(np.float32)), model.predict_proba(test[cols].to_numpy(np.float32)), info
+    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": cache["params"]}
+    return model, *context.scores(model), info
 
 
-def _split_graphs(arm, state, build, train, validation, test, edges, cols) -> dict:
-    """The train/validation/test graphs of a graph arm, built by ``build`` with the first seed and kept in ``state``."""
-    if edges is None:
-        raise ValueError(f"the {arm} arm needs the residue graph edges")
-    if "graphs" not in state:
-        state["graphs"] = {name: build(part, edges, cols, part["protein_id"].unique())
-                           for name, part in (("train", train), ("validation", validation), ("test", test))}
-    return state["graphs"]
+def _split_graphs(context: FitContext, build) -> dict:
+    """The train/validation/test graphs of a graph arm, built by ``build`` with the first seed and kept in the cache."""
+    if context.edges is None:
+        raise ValueError(f"the {context.arm.name} arm needs the residue graph edges")
+    if "graphs" not in context.cache:
+        parts = (("train", context.train), ("validation", context.validation), ("test", context.test))
+        context.cache["graphs"] = {name: build(part, context.edges, context.feature_cols, part["protein_id"].unique())
+                                   for name, part in parts}
+    return context.cache["graphs"]
 
 
-def _fit_gnn(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
-    graphs = _split_graphs(arm, state, protein_graphs, train, validation, test, edges, cols)
-    model = GNNClassifier(gnn_config(settings["gnn"], len(cols), seed), device).fit(graphs["train"], progress=progress)
+def _fit_gnn(context: FitContext, seed: int):
+    graphs = _split_graphs(context, protein_graphs)
+    config = gnn_config(context.settings["gnn"], len(context.feature_cols), seed)
+    model = GNNClassifier(config, context.device).fit(graphs["train"], progress=context.progress)
+    train = context.train
     info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()), "training_proteins": len(graphs["train"])}
     return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info
 
 
-def _fit_graph_transformer(arm, train, validation, test, balanced, edges, cols, settings, ratio, seed, device, progress, state):
+def _fit_graph_transformer(context: FitContext, seed: int):
     from .graph_transformer import GraphTransformerClassifier, attributed_graphs, graph_transformer_config
 
-    graphs = _split_graphs(arm, state, attributed_graphs, train, validation, test, edges, cols)
-    config = graph_transformer_config(settings["graph_transformer"], len(cols), seed)
-    model = GraphTransformerClassifier(config, device).fit(graphs["train"], graphs["validation"], progress=progress)
+    graphs = _split_graphs(context, attributed_graphs)
+    config = graph_transformer_config(context.settings["graph_transformer"], len(context.feature_cols), seed)
+    model = GraphTransformerClassifier(config, context.device).fit(graphs["train"], graphs["validation"], progress=context.progress)
+    train = context.train
     info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()),
             "training_proteins": len(graphs["train"]), "best_epoch": model.best_epoch, "history": model.history}
     return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info

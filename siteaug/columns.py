@@ -38,6 +38,8 @@ import pandas as pd
 import torch
 from scipy.special import ndtri
 
+from .tables import feature_columns, train_rows
+
 log = logging.getLogger(__name__)
 
 MAX_QUANTILES = 1000
@@ -339,10 +341,8 @@ def _category_table(ref: np.ndarray, g: OneHotGroup) -> np.ndarray:
 
 def fit_codec(residues: pd.DataFrame, seed: int, quantile: bool = True, discrete: bool = True) -> ColumnCodec:
     """The codec of a residue table: kinds from all its rows, quantiles from its training positives."""
-    from .features import feature_columns  # here: siteaug.features imports torch-geometric, which sampling jobs skip
-
     names = feature_columns(residues)
-    train = residues[residues["split"] == "train"]
+    train = train_rows(residues)
     # Column kinds (one-hot groups, their "none" category, derived columns) from the rows of every split: the codec
     # encodes them all for the context encoder, and a protein without a structure (all-zero secondary structure) may
     # sit in validation only. Feature values only, no labels; the quantiles come from training positives alone.

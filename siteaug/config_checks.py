@@ -12,12 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from .arm_registry import lookup_arm
 from .io import InputError
+from .tables import feature_columns, train_rows
 
 # Seeds are stored as 32-bit integers in the prediction tables (column "seed") and the classifier trains seeds
 # seed, seed + 1, ..., so the last of them must fit.
 SEED_LIMIT = 2**31 - 1
-SMOTE_ARMS = ("smote", "borderline_smote", "smote_filtered")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -101,7 +102,7 @@ def check_config_against_existing_results(config: dict, results: str | Path, inp
     made = proteins_path.stat().st_mtime
     if any(Path(p).exists() and Path(p).stat().st_mtime > made for p in inputs if p):
         return  # stale: prepare runs again on the new inputs and checks them
-    n_features = sum(c.startswith("f_") for c in parquet_columns(residues_path)) if residues_path.is_file() else None
+    n_features = len(feature_columns(parquet_columns(residues_path))) if residues_path.is_file() else None
     check_config_against_data(read_parquet(proteins_path), config, n_features)
 
 
@@ -112,12 +113,12 @@ def check_config_against_data(proteins, config: dict, n_features: int | None, me
 
     from .balance import positives_needed
 
-    train = proteins[proteins["split"] == "train"]
+    train = train_rows(proteins)
     n_pos = int(train["n_positives"].sum())
     n_neg = int(train["n_residues"].sum()) - n_pos
     val_pos = int(proteins.loc[proteins["split"] == "validation", "n_positives"].sum())
     arms = config["classifier"]["arms"]
-    smote = [a for a in arms if a in SMOTE_ARMS]
+    smote = [a for a in arms if lookup_arm(a).interpolates_positives]
     if smote and n_pos < 2:
         raise InputError(
             f"config classifier.arms: {', '.join(smote)} interpolate between training positives, and the training split "

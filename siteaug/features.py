@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from siteaug.io import AMINO_ACIDS, InputError
 from siteaug.pdb import ChainAtoms, check_ca_geometry, read_chain_atoms
+from siteaug.tables import FEATURE_PREFIX, feature_columns  # noqa: F401  (feature_columns: callers and bench/ import it from here)
 from siteaug.precomputed import feature_path, group_width, load_distance_map, load_feature_group, unknown_distance_pairs
 from siteaug.structure import CONTEXT_COLUMNS, STRUCTURE_COLUMNS, structure_descriptors
 
@@ -137,10 +138,6 @@ def feature_names(radii=(8.0, 12.0), groups=DEFAULT_GROUPS, widths: dict[str, in
 BASE_FEATURES = base_feature_names()
 NEIGHBOUR_FEATURES = [n for n in feature_names() if n.startswith("nbr_")]
 CONTEXT_FEATURES = [n for n in feature_names() if n.startswith("ctx_")]
-
-
-def feature_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c.startswith("f_")]
 
 
 def _distances(ca: np.ndarray) -> np.ndarray:
@@ -477,7 +474,7 @@ def _assemble(ids, sequences, labels, splits, results, names) -> tuple[pd.DataFr
         "label": (np.frombuffer("".join(labels).encode(), dtype=np.uint8) - ord("0")).astype(np.int8),
         "split": np.repeat(np.array(splits, dtype=object), lengths),
     })
-    residues = pd.concat([residues, pd.DataFrame(features, columns=[f"f_{n}" for n in names])], axis=1)
+    residues = pd.concat([residues, pd.DataFrame(features, columns=[f"{FEATURE_PREFIX}{n}" for n in names])], axis=1)
 
     edge_index = np.concatenate([r[1] for r in results], axis=1) if results else np.zeros((2, 0), np.int64)
     geometry = (np.concatenate([r[3] for r in results]) if results

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .columns import ColumnCodec
 from .diffusion import SiteDiffusion, sample, sampler_plan, sampler_step, time_modulation_table
+from .tables import is_feature_column
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -244,7 +245,7 @@ def generate_candidates(
     protein_ids = counts.index.tolist()
     columns = ["protein_id", "candidate_id", *feature_cols]
     if not protein_ids:
-        return pd.DataFrame({c: pd.Series(dtype="float32" if c.startswith("f_") else ("int64" if c == "candidate_id" else "str")) for c in columns})
+        return pd.DataFrame({c: pd.Series(dtype="float32" if is_feature_column(c) else ("int64" if c == "candidate_id" else "str")) for c in columns})
     missing = [pid for pid in protein_ids if pid not in contexts.index]
     if missing:
         raise ValueError(f"no cached context for {len(missing)} protein(s), e.g. {missing[0]!r}: the context table is from another run")

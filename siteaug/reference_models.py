@@ -123,6 +123,7 @@ def gnn_config(settings: dict, input_dim: int, seed: int) -> GNNConfig:
     return GNNConfig(input_dim=input_dim, seed=seed, **{k: settings[k] for k in ("hidden", "layers", "dropout", "epochs", "batch_proteins", "lr")})
 
 
+
 class GNNClassifier:
     """GraphSAGE node classifier: one logit per residue from its features and its neighbours' in the residue graph."""
 
@@ -167,7 +168,3 @@ class GNNClassifier:
         with atomic_path(path) as tmp:
             torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict()}, tmp)
 
-
-def sorted_split(residues: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Residues of one split ordered by (protein_id, position): the order ``protein_graphs`` concatenates in."""
-    return residues[residues["split"] == split].sort_values(["protein_id", "position"], kind="stable").reset_index(drop=True)

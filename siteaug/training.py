@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .columns import ColumnCodec
 from .diffusion import DiffusionConfig, SiteDiffusion
-from .features import feature_columns
+from .tables import feature_columns, split_rows
 from .graphs import protein_graphs
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def _batch_loss(model: SiteDiffusion, graphs, device, generator) -> torch.Tensor
 
 
 def _proteins_with_positives(residues: pd.DataFrame, split: str) -> list[str]:
-    part = residues[residues["split"] == split]
+    part = split_rows(residues, split)
     counts = part.groupby("protein_id", sort=True)["label"].sum()
     return counts[counts > 0].index.tolist()
 

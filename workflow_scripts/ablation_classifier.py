@@ -7,8 +7,8 @@ from tqdm import tqdm
 
 from siteaug.ablation import SPLITS
 from siteaug.arms import train_arm
-from siteaug.features import feature_columns
 from siteaug.io import read_parquet, write_json, write_parquet
+from siteaug.tables import feature_columns
 from siteaug.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too

@@ -1,16 +1,14 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-import json
-from pathlib import Path
-
 from siteaug.ablation import summarise, write_outputs
 from siteaug.io import read_parquet
+from siteaug.tables import read_json
 from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     p, i, o = snakemake.params, snakemake.input, snakemake.output
     predictions = {name: read_parquet(path) for name, path in zip(p.settings, i.predictions)}
-    training = {name: json.loads(Path(path).read_text()) for name, path in zip(p.settings, i.training)}
+    training = {name: read_json(path) for name, path in zip(p.settings, i.training)}
     rows = summarise(predictions, training, p.bootstrap_resamples, p.confidence, p.seed)
     protocol = {"arm": "none", "settings": p.settings, "aggregation": "pooled over residues", "splits": ["validation", "test"],
                 "bootstrap_resamples": p.bootstrap_resamples, "confidence": p.confidence, "bootstrap_seed": p.seed,

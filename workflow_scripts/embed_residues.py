@@ -3,9 +3,11 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 from pathlib import Path
 
 from siteaug.device import resolve_device
-from siteaug.features import feature_columns, standardise
+from siteaug.arm_registry import EMBEDDING_MODEL_ARM, lookup_arm
+from siteaug.features import standardise
 from siteaug.graph_transformer import GraphTransformerClassifier, embedding_table
 from siteaug.io import read_parquet, write_json, write_parquet
+from siteaug.tables import feature_columns
 from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
@@ -13,7 +15,7 @@ with rule_logging(snakemake) as log:
     residues = read_parquet(snakemake.input.residues)
     edges = read_parquet(snakemake.input.edges)
     # The base model of the config's seed (the graph_transformer arm's first seed), trained on real rows only.
-    model_path = Path(snakemake.input.models) / f"seed_{p.seed}.pt"
+    model_path = Path(snakemake.input.models) / f"seed_{p.seed}{lookup_arm(EMBEDDING_MODEL_ARM).model_suffix}"
     model = GraphTransformerClassifier.load(model_path, resolve_device(p.device))
     table = embedding_table(model, residues, edges, feature_columns(residues))
     # Standardised with training-split statistics only, as the feature table is.

@@ -6,6 +6,7 @@ from siteaug.balance import synthetic_quota
 from siteaug.classifier import MLPClassifier
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.io import read_parquet, write_parquet
+from siteaug.tables import feature_columns, train_rows
 from siteaug.quality import RealismModel, quality_scores, select_candidates
 from siteaug.workflow import rule_logging
 
@@ -13,8 +14,8 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     p = snakemake.params
     residues = read_parquet(snakemake.input.residues)
     candidates = read_parquet(snakemake.input.candidates)
-    train = residues[residues["split"] == "train"]
-    cols = [c for c in candidates.columns if c.startswith("f_")]
+    train = train_rows(residues)
+    cols = feature_columns(candidates)
     X = candidates[cols].to_numpy(np.float32)
     device = resolve_device(p.device)
     critic = MLPClassifier.load(snakemake.input.critic, device).predict_proba(X)

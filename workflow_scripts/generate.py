@@ -8,6 +8,7 @@ from siteaug.device import gpu_slot, resolve_device
 from siteaug.diffusion import load_model
 from siteaug.generation import generate_candidates
 from siteaug.io import read_parquet, write_parquet
+from siteaug.tables import train_rows
 from siteaug.workflow import exit_now, process_age, rule_logging
 
 IMPORTED = time.time()
@@ -28,7 +29,7 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     codec = ColumnCodec.from_state(extra["codec"])
     contexts = read_parquet(snakemake.input.contexts).set_index("protein_id")
     residues = read_parquet(snakemake.input.residues, columns=["protein_id", "split", "label"])
-    quota = synthetic_quota(residues[residues["split"] == "train"], p.ratio)
+    quota = synthetic_quota(train_rows(residues), p.ratio)
     mine = quota[assign_shards(quota, p.shards).to_numpy() == shard].set_index("protein_id")["quota"]
     log.info("load model and tables: %.1f s", time.perf_counter() - phase)
     phase = time.perf_counter()

@@ -1,13 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-import json
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 
-from siteaug.features import feature_columns
 from siteaug.io import InputError, atomic_path, read_parquet, write_json, write_text
+from siteaug.tables import feature_columns, read_json, read_parquet_parts, split_rows
 from siteaug.sample_quality import acceptance_rate, loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
 from siteaug.workflow import rounded, rule_logging
 
@@ -22,18 +18,18 @@ with rule_logging(snakemake) as log:
     p, i = snakemake.params, snakemake.input
     residues = read_parquet(i.residues)
     cols = feature_columns(residues)
-    generated = pd.concat([read_parquet(path) for path in i.generated], ignore_index=True)
-    scores = pd.concat([read_parquet(path) for path in i.scores], ignore_index=True)
+    generated = read_parquet_parts(i.generated)
+    scores = read_parquet_parts(i.scores)
     if generated.empty:
         raise InputError(f"{i.generated[0]}: no generated candidates in any shard; there is nothing to measure")
     positives = residues[residues["label"] == 1]
-    train_real = positives.loc[positives["split"] == "train", cols].to_numpy(np.float32)
-    held_back = positives.loc[positives["split"] == "validation", cols].to_numpy(np.float32)
+    train_real = split_rows(positives, "train")[cols].to_numpy(np.float32)
+    held_back = split_rows(positives, "validation")[cols].to_numpy(np.float32)
     synthetic = generated[cols].to_numpy(np.float32)
     q = p.quality
     metrics = sample_quality(train_real, held_back, synthetic, p.seed, q["knn_k"], q["max_rows"], q["c2st_folds"], threads=snakemake.threads)
     quality = scores["quality_score"].to_numpy()
-    history = json.loads(Path(i.history).read_text())
+    history = read_json(i.history)
     metrics.update(
         sampler=p.sampler,
         sampler_steps=p.sampler_steps,

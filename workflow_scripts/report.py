@@ -1,25 +1,24 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from siteaug.arms import sweep_ratio
+from siteaug.arm_registry import EMBEDDING_TABLE, FEATURE_TABLE, RATIO_SWEEP, SHARED, lookup_arm, sweep_ratio
 from siteaug.io import read_parquet
 from siteaug.provenance import checksums, machine_provenance
 from siteaug.report import build_report, read_benchmarks
+from siteaug.tables import SPLITS, read_json, read_parquet_parts
 from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     i, p = snakemake.input, snakemake.params
     predictions = {arm: read_parquet(path) for arm, path in zip(p.arms, i.predictions)}
-    training = {arm: json.loads(Path(path).read_text()) for arm, path in zip(p.arms, i.training)}
+    training = {arm: read_json(path) for arm, path in zip(p.arms, i.training)}
     proteins = read_parquet(i.proteins)
-    scores = pd.concat([read_parquet(path) for path in i.scores], ignore_index=True)
-    balance = json.loads(Path(i.balance).read_text())
-    stage_counts = {f"proteins ({split})": int((proteins["split"] == split).sum()) for split in ("train", "validation", "test")}
+    scores = read_parquet_parts(i.scores)
+    balance = read_json(i.balance)
+    stage_counts = {f"proteins ({split})": int((proteins["split"] == split).sum()) for split in SPLITS}
     stage_counts |= {
         "real training positives": balance["real_positives"],
         "real training negatives": balance["real_negatives"],
@@ -50,10 +49,12 @@ with rule_logging(snakemake) as log:
     # The sweep arms draw from the same filtered rows as diffusion.
     reason = (f"it trained on 0 synthetic rows (no candidate reached quality_threshold {p.threshold}): real rows only, "
               "with real negatives dropped to reach its positive ratio, so it does not measure diffusion augmentation")
-    empty = {arm for arm in p.arms if balance["synthetic_used"] == 0 and (arm == "diffusion" or sweep_ratio(arm) is not None)}
+    synthetic_used = {FEATURE_TABLE: balance["synthetic_used"]}
     for path in i.embedding_balance:
-        if json.loads(Path(path).read_text())["synthetic_used"] == 0:
-            empty.add("embedding_diffusion")
+        synthetic_used[EMBEDDING_TABLE] = read_json(path)["synthetic_used"]
+    arms = {arm: lookup_arm(arm) for arm in p.arms}
+    empty = {name for name, arm in arms.items()
+             if arm.balanced in (SHARED, RATIO_SWEEP) and synthetic_used.get(arm.table) == 0}
     no_verdict = {arm: reason for arm in p.arms if arm in empty}
     for arm in no_verdict:
         log.warning("arm %s: no verdict, %s", arm, reason)
@@ -62,7 +63,7 @@ with rule_logging(snakemake) as log:
         confidence=p.report["confidence"], seed=p.seed, sweep=sweep, quality_scores=scores["quality_score"].to_numpy(np.float32),
         quality_threshold=p.threshold, stage_counts=stage_counts, training=training,
         timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=extra_sections, no_verdict=no_verdict,
-        quality_metrics=json.loads(Path(i.quality).read_text()), diffusion_history=json.loads(Path(i.history).read_text()),
+        quality_metrics=read_json(i.quality), diffusion_history=read_json(i.history),
         provenance={"inputs": checksums(dict(p.inputs)), **machine_provenance(p.checkout), "config": dict(p.config)},
     )
     log.info("metrics:\n%s", metrics.to_string(index=False, float_format="%.4f"))

@@ -6,6 +6,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from siteaug.arm_registry import lookup_arm
 from siteaug.arms import train_arm
 from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.workflow import rounded, rule_logging
@@ -20,8 +21,9 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
         arm, residues, p.classifier, p.ratio, seeds, balanced=balanced, edges=edges, device=p.classifier["device"],
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"train_classifier {arm}"),
     )
+    suffix = lookup_arm(arm).model_suffix
     for seed, model, info in zip(seeds, models, summary):
         log.info("arm %s seed %d: %s", arm, seed, rounded(info))
-        model.save(Path(snakemake.output.models) / f"seed_{seed}{'.skops' if arm == 'gbdt' else '.pt'}")
+        model.save(Path(snakemake.output.models) / f"seed_{seed}{suffix}")
     write_json({"arm": arm, "ratio": p.ratio, "seeds": summary}, snakemake.output.summary)
     write_parquet(predictions, snakemake.output.predictions)

@@ -1,13 +1,13 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from siteaug.classifier import MLPClassifier, mlp_config
-from siteaug.features import feature_columns
 from siteaug.io import read_parquet
+from siteaug.tables import feature_columns, train_rows
 from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     residues = read_parquet(snakemake.input[0])
-    train = residues[residues["split"] == "train"]
+    train = train_rows(residues)
     cols = feature_columns(residues)
     # Class-balanced so that p = 0.5 means "as likely a binding residue as not", whatever the class imbalance.
     config = mlp_config(snakemake.params.classifier, len(cols), snakemake.params.seed, balanced=True)

@@ -3,9 +3,9 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 from siteaug.columns import fit_codec
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.diffusion import DiffusionConfig, save_model
-from siteaug.features import feature_columns
 from siteaug.graphs import protein_contexts
 from siteaug.io import read_parquet, write_json, write_parquet
+from siteaug.tables import feature_columns, train_rows
 from siteaug.training import best_step, train_diffusion
 from siteaug.workflow import rule_logging
 
@@ -30,7 +30,7 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     extra = {"feature_columns": feature_cols, "codec": codec.state(), "best_step": best_step(history), "last_step": history[-1]["step"]}
     save_model(model, snakemake.output.model, extra)
     # Generation jobs look contexts up instead of running the GNN (and importing torch-geometric) again.
-    train_ids = residues.loc[residues["split"] == "train", "protein_id"].unique().tolist()
+    train_ids = train_rows(residues)["protein_id"].unique().tolist()
     contexts = protein_contexts(model, codec.encode_table(residues), edges, codec.model_columns, train_ids, device)
     write_parquet(contexts.reset_index(), snakemake.output.contexts)
     write_json(history, snakemake.output.history)

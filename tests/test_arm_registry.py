@@ -1,0 +1,97 @@
+"""siteaug.arm_registry: one description per arm, the schema's arm list, and what the workflow and training read from it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers import REPO
+from siteaug import arm_registry
+from siteaug.arm_registry import (
+    ARM_NAMES, BALANCED_ROWS, EMBEDDING_MODEL_ARM, EMBEDDING_TABLE, RATIO_SWEEP, SHARED, Arm, lookup_arm, sweep_arm, workflow_arms,
+)
+from siteaug.arms import FitContext, train_arm
+from test_classifier import SETTINGS, residue_table
+
+
+def schema_arms() -> dict:
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    return schema["properties"]["classifier"]["properties"]["arms"]
+
+
+def test_schema_lists_exactly_the_registry_arms_in_registry_order():
+    arms = schema_arms()
+    assert arms["items"]["enum"] == list(ARM_NAMES)
+    assert arms["default"] == list(ARM_NAMES)
+
+
+def test_importing_the_registry_imports_neither_torch_nor_pandas():
+    """rules/common.smk and the config checks use it while Snakemake parses the workflow."""
+    code = "import sys, siteaug.arm_registry; assert not {'torch', 'pandas'} & set(sys.modules), sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_unknown_arm_names_the_choices():
+    with pytest.raises(ValueError, match=r"unknown arm 'adasyn'; choose from none, class_weight, .* or diffusion_ratio<ratio>"):
+        lookup_arm("adasyn")
+    with pytest.raises(ValueError, match="unknown arm 'diffusion_ratiohigh'"):
+        lookup_arm("diffusion_ratiohigh")
+
+
+def test_sweep_arms_are_balanced_variants_of_their_own():
+    arm = lookup_arm(sweep_arm(0.5))
+    assert arm.name == "diffusion_ratio0.5" and arm.rows == BALANCED_ROWS and arm.variant == RATIO_SWEEP
+
+
+def test_every_fit_resolves_to_a_function_of_the_fit_context():
+    for name in ARM_NAMES:
+        fit = lookup_arm(name).fit_function()
+        assert callable(fit) and list(fit.__code__.co_varnames[:2]) == ["context", "seed"], name
+
+
+def test_properties_the_workflow_relies_on():
+    arms = {name: lookup_arm(name) for name in ARM_NAMES}
+    assert {n for n, a in arms.items() if a.variant} == {"diffusion_unfiltered", "smote_filtered"}
+    assert {n for n, a in arms.items() if a.reference} == {"gbdt", "gnn"}
+    assert {n for n, a in arms.items() if a.edges} == {"gnn", "graph_transformer"}
+    assert {n for n, a in arms.items() if a.model_suffix != ".pt"} == {"gbdt"}
+    assert {n for n, a in arms.items() if a.interpolates_positives} == {"smote", "borderline_smote", "smote_filtered", "embedding_smote"}
+    # embedding_<base>: base's rows and fit on the embedding table
+    for name in ("embedding_none", "embedding_smote", "embedding_diffusion"):
+        arm, base = arms[name], arms[arms[name].base]
+        assert name == f"embedding_{base.name}" and arm.table == EMBEDDING_TABLE and (arm.rows, arm.fit) == (base.rows, base.fit)
+    assert arms["embedding_diffusion"].balanced == SHARED
+
+
+def test_an_inconsistent_entry_is_refused():
+    with pytest.raises(ValueError, match="go together"):
+        Arm("half_balanced", rows=BALANCED_ROWS)
+    with pytest.raises(ValueError, match="rows 'adasyn'"):
+        Arm("adasyn", rows="adasyn")
+
+
+def test_workflow_arms_adds_sweeps_once_and_the_embedding_model():
+    assert workflow_arms(["none", "diffusion_ratio0.5"], [0.5, 0.7]) == ["none", "diffusion_ratio0.5", "diffusion_ratio0.7"]
+    assert workflow_arms(["none", "embedding_smote"], []) == ["none", "embedding_smote", EMBEDDING_MODEL_ARM]
+    assert workflow_arms([EMBEDDING_MODEL_ARM, "embedding_none"], []) == [EMBEDDING_MODEL_ARM, "embedding_none"]
+
+
+def fit_first_feature(context: FitContext, seed: int):
+    """A toy arm: its score is the first feature column, its model the seed (stands for an arm added by one entry)."""
+    col = context.feature_cols[0]
+    context.cache.setdefault("fits", []).append(seed)
+    info = {"training_rows": len(context.train), "fits_so_far": len(context.cache["fits"])}
+    return seed, context.validation[col].to_numpy(), context.test[col].to_numpy(), info
+
+
+def test_an_arm_added_by_one_registry_entry_trains(monkeypatch):
+    monkeypatch.setitem(arm_registry.ARMS, "first_feature", Arm("first_feature", fit=f"{__name__}:fit_first_feature"))
+    residues, _ = residue_table()
+    predictions, models, summary = train_arm("first_feature", residues, SETTINGS, 0.5, [3, 4])
+    assert models == [3, 4] and [s["fits_so_far"] for s in summary] == [1, 2]  # one context (and cache) for all seeds
+    test = residues[residues["split"] == "test"].sort_values(["protein_id", "position"])
+    first = predictions[predictions["seed"] == 3]
+    np.testing.assert_array_equal(first["score"].to_numpy(), test["f_a"].to_numpy(np.float32))
