@@ -103,16 +103,12 @@ class MLPClassifier:
         return model
 
 
+# The config file's classifier keys that set the MLP; weight_decay is fixed, the other fields are set per arm and seed.
+MLP_SETTING_KEYS = ("hidden", "dropout", "epochs", "batch_size", "lr")
+
+
 def mlp_config(settings: dict, input_dim: int, seed: int, balanced: bool = False, positive_weight: float | None = None) -> MLPConfig:
     """An MLPConfig from the config file's ``classifier`` section."""
-    return MLPConfig(
-        input_dim=input_dim,
-        hidden=tuple(settings["hidden"]),
-        dropout=settings["dropout"],
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        balanced=balanced,
-        seed=seed,
-        positive_weight=positive_weight,
-    )
+    values = {k: settings[k] for k in MLP_SETTING_KEYS}
+    values["hidden"] = tuple(values["hidden"])  # a list in YAML; MLPConfig holds a tuple, as load() restores it
+    return MLPConfig(input_dim=input_dim, balanced=balanced, seed=seed, positive_weight=positive_weight, **values)

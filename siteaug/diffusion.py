@@ -7,7 +7,7 @@ every protein once, and the step loop runs no conditioning matmuls at all.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -26,9 +26,18 @@ class DiffusionConfig:
     gnn_layers: int = 2
     gnn_heads: int = 4
     timesteps: int = 200
-    schedule: str = "cosine"
+    schedule: str = "linear"
     clip_denoised: bool = True  # clamp the predicted x0 to the training rows' range at every step
     mlp_ratio: int = 1  # width of each residual block's inner layer, in units of hidden
+
+
+# The config file's diffusion keys that set the model (the others set training and sampling).
+SETTING_KEYS = tuple(f.name for f in fields(DiffusionConfig) if f.name != "feature_dim")
+
+
+def diffusion_config(settings: dict, feature_dim: int) -> DiffusionConfig:
+    """A DiffusionConfig from the config file's ``diffusion`` section."""
+    return DiffusionConfig(feature_dim=feature_dim, **{k: settings[k] for k in SETTING_KEYS})
 
 
 def noise_schedule(name: str, timesteps: int) -> torch.Tensor:

@@ -223,11 +223,11 @@ def generate_candidates(
     device: torch.device,
     chunk_size: int = 65536,
     max_nonfinite_fraction: float = 0.5,
-    precision: str = "fp32",
-    sampler: str = "ddpm",
-    sampler_steps: int | None = None,
+    precision: str = "bf16",
+    sampler: str = "dpmpp_2m",
+    sampler_steps: int | None = 20,
     cuda_graph: bool = True,
-    compile: bool | str = False,
+    compile: bool | str = "auto",
     progress: bool = True,
     codec: ColumnCodec | None = None,
 ) -> pd.DataFrame:
@@ -239,7 +239,8 @@ def generate_candidates(
 
     ``contexts`` holds each protein's context vector (index ``protein_id``, see ``graphs.protein_contexts``); their
     FiLM read-outs are computed once per protein and looked up per row, and the time read-outs of all T steps are
-    tabulated once. Rows with NaN/inf are dropped with a warning; a mostly non-finite shard is an error.
+    tabulated once. Rows with NaN/inf are dropped with a warning; a mostly non-finite shard is an error. The sampling
+    defaults are the config schema's ``generation`` defaults (tests/test_defaults.py).
     """
     counts = candidates_per_protein[candidates_per_protein > 0]
     protein_ids = counts.index.tolist()

@@ -5,7 +5,7 @@ They show where the augmented MLP stands against what a user would otherwise pic
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -119,9 +119,13 @@ class GNNConfig:
     seed: int = 0
 
 
-def gnn_config(settings: dict, input_dim: int, seed: int) -> GNNConfig:
-    return GNNConfig(input_dim=input_dim, seed=seed, **{k: settings[k] for k in ("hidden", "layers", "dropout", "epochs", "batch_proteins", "lr")})
+# The config file's classifier.gnn keys: every field but the two the arm sets.
+GNN_SETTING_KEYS = tuple(f.name for f in fields(GNNConfig) if f.name not in ("input_dim", "seed"))
 
+
+def gnn_config(settings: dict, input_dim: int, seed: int) -> GNNConfig:
+    """A GNNConfig from the config file's ``classifier.gnn`` section."""
+    return GNNConfig(input_dim=input_dim, seed=seed, **{k: settings[k] for k in GNN_SETTING_KEYS})
 
 
 class GNNClassifier:

@@ -133,10 +133,13 @@ def test_generation_through_the_codec(table):
     torch.nn.init.normal_(model.denoiser.output.weight, std=0.5)
     contexts = pd.DataFrame(np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32), index=pd.Index(["p0", "p1"], name="protein_id"))
     counts = pd.Series({"p0": 40, "p1": 25})
-    out = generate_candidates(model, contexts, codec.names, counts, seed=0, device=torch.device("cpu"), progress=False, codec=codec, chunk_size=16)
+    # the ancestral sampler over all T = 10 steps of the tiny model (the default 20 sampler steps exceed T)
+    out = generate_candidates(model, contexts, codec.names, counts, seed=0, device=torch.device("cpu"), progress=False, codec=codec, chunk_size=16,
+                              sampler="ddpm", sampler_steps=None)
     assert list(out.columns) == ["protein_id", "candidate_id", *codec.names] and len(out) == 65
     assert np.isfinite(out[codec.names].to_numpy()).all()
-    again = generate_candidates(model, contexts, codec.names, counts, seed=0, device=torch.device("cpu"), progress=False, codec=codec, chunk_size=16)
+    again = generate_candidates(model, contexts, codec.names, counts, seed=0, device=torch.device("cpu"), progress=False, codec=codec, chunk_size=16,
+                              sampler="ddpm", sampler_steps=None)
     pd.testing.assert_frame_equal(out, again)
     if table == "sequence":
         static = [f"f_aa_{a}" for a in AMINO_ACIDS] + [f"f_blosum_{a}" for a in AMINO_ACIDS] + [f"f_{s}" for s in SCALES]

@@ -15,11 +15,15 @@ from siteaug.generation import generate_candidates
 from siteaug.graphs import encode_contexts, protein_contexts, protein_graphs
 
 COUNTS = pd.Series({"p0": 4, "p1": 0, "p2": 3})
+# The tiny model has T = 10 steps, fewer than the default 20 sampler steps: these tests sample with the ancestral
+# sampler over all T (tests/test_samplers.py covers the others).
+ANCESTRAL = {"sampler": "ddpm", "sampler_steps": None}
 
 
 def generate(model, tables, counts=COUNTS, seed=0, **kwargs):
     contexts = protein_contexts(model, *tables, FEATURES, ["p0", "p1", "p2"], "cpu")
-    return generate_candidates(model, contexts, FEATURES, counts, seed=seed, device=torch.device("cpu"), progress=False, **kwargs)
+    return generate_candidates(model, contexts, FEATURES, counts, seed=seed, device=torch.device("cpu"), progress=False,
+                               **{**ANCESTRAL, **kwargs})
 
 
 def test_protein_graphs(fake_tables):
@@ -60,8 +64,8 @@ def test_sampling_model_without_encoder(model, fake_tables, tmp_path):
     light, _ = load_model(tmp_path / "model.pt", with_encoder=False)
     assert light.encoder is None
     contexts = protein_contexts(model, *fake_tables, FEATURES, ["p0", "p1", "p2"], "cpu")
-    full = generate_candidates(model, contexts, FEATURES, COUNTS, seed=3, device=torch.device("cpu"), progress=False)
-    alone = generate_candidates(light, contexts, FEATURES, COUNTS, seed=3, device=torch.device("cpu"), progress=False)
+    full = generate_candidates(model, contexts, FEATURES, COUNTS, seed=3, device=torch.device("cpu"), progress=False, **ANCESTRAL)
+    alone = generate_candidates(light, contexts, FEATURES, COUNTS, seed=3, device=torch.device("cpu"), progress=False, **ANCESTRAL)
     pd.testing.assert_frame_equal(full, alone)
 
 
@@ -112,7 +116,7 @@ def test_mostly_nonfinite_is_an_error(model, fake_tables, monkeypatch):
 
 
 def test_precision_options_on_cpu(model, fake_tables):
-    reference = generate(model, fake_tables, seed=2)
+    reference = generate(model, fake_tables, seed=2, precision="fp32")
     for precision in ("tf32", "bf16"):  # both only change CUDA matmuls; on CPU the rows are the fp32 ones
         pd.testing.assert_frame_equal(generate(model, fake_tables, seed=2, precision=precision), reference)
     with pytest.raises(ValueError, match="unknown precision"):

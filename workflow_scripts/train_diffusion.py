@@ -2,7 +2,7 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from siteaug.columns import fit_codec
 from siteaug.device import gpu_slot, resolve_device
-from siteaug.diffusion import DiffusionConfig, save_model
+from siteaug.diffusion import diffusion_config, save_model
 from siteaug.graphs import protein_contexts
 from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.tables import feature_columns, train_rows
@@ -18,10 +18,7 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     log.info("training on %s", device)
     # Column kinds and the quantile transform, from the training rows (siteaug.columns); saved with the model.
     codec = fit_codec(residues, snakemake.params.seed, quantile=d["quantile_transform"], discrete=d["discrete_columns"])
-    config = DiffusionConfig(
-        feature_dim=codec.model_dim,
-        **{k: d[k] for k in ("hidden", "blocks", "context", "gnn_hidden", "gnn_layers", "gnn_heads", "timesteps", "schedule", "clip_denoised", "mlp_ratio")},
-    )
+    config = diffusion_config(d, codec.model_dim)
     model, history = train_diffusion(
         residues, edges, config, d["steps"], d["batch_proteins"], d["lr"], snakemake.params.seed, device,
         eval_every=d["eval_every"], ema_decay=d["ema_decay"], patience=d["patience"], codec=codec,

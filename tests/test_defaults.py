@@ -1,0 +1,76 @@
+"""The library's defaults are the schema's (config/schema.yaml is the source of truth for every default)."""
+from __future__ import annotations
+
+import inspect
+from dataclasses import MISSING, fields
+
+import pytest
+import yaml
+
+from helpers import REPO
+from siteaug import classifier, device, diffusion, features, generation, graph_transformer, reference_models, sample_quality
+
+
+def schema_defaults(properties: dict) -> dict:
+    """{key: default} of a schema ``properties`` mapping, nested objects as nested dicts."""
+    out = {}
+    for key, spec in properties.items():
+        if spec.get("type") == "object" and "properties" in spec:
+            out[key] = schema_defaults(spec["properties"])
+        elif "default" in spec:
+            out[key] = spec["default"]
+    return out
+
+
+SCHEMA = schema_defaults(yaml.safe_load((REPO / "config/schema.yaml").read_text())["properties"])
+
+
+def plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def dataclass_defaults(cls) -> dict:
+    return {f.name: plain(f.default) for f in fields(cls) if f.default is not MISSING}
+
+
+@pytest.mark.parametrize("cls, keys, section", [
+    (diffusion.DiffusionConfig, diffusion.SETTING_KEYS, SCHEMA["diffusion"]),
+    (graph_transformer.GraphTransformerConfig, graph_transformer.SETTING_KEYS, SCHEMA["classifier"]["graph_transformer"]),
+    (reference_models.GNNConfig, reference_models.GNN_SETTING_KEYS, SCHEMA["classifier"]["gnn"]),
+    (classifier.MLPConfig, classifier.MLP_SETTING_KEYS, SCHEMA["classifier"]),
+], ids=["diffusion", "graph_transformer", "gnn", "mlp"])
+def test_config_dataclass_defaults_are_the_schema_defaults(cls, keys, section):
+    defaults = dataclass_defaults(cls)
+    assert keys and set(keys) <= set(section)  # every key the config builder reads is a schema key
+    assert {k: defaults[k] for k in keys} == {k: section[k] for k in keys}
+
+
+def parameter_defaults(function, names) -> dict:
+    signature = inspect.signature(function)
+    return {name: plain(signature.parameters[name].default) for name in names}
+
+
+@pytest.mark.parametrize("function, parameters", [
+    # parameter name -> schema key path
+    (generation.generate_candidates, {"chunk_size": "generation.chunk_size", "precision": "generation.precision",
+                                      "sampler": "generation.sampler", "sampler_steps": "generation.sampler_steps",
+                                      "cuda_graph": "generation.cuda_graph", "compile": "generation.compile"}),
+    (device.gpu_slot, {"configured": "gpu.devices", "lock_dir": "gpu.lock_dir"}),
+    (features.build_feature_tables, {"radii": "features.neighbour_radii", "graph_radius": "features.graph_radius",
+                                     "groups": "features.groups", "distance_maps": "features.distance_maps",
+                                     "invalid_protein": "features.invalid_protein"}),
+    (sample_quality.sample_quality, {"k": "quality.knn_k", "max_rows": "quality.max_rows", "c2st_folds": "quality.c2st_folds"}),
+], ids=["generate_candidates", "gpu_slot", "build_feature_tables", "sample_quality"])
+def test_function_defaults_are_the_schema_defaults(function, parameters):
+    def schema_value(path):
+        value = SCHEMA
+        for key in path.split("."):
+            value = value[key]
+        return value
+
+    assert parameter_defaults(function, parameters) == {name: schema_value(path) for name, path in parameters.items()}
+
+
+def test_the_lock_directory_default_is_written_once():
+    assert device.DEFAULT_LOCK_DIR == SCHEMA["gpu"]["lock_dir"]
+    assert (REPO / "siteaug/device.py").read_text().count(SCHEMA["gpu"]["lock_dir"]) == 1
