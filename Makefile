@@ -26,6 +26,8 @@ dna573: $(BIN)/.installed
 	$(BIN)/snakemake --configfile config/dna573_cpu.yaml --cores $(CORES) --resources gpu=1
 
 lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules/*.smk
 	$(BIN)/snakemake --lint
 
 clean:

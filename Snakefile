@@ -21,12 +21,19 @@ if config["report"]["feature_ablation"]:  # common.smk builds the settings; a ba
 
     config_checks.stop_on(ablation_settings, config["report"]["feature_ablation"], config["features"]["groups"])
 
+
 include: "rules/common.smk"
+
 
 config_checks.stop_on(config_checks.check_config, config, SWEEP_ARMS)
 # A config changed after prepare ran: the checks against the data again (prepare runs them the first time).
-config_checks.stop_on(config_checks.check_config_against_existing_results, config, "results",
-         [label_file(), config["input"]["external_test_labels"]])
+config_checks.stop_on(
+    config_checks.check_config_against_existing_results,
+    config,
+    "results",
+    [label_file(), config["input"]["external_test_labels"]],
+)
+
 
 include: "rules/demo.smk"
 include: "rules/prepare.smk"

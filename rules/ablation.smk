@@ -7,12 +7,12 @@ use rule features as ablation_features with:
         residues="results/ablation/{setting}/residues.parquet",
         edges="results/ablation/{setting}/edges.parquet",
         standardisation="results/ablation/{setting}/standardisation.json",
-    params:
-        groups=lambda wildcards: list(ABLATION[wildcards.setting]),
     log:
         "results/logs/ablation/features_{setting}.log",
     benchmark:
         "results/benchmarks/ablation_features_{setting}.tsv"
+    params:
+        groups=lambda wildcards: list(ABLATION[wildcards.setting]),
 
 
 rule ablation_classifier:
@@ -21,18 +21,18 @@ rule ablation_classifier:
     output:
         predictions="results/ablation/{setting}/predictions.parquet",
         summary="results/ablation/{setting}/summary.json",
-    params:
-        groups=lambda wildcards: list(ABLATION[wildcards.setting]),
-        classifier=config["classifier"],
-        ratio=config["balance"]["target_positive_ratio"],
-        seed=config["seed"],
-    threads: config["threads"]
     log:
         "results/logs/ablation/classifier_{setting}.log",
     benchmark:
         "results/benchmarks/ablation_classifier_{setting}.tsv"
     conda:
         ENV
+    threads: config["threads"]
+    params:
+        groups=lambda wildcards: list(ABLATION[wildcards.setting]),
+        classifier=config["classifier"],
+        ratio=config["balance"]["target_positive_ratio"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/ablation_classifier.py"
 
@@ -61,17 +61,17 @@ rule ablation_summary:
             category="Feature-group ablation",
             labels={"figure": "feature-group ablation"},
         ),
-    params:
-        settings=list(ABLATION),
-        bootstrap_resamples=config["report"]["bootstrap_resamples"],
-        confidence=config["report"]["confidence"],
-        seed=config["seed"],
-    threads: 1
     log:
         "results/logs/ablation/summary.log",
     benchmark:
         "results/benchmarks/ablation_summary.tsv"
     conda:
         ENV
+    threads: 1
+    params:
+        settings=list(ABLATION),
+        bootstrap_resamples=config["report"]["bootstrap_resamples"],
+        confidence=config["report"]["confidence"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/ablation_summary.py"

@@ -5,15 +5,15 @@ rule balance:
     output:
         table="results/balanced/train.parquet",
         summary="results/balanced/summary.json",
-    params:
-        ratio=config["balance"]["target_positive_ratio"],
-        seed=config["seed"],
     log:
         "results/logs/balance.log",
     benchmark:
         "results/benchmarks/balance.tsv"
     conda:
         ENV
+    params:
+        ratio=config["balance"]["target_positive_ratio"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/balance.py"
 
@@ -24,20 +24,20 @@ rule balance_variant:
     output:
         table="results/balanced/{variant}/train.parquet",
         summary="results/balanced/{variant}/summary.json",
-    params:
-        ratio=config["balance"]["target_positive_ratio"],
-        seed=config["seed"],
-        filter=config["filter"],
-        sample_multiplier=config["generation"]["sample_multiplier"],
-        gpu=config["gpu"],
-    resources:
-        gpu=1,
-    threads: config["threads"]
     log:
         "results/logs/balance/{variant}.log",
     benchmark:
         "results/benchmarks/balance_{variant}.tsv"
     conda:
         ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        ratio=config["balance"]["target_positive_ratio"],
+        seed=config["seed"],
+        filter=config["filter"],
+        sample_multiplier=config["generation"]["sample_multiplier"],
+        gpu=config["gpu"],
     script:
         "../workflow_scripts/balance_variant.py"

@@ -1,7 +1,18 @@
 import re
 
 # this checkout's: Snakemake puts the Snakefile's folder first on sys.path. Torch-free, so parsing stays fast.
-from siteaug.arm_registry import EMBEDDING_MODEL_ARM, EMBEDDING_TABLE, FEATURE_TABLE, RATIO_SWEEP, SHARED, SMOTE_FILTERED, UNFILTERED, lookup_arm, sweep_arm, workflow_arms
+from siteaug.arm_registry import (
+    EMBEDDING_MODEL_ARM,
+    EMBEDDING_TABLE,
+    FEATURE_TABLE,
+    RATIO_SWEEP,
+    SHARED,
+    SMOTE_FILTERED,
+    UNFILTERED,
+    lookup_arm,
+    sweep_arm,
+    workflow_arms,
+)
 
 SHARDS = list(range(config["generation"]["shards"]))
 # The ratio sweep adds one diffusion arm per ratio (diffusion_ratio0.5, ...), each with its own balanced table.
@@ -18,7 +29,8 @@ EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_a
 ENV = "../envs/siteaug.yaml"
 # Feature-group ablation settings, name ("sequence+structure") -> groups; empty when report.feature_ablation is off.
 if config["report"]["feature_ablation"]:
-    from siteaug.ablation import ablation_settings  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+    # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+    from siteaug.ablation import ablation_settings
 
     ABLATION = ablation_settings(config["report"]["feature_ablation"], config["features"]["groups"])
 else:

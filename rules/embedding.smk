@@ -12,16 +12,16 @@ rule embed_residues:
     output:
         residues="results/embedding/features/residues.parquet",
         standardisation="results/embedding/features/standardisation.json",
-    params:
-        seed=config["seed"],
-        device=config["classifier"]["device"],
-    threads: config["threads"]
     log:
         "results/logs/embedding/embed_residues.log",
     benchmark:
         "results/benchmarks/embed_residues.tsv"
     conda:
         ENV
+    threads: config["threads"]
+    params:
+        seed=config["seed"],
+        device=config["classifier"]["device"],
     script:
         "../workflow_scripts/embed_residues.py"
 

@@ -5,6 +5,13 @@ rule features:
         residues="results/features/residues.parquet",
         edges="results/features/edges.parquet",
         standardisation="results/features/standardisation.json",
+    log:
+        "results/logs/features.log",
+    benchmark:
+        "results/benchmarks/features.tsv"
+    conda:
+        ENV
+    threads: config["features"]["threads"]
     params:
         radii=config["features"]["neighbour_radii"],
         graph_radius=config["features"]["graph_radius"],
@@ -13,14 +20,7 @@ rule features:
         distance_maps=config["features"]["distance_maps"],
         invalid_protein=config["features"]["invalid_protein"],
         inputs={k: v for k, v in USER_INPUTS.items() if k.startswith("features.")},
-    threads: config["features"]["threads"]
-    log:
-        "results/logs/features.log",
     message:
         "Features of every protein ({threads} worker processes); progress: tail -f {log}"
-    benchmark:
-        "results/benchmarks/features.tsv"
-    conda:
-        ENV
     script:
         "../workflow_scripts/features.py"

@@ -3,16 +3,16 @@ rule train_critic:
         "results/features/residues.parquet",
     output:
         "results/filtered/critic.pt",
-    params:
-        classifier=config["classifier"],
-        seed=config["seed"],
-    threads: config["threads"]
     log:
         "results/logs/train_critic.log",
     benchmark:
         "results/benchmarks/train_critic.tsv"
     conda:
         ENV
+    threads: config["threads"]
+    params:
+        classifier=config["classifier"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/train_critic.py"
 
@@ -25,6 +25,15 @@ rule filter_shard:
     output:
         kept="results/filtered/shard_{shard}.parquet",
         scores="results/filtered/scores_{shard}.parquet",
+    log:
+        "results/logs/filter/shard_{shard}.log",
+    benchmark:
+        "results/benchmarks/filter_shard_{shard}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
     params:
         ratio=config["balance"]["target_positive_ratio"],
         threshold=config["filter"]["quality_threshold"],
@@ -32,14 +41,5 @@ rule filter_shard:
         near_copy_fraction=config["filter"]["near_copy_fraction"],
         device=config["filter"]["device"],
         gpu=config["gpu"],
-    resources:
-        gpu=1,
-    threads: config["threads"]
-    log:
-        "results/logs/filter/shard_{shard}.log",
-    benchmark:
-        "results/benchmarks/filter_shard_{shard}.tsv"
-    conda:
-        ENV
     script:
         "../workflow_scripts/filter_shard.py"

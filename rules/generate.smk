@@ -5,6 +5,15 @@ rule generate:
         residues="results/features/residues.parquet",
     output:
         "results/generated/shard_{shard}.parquet",
+    log:
+        "results/logs/generate/shard_{shard}.log",
+    benchmark:
+        "results/benchmarks/generate_shard_{shard}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=1,
     params:
         shards=config["generation"]["shards"],
         sample_multiplier=config["generation"]["sample_multiplier"],
@@ -18,16 +27,7 @@ rule generate:
         device=config["diffusion"]["device"],
         seed=config["seed"],
         gpu=config["gpu"],
-    resources:
-        gpu=1,
-    threads: config["threads"]
-    log:
-        "results/logs/generate/shard_{shard}.log",
     message:
         "Generating candidates, shard {wildcards.shard}; progress: tail -f {log}"
-    benchmark:
-        "results/benchmarks/generate_shard_{shard}.tsv"
-    conda:
-        ENV
     script:
         "../workflow_scripts/generate.py"

@@ -20,6 +20,12 @@ rule prepare:
         unpack(prepare_inputs),
     output:
         "results/data/proteins.parquet",
+    log:
+        "results/logs/prepare.log",
+    benchmark:
+        "results/benchmarks/prepare.tsv"
+    conda:
+        ENV
     params:
         validation=config["split"]["validation"],
         test=config["split"]["test"],
@@ -29,11 +35,5 @@ rule prepare:
         identity_threshold=config["split"]["identity_threshold"],
         external_test_overlap=config["input"]["external_test_overlap"],
         inputs={k: v for k, v in USER_INPUTS.items() if k.startswith("input.")},
-    log:
-        "results/logs/prepare.log",
-    benchmark:
-        "results/benchmarks/prepare.tsv"
-    conda:
-        ENV
     script:
         "../workflow_scripts/prepare.py"

@@ -10,20 +10,20 @@ rule generation_quality:
         pca="results/quality/pca.png",
         scores="results/quality/quality_scores.png",
         loss="results/quality/loss_curves.png",
+    log:
+        "results/logs/generation_quality.log",
+    benchmark:
+        "results/benchmarks/generation_quality.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
     params:
         quality=config["quality"],
         threshold=config["filter"]["quality_threshold"],
         sampler=config["generation"]["sampler"],
         sampler_steps=config["generation"]["sampler_steps"],
         seed=config["seed"],
-    threads: config["threads"]
-    log:
-        "results/logs/generation_quality.log",
     message:
         "Generation quality (k-NN, C2ST, distances; minutes on a CPU); progress: tail -f {log}"
-    benchmark:
-        "results/benchmarks/generation_quality.tsv"
-    conda:
-        ENV
     script:
         "../workflow_scripts/generation_quality.py"

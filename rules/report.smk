@@ -71,6 +71,12 @@ rule report:
             if SWEEP_ARMS
             else []
         ),
+    log:
+        "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
+    conda:
+        ENV
     params:
         arms=ARMS,
         threshold=config["filter"]["quality_threshold"],
@@ -83,11 +89,5 @@ rule report:
         config=config,
         inputs=INPUT_PATHS,
         checkout=workflow.basedir,
-    log:
-        "results/logs/report.log",
-    benchmark:
-        "results/benchmarks/report.tsv"
-    conda:
-        ENV
     script:
         "../workflow_scripts/report.py"

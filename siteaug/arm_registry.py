@@ -8,8 +8,8 @@ function, when it needs a new one); the schema's ``classifier.arms`` enum must l
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 # Which table an arm's rows come from: the feature table (results/features/) or the graph_transformer embeddings
 # (results/embedding/features/).

@@ -8,8 +8,8 @@ balanced table (diffusion ones, smote_filtered) use one table for all seeds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd

@@ -44,7 +44,7 @@ class MLPClassifier:
         torch.manual_seed(config.seed)
         self.network = _network(config).to(self.device)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, progress=None) -> "MLPClassifier":
+    def fit(self, X: np.ndarray, y: np.ndarray, progress=None) -> MLPClassifier:
         cfg = self.config
         # np.require copies only a read-only array (e.g. from pandas), which torch would warn about.
         X_t = torch.as_tensor(np.require(X, np.float32, ["W"]), device=self.device)
@@ -93,7 +93,7 @@ class MLPClassifier:
             torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict()}, tmp)
 
     @classmethod
-    def load(cls, path, device: str | torch.device = "cpu") -> "MLPClassifier":
+    def load(cls, path, device: str | torch.device = "cpu") -> MLPClassifier:
         payload = load_torch(path, device)  # a truncated file: one line naming it
         config = payload["config"]
         config["hidden"] = tuple(config["hidden"])

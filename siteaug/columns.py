@@ -84,7 +84,7 @@ class ColumnCodec:
     # ----------------------------------------------------------------------------------------------------- fitting
     @classmethod
     def fit(cls, reference: pd.DataFrame, positives: pd.DataFrame, names: list[str], seed: int, quantile: bool = True,
-            discrete: bool = True) -> "ColumnCodec":
+            discrete: bool = True) -> ColumnCodec:
         """Kinds from ``reference`` (the training rows of the table), quantiles from ``positives`` (the training
         positives, the rows the model learns)."""
         if not names:
@@ -177,7 +177,7 @@ class ColumnCodec:
         return np.where(count == 1, high.argmax(axis=1), len(g.members))
 
     # ---------------------------------------------------------------------------------------------------- decoding
-    def decoder(self, device) -> "TorchDecoder":
+    def decoder(self, device) -> TorchDecoder:
         return TorchDecoder(self, torch.device(device))
 
     def decode(self, model_rows: np.ndarray) -> np.ndarray:
@@ -203,7 +203,7 @@ class ColumnCodec:
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> "ColumnCodec":
+    def from_state(cls, state: dict) -> ColumnCodec:
         if state.get("version") != _CODEC_VERSION:
             raise ValueError(f"column codec version {state.get('version')!r} is not {_CODEC_VERSION}: retrain the diffusion model")
         groups = [OneHotGroup(g["name"], list(g["members"]), list(g["derived"]), bool(g["none"]), _host(g["table"]), list(g["categories"]))

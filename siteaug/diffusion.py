@@ -243,7 +243,7 @@ def sampler_plan(alpha_bar: torch.Tensor, sampler: str = "ddpm", steps: int | No
 
 
 @torch.inference_mode()
-def time_modulation_table(model: "SiteDiffusion", dtype: torch.dtype | None = None) -> torch.Tensor:
+def time_modulation_table(model: SiteDiffusion, dtype: torch.dtype | None = None) -> torch.Tensor:
     """FiLM read-outs of every timestep, (T, blocks*2*hidden): computed once per sampling run."""
     return model.denoiser.time_modulation(torch.arange(model.config.timesteps, device=model.alpha_bar.device)).to(dtype)
 

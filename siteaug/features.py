@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from siteaug.io import AMINO_ACIDS, InputError
 from siteaug.pdb import ChainAtoms, check_ca_geometry, read_chain_atoms
-from siteaug.tables import FEATURE_PREFIX, feature_columns  # noqa: F401  (feature_columns: callers and bench/ import it from here)
 from siteaug.precomputed import feature_path, group_width, load_distance_map, load_feature_group, unknown_distance_pairs
 from siteaug.structure import CONTEXT_COLUMNS, STRUCTURE_COLUMNS, structure_descriptors
+from siteaug.tables import FEATURE_PREFIX, feature_columns  # noqa: F401  (feature_columns: callers and bench/ import it from here)
 
 log = logging.getLogger(__name__)
 

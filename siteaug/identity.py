@@ -15,6 +15,7 @@ aligned.
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 import scipy.sparse as sp
 

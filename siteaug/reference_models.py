@@ -8,7 +8,6 @@ import logging
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-import pandas as pd
 import skops.io as skops_io
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -53,7 +52,7 @@ class GBDTClassifier:
         log.info("gbdt: grouped %d-fold CV AUPRC %.4f with %s", folds, search.best_score_, self.params)
         return self.params
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "GBDTClassifier":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> GBDTClassifier:
         self.model = self._estimator(**self.params).fit(X, y)
         return self
 
@@ -66,7 +65,7 @@ class GBDTClassifier:
             skops_io.dump({"params": self.params, "settings": self.settings, "seed": self.seed, "model": self.model}, tmp)
 
     @classmethod
-    def load(cls, path) -> "GBDTClassifier":
+    def load(cls, path) -> GBDTClassifier:
         """Read a file written by ``save``.
 
         skops builds only the types it trusts by default plus ``GBDT_TRUSTED_TYPES``. A file holding any other type
@@ -137,7 +136,7 @@ class GNNClassifier:
         torch.manual_seed(config.seed)
         self.network = GraphSAGE(config.input_dim, config.hidden, config.layers, out_channels=1, dropout=config.dropout).to(self.device)
 
-    def fit(self, graphs: list[Data], progress=None) -> "GNNClassifier":
+    def fit(self, graphs: list[Data], progress=None) -> GNNClassifier:
         cfg = self.config
         if not any(int(g.y.sum()) > 0 for g in graphs):
             raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")

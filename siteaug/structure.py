@@ -76,7 +76,7 @@ def secondary_structure(backbone: np.ndarray, sequence: str) -> np.ndarray:
     return np.asarray(loop_helix_strand, dtype=np.float64)[:, [1, 2, 0]]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _classifier() -> freesasa.Classifier:
     return freesasa.Classifier()
 

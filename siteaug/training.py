@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from .columns import ColumnCodec
 from .diffusion import DiffusionConfig, SiteDiffusion
-from .tables import feature_columns, split_rows
 from .graphs import protein_graphs
+from .tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
 

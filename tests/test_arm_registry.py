@@ -11,7 +11,16 @@ import yaml
 from helpers import REPO
 from siteaug import arm_registry
 from siteaug.arm_registry import (
-    ARM_NAMES, BALANCED_ROWS, EMBEDDING_MODEL_ARM, EMBEDDING_TABLE, RATIO_SWEEP, SHARED, Arm, lookup_arm, sweep_arm, workflow_arms,
+    ARM_NAMES,
+    BALANCED_ROWS,
+    EMBEDDING_MODEL_ARM,
+    EMBEDDING_TABLE,
+    RATIO_SWEEP,
+    SHARED,
+    Arm,
+    lookup_arm,
+    sweep_arm,
+    workflow_arms,
 )
 from siteaug.arms import FitContext, train_arm
 from test_classifier import SETTINGS, residue_table

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as skops_io
-from skops.io.exceptions import UntrustedTypesFoundException
 from sklearn.metrics import roc_auc_score
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from siteaug.arms import arm_training_rows, class_weight, sweep_arm, sweep_ratio, train_arm, uses_balanced_table
 from siteaug.classifier import MLPClassifier, MLPConfig
@@ -208,7 +208,7 @@ def test_train_arm_scores_the_test_split_once_per_seed(arm):
     test = residues[residues["split"] == "test"]
     assert len(predictions) == 2 * len(test) and predictions["seed"].tolist() == [3] * len(test) + [4] * len(test)
     assert set(predictions["split"]) == {"test"} and len(models) == 2 and [s["seed"] for s in summary] == [3, 4]
-    for seed, part in predictions.groupby("seed"):
+    for _, part in predictions.groupby("seed"):
         assert part["threshold"].nunique() == 1  # frozen on validation, one per seed
         assert part["protein_id"].tolist() == sorted(test["protein_id"]) and part["score"].between(0, 1).all()
         assert roc_auc_score(part["label"], part["score"]) > 0.75  # the signal is learnable by every arm

@@ -7,9 +7,9 @@ import pytest
 from siteaug.demo import backbone_atoms, ca_trace, pdb_text
 from siteaug.features import (
     BASE_FEATURES,
-    EDGE_GEOMETRY_COLUMNS,
     BLOSUM62,
     CONTEXT_FEATURES,
+    EDGE_GEOMETRY_COLUMNS,
     NEIGHBOUR_FEATURES,
     SCALES,
     apply_standardisation,

@@ -10,7 +10,12 @@ from sklearn.metrics import average_precision_score
 from siteaug.arms import embedding_arm, train_arm
 from siteaug.features import EDGE_GEOMETRY_COLUMNS, edge_geometry, residue_graph
 from siteaug.graph_transformer import (
-    EDGE_DIM, GraphTransformerClassifier, GraphTransformerConfig, attributed_graphs, edge_attributes, embedding_table,
+    EDGE_DIM,
+    GraphTransformerClassifier,
+    GraphTransformerConfig,
+    attributed_graphs,
+    edge_attributes,
+    embedding_table,
 )
 
 SETTINGS = {"hidden": 16, "layers": 2, "heads": 2, "dropout": 0.0, "alpha": 0.1, "epochs": 30, "patience": 30,

@@ -7,9 +7,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
@@ -19,7 +19,7 @@ from helpers import REPO
 CONDA_NAMES = {"pytorch": "torch", "pytorch_geometric": "torch-geometric", "matplotlib-base": "matplotlib"}
 # In requirements.txt (the development environment) but not needed inside a rule's conda environment.
 NOT_IN_RULE_ENV = {"snakemake", "pygments", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep",
-                   "pytest"}
+                   "pytest", "ruff", "snakefmt"}
 
 
 def _name(name: str) -> str:

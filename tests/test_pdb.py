@@ -194,7 +194,7 @@ def test_chain_atoms_altloc_insertion_code_and_chain(tmp_path):
 
 
 def test_chain_atoms_missing_backbone_atom_names_residue(tmp_path):
-    lines = full_residue("ALA", 1, 1.0) + [l for l in full_residue("GLY", 2, 4.8) if l[12:16].strip() != "O"]
+    lines = full_residue("ALA", 1, 1.0) + [line for line in full_residue("GLY", 2, 4.8) if line[12:16].strip() != "O"]
     with pytest.raises(InputError, match=r"x\.pdb: residue GLY 2 of chain A lacks backbone atom\(s\) O$"):
         read_chain_atoms(write(tmp_path, lines))
     # read_ca_trace only needs CA, so the same file passes there.

@@ -190,7 +190,7 @@ def transform_atoms(path: Path, transform) -> None:
     path.write_text("\n".join(out) + "\n")
 
 
-def overlap_ca(k, name, xyz, _ref={}):
+def overlap_ca(k, name, xyz, _ref={}):  # noqa: B006  (deliberately shared: remembers residue 1's CA across the calls for one file)
     if name == "CA" and k == 1:
         _ref["ca"] = xyz
     return _ref["ca"] + 0.3 if name == "CA" and k == 6 else xyz
@@ -445,8 +445,8 @@ def test_workflow_with_truncated_intermediate_stops_in_one_line(tmp_path):
 def test_diffusion_without_synthetic_rows_gets_no_verdict(tmp_path):
     import json
 
-    from test_report import _arm
     from siteaug.report import build_report
+    from test_report import _arm
 
     predictions = {"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion": _arm(2.0, 3)}
     reason = "it trained on 0 synthetic rows"

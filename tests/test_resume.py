@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import copy_config, snakemake_command as tiny_snakemake_command, write_config
+from helpers import copy_config, write_config
+from helpers import snakemake_command as tiny_snakemake_command
 from siteaug.io import atomic_path, write_text
 
 # Every stage of the tiny workflow, but only the three original classifier arms: the test runs the workflow about

@@ -3,8 +3,19 @@ import numpy as np
 import pytest
 
 from siteaug.sample_quality import (
-    acceptance_rate, c2st_auc, continuous_columns, correlation_distance, dcr_summary, distance_to_closest, knn_precision_recall,
-    loss_curve_figure, mean_wasserstein, pca_figure, sample_quality, score_histogram_figure, subsample,
+    acceptance_rate,
+    c2st_auc,
+    continuous_columns,
+    correlation_distance,
+    dcr_summary,
+    distance_to_closest,
+    knn_precision_recall,
+    loss_curve_figure,
+    mean_wasserstein,
+    pca_figure,
+    sample_quality,
+    score_histogram_figure,
+    subsample,
 )
 
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import tiny_model
 
+from conftest import tiny_model
 from siteaug.diffusion import noise_schedule, sample, sampler_plan, sampler_step, trailing_timesteps
 
 MU = torch.tensor([1.5, -0.5])

@@ -1,13 +1,25 @@
 import numpy as np
 import pytest
 from sklearn.metrics import (
-    average_precision_score, f1_score, matthews_corrcoef, precision_score, recall_score, roc_auc_score,
+    average_precision_score,
+    f1_score,
+    matthews_corrcoef,
+    precision_score,
+    recall_score,
+    roc_auc_score,
 )
 
 from siteaug.io import InputError
 from siteaug.statistics import (
-    METRICS, ArmScores, compare_arms, interval, per_protein_metric_samples, per_protein_values,
-    pooled_metric_samples, protein_resamples, verdict,
+    METRICS,
+    ArmScores,
+    compare_arms,
+    interval,
+    per_protein_metric_samples,
+    per_protein_values,
+    pooled_metric_samples,
+    protein_resamples,
+    verdict,
 )
 
 

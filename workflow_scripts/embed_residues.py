@@ -2,8 +2,8 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from pathlib import Path
 
-from siteaug.device import resolve_device
 from siteaug.arm_registry import EMBEDDING_MODEL_ARM, lookup_arm
+from siteaug.device import resolve_device
 from siteaug.features import standardise
 from siteaug.graph_transformer import GraphTransformerClassifier, embedding_table
 from siteaug.io import read_parquet, write_json, write_parquet

@@ -6,8 +6,8 @@ from siteaug.balance import synthetic_quota
 from siteaug.classifier import MLPClassifier
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.io import read_parquet, write_parquet
-from siteaug.tables import feature_columns, train_rows
 from siteaug.quality import RealismModel, quality_scores, select_candidates
+from siteaug.tables import feature_columns, train_rows
 from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
