@@ -10,6 +10,7 @@ if [ ! -f /tmp/site/.done ]; then
   touch /tmp/site/.done
 fi
 for archive in .devdata/*.tar.xz; do
+  [ -e "$archive" ] || continue  # none carried
   dest=/tmp/data/$(basename "$archive" .tar.xz)
   [ -d "$dest" ] || { mkdir -p "$dest.part" && tar -xJf "$archive" -C "$dest.part" && mv "$dest.part" "$dest"; }
 done

@@ -54,13 +54,20 @@ def _train(task):
     residues = read_parquet(Path(results) / "features/residues.parquet")
     edges = read_parquet(Path(results) / "features/edges.parquet")
     classifier = dict(settings["classifier"])
+    point = dict(point)
+    arm = point.pop("arm", "graph_transformer")  # {"arm": "gbdt"}: the reference arm on the same seeds
     classifier["graph_transformer"] = {**classifier["graph_transformer"], **point}
+    if arm == "graph_transformer" and classifier["graph_transformer"]["tree_input"]:
+        from siteaug.tree_scores import with_tree_scores  # noqa: PLC0415
+
+        # As the workflow's tree_scores rule writes them (bench/tree_scores.py or the rule itself).
+        residues = with_tree_scores(residues, read_parquet(Path(results) / "features/tree_scores.parquet"))
     start = time.perf_counter()
-    predictions, _, summary = train_arm("graph_transformer", residues, classifier, 0.5,
+    predictions, _, summary = train_arm(arm, residues, classifier, 0.5,
                                         [settings["seed"] + s for s in range(seeds)], edges=edges, device=device,
                                         splits=("validation", "test"))
-    row = {"point": point, "seconds": round(time.perf_counter() - start, 1),
-           "best_epochs": [s["best_epoch"] for s in summary]}
+    row = {"point": {"arm": arm, **point} if arm != "graph_transformer" else point, "seconds": round(time.perf_counter() - start, 1),
+           "best_epochs": [s.get("best_epoch") for s in summary]}
     for split in ("validation", "test"):
         part = predictions[predictions["split"] == split]
         per_seed = [float(average_precision_score(g["label"], g["score"])) for _, g in part.groupby("seed")]

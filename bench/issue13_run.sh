@@ -29,6 +29,6 @@ done
 wait
 (cd $w/results && tar -czf $OUT/$name.tar.gz logs benchmarks data/proteins.parquet classifier/*/predictions.parquet \
    classifier/*/summary.json quality_*.json diffusion/history.json embedding/diffusion/history.json \
-   balanced/summary.json embedding/balanced/summary.json 2>/dev/null)
+   balanced/summary.json embedding/balanced/summary.json features/tree_scores.json 2>/dev/null)
 python3 bench/workflow_stages.py $w/results --json /dev/null | sort -k2 -n -r | head -12
 echo "all done after $(( $(date +%s) - start )) s"

@@ -20,3 +20,25 @@ rule train_classifier:
         "Training arm {wildcards.arm} ({params.classifier[seeds]} seeds); progress: tail -f {log}"
     script:
         "../workflow_scripts/train_classifier.py"
+
+
+rule tree_scores:
+    input:
+        "results/features/residues.parquet",
+    output:
+        scores="results/features/tree_scores.parquet",
+        summary="results/features/tree_scores.json",
+    log:
+        "results/logs/tree_scores.log",
+    benchmark:
+        "results/benchmarks/tree_scores.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    params:
+        gbdt=lookup(within=config, dpath="classifier/gbdt"),
+        seed=config["seed"],
+    message:
+        "Out-of-fold tree scores for graph_transformer's input; progress: tail -f {log}"
+    script:
+        "../workflow_scripts/tree_scores.py"

@@ -88,7 +88,17 @@ def classifier_inputs(wildcards):
         inputs["balanced"] = f"results/balanced/{arm.name}/train.parquet"
     if arm.edges:
         inputs["edges"] = "results/features/edges.parquet"
+    if arm.name == EMBEDDING_MODEL_ARM:
+        inputs.update(tree_score_inputs())
     return inputs
+
+
+def tree_score_inputs(wildcards=None):
+    """The out-of-fold tree scores graph_transformer reads as a node feature, when classifier.graph_transformer.tree_input
+    is on (its model and every embedding of it then need them)."""
+    if config["classifier"]["graph_transformer"]["tree_input"]:
+        return {"tree_scores": "results/features/tree_scores.parquet"}
+    return {}
 
 
 def variant_inputs(wildcards):

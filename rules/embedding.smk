@@ -9,6 +9,7 @@ rule embed_residues:
         residues="results/features/residues.parquet",
         edges="results/features/edges.parquet",
         models=f"results/classifier/{EMBEDDING_MODEL_ARM}/models",
+        **tree_score_inputs(),
     output:
         residues="results/embedding/features/residues.parquet",
         standardisation="results/embedding/features/standardisation.json",

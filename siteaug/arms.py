@@ -209,5 +209,6 @@ def _fit_graph_transformer(context: FitContext, seed: int):
     model = GraphTransformerClassifier(config, context.device).fit(graphs["train"], graphs["validation"], progress=context.progress)
     train = context.train
     info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()),
-            "training_proteins": len(graphs["train"]), "best_epoch": model.best_epoch, "history": model.history}
+            "training_proteins": len(graphs["train"]), "best_epoch": model.best_epoch, "member_best_epochs": model.best_epochs,
+            "history": model.history}
     return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info

@@ -74,10 +74,23 @@ class GraphTransformerConfig:
     batch_proteins: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    members: int = 1  # networks averaged per seed (a deep ensemble), each with its own epoch chosen on validation
+    # Whether the node features end with the out-of-fold tree score (siteaug.tree_scores); whoever embeds with a saved
+    # model must append it too.
+    tree_input: bool = False
     seed: int = 0
 
 
 SETTING_KEYS = tuple(f.name for f in fields(GraphTransformerConfig) if f.name not in ("input_dim", "seed"))
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Seed of ensemble member ``member`` of the arm seed ``seed``: the seed itself for the first member (so one member
+    is exactly the single model), then draws of ``SeedSequence((seed, member))``, which never coincide with the arm's
+    other seeds ``seed + 1, ...``."""
+    if member == 0:
+        return seed
+    return int(np.random.SeedSequence((seed, member)).generate_state(1)[0] % 2**31)
 
 
 def graph_transformer_config(settings: dict, input_dim: int, seed: int) -> GraphTransformerConfig:
@@ -119,39 +132,67 @@ class ResidueGraphTransformer(nn.Module):
 
 
 class GraphTransformerClassifier:
-    """Trains ``ResidueGraphTransformer`` on whole protein graphs; keeps the epoch with the best validation AUPRC."""
+    """Trains ``ResidueGraphTransformer`` on whole protein graphs; keeps the epoch with the best validation AUPRC.
+
+    With ``config.members`` > 1 it is a deep ensemble: that many networks from different seeds (``member_seed``), each
+    trained and epoch-selected the same way, their probabilities averaged. Embeddings are the first member's."""
 
     def __init__(self, config: GraphTransformerConfig, device: str | torch.device = "cpu"):
+        if config.members < 1:
+            raise ValueError(f"classifier.graph_transformer.members must be at least 1, not {config.members}")
         self.config = config
         self.device = torch.device(device)
-        torch.manual_seed(config.seed)
-        self.network = ResidueGraphTransformer(config).to(self.device)
-        self.history: list[dict] = []
-        self.best_epoch: int | None = None
+        self.networks = []
+        for member in range(config.members):
+            torch.manual_seed(member_seed(config.seed, member))
+            self.networks.append(ResidueGraphTransformer(config).to(self.device))
+        self.histories: list[list[dict]] = [[] for _ in self.networks]
+        self.best_epochs: list[int | None] = [None for _ in self.networks]
+
+    @property
+    def network(self) -> ResidueGraphTransformer:
+        """The first member: the one whose embeddings the embedding_* arms read."""
+        return self.networks[0]
+
+    @property
+    def history(self) -> list[dict]:
+        return self.histories[0]
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.best_epochs[0]
 
     def fit(self, train: list[Data], validation: list[Data], progress=None) -> "GraphTransformerClassifier":
-        cfg = self.config
         if not any(int(g.y.sum()) > 0 for g in train):
             raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
-        val_labels = torch.cat([g.y for g in validation]).numpy() if validation else np.zeros(0)
-        select = 0 < val_labels.sum() < len(val_labels)
-        if not select:
-            log.warning("graph_transformer: the validation split has one class only; keeping the last epoch")
-        optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
-        loss_fn = nn.BCEWithLogitsLoss()
-        rng = np.random.default_rng(cfg.seed)
         # Graphs live on the device for the whole fit, so batching them is a device-side concatenation.
         # (Data.to moves in place: copies, so the caller's graphs stay where they were.)
         train = [g.clone().to(self.device) for g in train]
         validation = [g.clone().to(self.device) for g in validation]
+        for member, network in enumerate(self.networks):
+            self.histories[member], self.best_epochs[member] = self._fit_member(
+                network, member_seed(self.config.seed, member), train, validation, progress)
+        return self
+
+    def _fit_member(self, network: ResidueGraphTransformer, seed: int, train: list[Data], validation: list[Data],
+                    progress) -> tuple[list[dict], int]:
+        cfg = self.config
+        val_labels = torch.cat([g.y for g in validation]).cpu().numpy() if validation else np.zeros(0)
+        select = 0 < val_labels.sum() < len(val_labels)
+        if not select:
+            log.warning("graph_transformer: the validation split has one class only; keeping the last epoch")
+        optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
+        loss_fn = nn.BCEWithLogitsLoss()
+        rng = np.random.default_rng(seed)
         train_batches = max(1, math.ceil(len(train) / cfg.batch_proteins))
-        best_score, best_state, since_best = -math.inf, None, 0
+        history: list[dict] = []
+        best_score, best_state, best_epoch, since_best = -math.inf, None, None, 0
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+            torch.manual_seed(seed)  # dropout draws from the global generator
             epochs = range(1, cfg.epochs + 1)
             for epoch in epochs if progress is None else progress(epochs):
-                self.network.train()
+                network.train()
                 order = rng.permutation(len(train))
                 total = 0.0
                 for b in range(train_batches):
@@ -159,38 +200,40 @@ class GraphTransformerClassifier:
                     batch = Batch.from_data_list([train[i] for i in chosen]).to(self.device)
                     # Full precision: under bf16 autocast a seed of DNA-573 diverged (H200); the step is bound by batching
                     # many small graphs, not by arithmetic.
-                    loss = loss_fn(self.network(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
+                    loss = loss_fn(network(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
                     if not torch.isfinite(loss):
                         raise FloatingPointError(
-                            f"graph_transformer seed {cfg.seed} diverged at epoch {epoch} (non-finite loss); lower "
+                            f"graph_transformer seed {seed} diverged at epoch {epoch} (non-finite loss); lower "
                             "classifier.graph_transformer.lr")
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+                    torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
                     optimiser.step()
                     total += loss.item()
                 scheduler.step()
                 record = {"epoch": epoch, "train_loss": round(total / train_batches, 5)}
                 if select:
-                    record["validation_auprc"] = round(float(average_precision_score(val_labels, self.predict_graphs(validation))), 5)
-                self.history.append(record)
+                    scores = self._per_batch(validation, lambda b, n=network: torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)), network)
+                    record["validation_auprc"] = round(float(average_precision_score(val_labels, scores.numpy())), 5)
+                history.append(record)
                 score = record.get("validation_auprc", epoch)
                 if score > best_score:
-                    best_score, since_best, self.best_epoch = score, 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+                    best_score, since_best, best_epoch = score, 0, epoch
+                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
                 else:
                     since_best += 1
                     if since_best >= cfg.patience:
                         break
-        self.network.load_state_dict(best_state)
-        self.network.eval()
-        log.info("graph_transformer seed %d: kept epoch %d of %d (validation AUPRC %s)", cfg.seed, self.best_epoch,
-                 len(self.history), self.history[self.best_epoch - 1].get("validation_auprc"))
-        return self
+        network.load_state_dict(best_state)
+        network.eval()
+        log.info("graph_transformer seed %d: kept epoch %d of %d (validation AUPRC %s)", seed, best_epoch,
+                 len(history), history[best_epoch - 1].get("validation_auprc"))
+        return history, best_epoch
 
     @torch.inference_mode()
-    def _per_batch(self, graphs: list[Data], fn) -> torch.Tensor:
-        self.network.eval()
+    def _per_batch(self, graphs: list[Data], fn, network: ResidueGraphTransformer | None = None) -> torch.Tensor:
+        for member in [network] if network is not None else self.networks:
+            member.eval()
         out = []
         for start in range(0, len(graphs), 32):
             batch = Batch.from_data_list(graphs[start : start + 32]).to(self.device)
@@ -199,7 +242,10 @@ class GraphTransformerClassifier:
 
     def predict_graphs(self, graphs: list[Data]) -> np.ndarray:
         """Probabilities of every residue of ``graphs``, concatenated in graph order."""
-        return self._per_batch(graphs, lambda b: torch.sigmoid(self.network(b.x, b.edge_index, b.edge_attr))).numpy()
+        def mean_probability(b):
+            return torch.stack([torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)) for n in self.networks]).mean(0)
+
+        return self._per_batch(graphs, mean_probability).numpy()
 
     def embed_graphs(self, graphs: list[Data]) -> np.ndarray:
         """(residues, hidden) embeddings of every residue of ``graphs``, in graph order: what the head reads."""
@@ -207,16 +253,17 @@ class GraphTransformerClassifier:
 
     def save(self, path) -> None:
         with atomic_path(path) as tmp:
-            torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict(),
-                        "best_epoch": self.best_epoch}, tmp)
+            torch.save({"config": asdict(self.config), "state_dicts": [n.state_dict() for n in self.networks],
+                        "best_epochs": self.best_epochs}, tmp)
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> "GraphTransformerClassifier":
         payload = torch.load(path, map_location=device, weights_only=True)
         model = cls(GraphTransformerConfig(**payload["config"]), device)
-        model.network.load_state_dict(payload["state_dict"])
-        model.network.eval()
-        model.best_epoch = payload["best_epoch"]
+        for network, state in zip(model.networks, payload["state_dicts"], strict=True):
+            network.load_state_dict(state)
+            network.eval()
+        model.best_epochs = list(payload["best_epochs"])
         return model
 
 

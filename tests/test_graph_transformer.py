@@ -8,18 +8,20 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from siteaug.arms import embedding_arm, train_arm
+from siteaug.tables import feature_columns
 from siteaug.features import EDGE_GEOMETRY_COLUMNS, edge_geometry, residue_graph
 from siteaug.graph_transformer import (
     EDGE_DIM,
     GraphTransformerClassifier,
     GraphTransformerConfig,
+    member_seed,
     attributed_graphs,
     edge_attributes,
     embedding_table,
 )
 
 SETTINGS = {"hidden": 16, "layers": 2, "heads": 2, "dropout": 0.0, "alpha": 0.1, "epochs": 30, "patience": 30,
-            "batch_proteins": 4, "lr": 1e-2, "weight_decay": 0.0}
+            "batch_proteins": 4, "lr": 1e-2, "weight_decay": 0.0, "members": 1, "tree_input": False}
 
 
 def helix_backbone(length: int, rise: float = 1.5, radius: float = 2.3) -> np.ndarray:
@@ -141,3 +143,28 @@ def test_embedding_arms_run_their_base_protocol_on_the_embedding_table():
     assert summary[0]["positive_ratio"] == pytest.approx(0.5, abs=0.01)  # SMOTE balanced the embedding rows
     with pytest.raises(ValueError, match="balanced training table"):
         train_arm("embedding_diffusion", table, classifier_settings(), 0.5, [0])
+
+
+def test_members_are_a_deep_ensemble_whose_first_member_is_the_single_model(tmp_path):
+    residues, edges = planted_proteins()
+    cols = feature_columns(residues)
+    graphs = {s: attributed_graphs(residues[residues.split == s], edges, cols, residues.loc[residues.split == s, "protein_id"].unique())
+              for s in ("train", "validation")}
+    single = GraphTransformerClassifier(GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3}, seed=5))
+    single.fit(graphs["train"], graphs["validation"])
+    ensemble = GraphTransformerClassifier(GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3, "members": 3}, seed=5))
+    ensemble.fit(graphs["train"], graphs["validation"])
+    assert len(set(member_seed(5, m) for m in range(3)) | {6, 7}) == 5  # members never reuse the arm's next seeds
+    assert len(ensemble.best_epochs) == 3 and ensemble.best_epoch == single.best_epoch
+    # The first member is the single model; the ensemble's probability is the mean over its members.
+    np.testing.assert_array_equal(ensemble.embed_graphs(graphs["validation"]), single.embed_graphs(graphs["validation"]))
+    per_member = [GraphTransformerClassifier(ensemble.config) for _ in range(3)]
+    for member, network in zip(per_member, ensemble.networks):
+        member.networks = [network]
+    expected = np.mean([m.predict_graphs(graphs["validation"]) for m in per_member], axis=0)
+    np.testing.assert_allclose(ensemble.predict_graphs(graphs["validation"]), expected, rtol=1e-6)
+    assert not np.allclose(ensemble.predict_graphs(graphs["validation"]), single.predict_graphs(graphs["validation"]))
+    ensemble.save(tmp_path / "m.pt")
+    loaded = GraphTransformerClassifier.load(tmp_path / "m.pt")
+    np.testing.assert_array_equal(loaded.predict_graphs(graphs["validation"]), ensemble.predict_graphs(graphs["validation"]))
+    assert loaded.best_epochs == ensemble.best_epochs

@@ -6,6 +6,7 @@ from siteaug.arm_registry import EMBEDDING_MODEL_ARM, lookup_arm
 from siteaug.device import resolve_device
 from siteaug.features import standardise
 from siteaug.graph_transformer import GraphTransformerClassifier, embedding_table
+from siteaug.tree_scores import with_tree_scores
 from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.tables import feature_columns
 from siteaug.workflow import rule_logging
@@ -14,9 +15,13 @@ with rule_logging(snakemake) as log:
     p = snakemake.params
     residues = read_parquet(snakemake.input.residues)
     edges = read_parquet(snakemake.input.edges)
+    if "tree_scores" in snakemake.input.keys():  # the model was trained with them as a node feature
+        residues = with_tree_scores(residues, read_parquet(snakemake.input.tree_scores))
     # The base model of the config's seed (the graph_transformer arm's first seed), trained on real rows only.
     model_path = Path(snakemake.input.models) / f"seed_{p.seed}{lookup_arm(EMBEDDING_MODEL_ARM).model_suffix}"
     model = GraphTransformerClassifier.load(model_path, resolve_device(p.device))
+    if model.config.tree_input != ("tree_scores" in snakemake.input.keys()):
+        raise ValueError(f"{model_path} was trained with tree_input {model.config.tree_input}; rerun its train_classifier job")
     table = embedding_table(model, residues, edges, feature_columns(residues))
     # Standardised with training-split statistics only, as the feature table is.
     table, stats = standardise(table, feature_columns(table))

@@ -8,12 +8,15 @@ from tqdm import tqdm
 
 from siteaug.arm_registry import lookup_arm
 from siteaug.arms import train_arm
+from siteaug.tree_scores import with_tree_scores
 from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, i, arm = snakemake.params, snakemake.input, snakemake.wildcards.arm
     residues = read_parquet(i.residues)
+    if "tree_scores" in i.keys():  # graph_transformer with classifier.graph_transformer.tree_input
+        residues = with_tree_scores(residues, read_parquet(i.tree_scores))
     balanced = read_parquet(i.balanced) if "balanced" in i.keys() else None
     edges = read_parquet(i.edges) if "edges" in i.keys() else None
     seeds = [p.seed + k for k in range(p.classifier["seeds"])]

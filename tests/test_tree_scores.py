@@ -1,0 +1,68 @@
+"""Out-of-fold tree scores (siteaug.tree_scores): leak-free for training residues, joined to every residue."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from siteaug.tree_scores import TREE_SCORE_COLUMN, out_of_fold_tree_scores, with_tree_scores
+
+GBDT = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 30, "max_features": 1.0, "cv_folds": 3}
+
+
+def residue_table(seed=0, proteins=12, length=40):
+    """Proteins whose label follows f_a (learnable), split 8 train / 2 validation / 2 test."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(proteins):
+        split = "train" if k < 8 else "validation" if k < 10 else "test"
+        a, b = rng.normal(size=length), rng.normal(size=length)
+        label = (a + 0.3 * rng.normal(size=length) > 0.8).astype(np.int64)
+        rows.append(pd.DataFrame({"protein_id": f"p{k:02d}", "position": np.arange(length), "label": label,
+                                  "split": split, "f_a": a.astype(np.float32), "f_b": b.astype(np.float32)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_scores_cover_every_residue_and_rank_positives_high():
+    residues = residue_table()
+    table, summary = out_of_fold_tree_scores(residues, GBDT, seed=0)
+    assert len(table) == len(residues) and table[TREE_SCORE_COLUMN].notna().all()
+    assert summary["folds"] == 3 and summary["params"] == {"learning_rate": 0.1, "max_leaf_nodes": 7}
+    merged = residues.merge(table, on=["protein_id", "position"])
+    held_out = merged[merged["split"] != "train"]
+    # The trees learn f_a: a positive scores above a negative far more often than chance.
+    pos, neg = held_out.loc[held_out.label == 1, TREE_SCORE_COLUMN], held_out.loc[held_out.label == 0, TREE_SCORE_COLUMN]
+    assert (pos.to_numpy()[:, None] > neg.to_numpy()[None]).mean() > 0.8
+
+
+def test_a_training_residue_score_never_sees_its_own_label():
+    residues = residue_table()
+    before, _ = out_of_fold_tree_scores(residues, GBDT, seed=0)
+    flipped = residues.copy()
+    own = flipped["protein_id"] == "p03"
+    flipped.loc[own, "label"] = 1 - flipped.loc[own, "label"]
+    after, _ = out_of_fold_tree_scores(flipped, GBDT, seed=0)
+    own_rows = before["protein_id"] == "p03"
+    # p03's scores come from trees fitted on the other folds, so its own labels cannot move them ...
+    np.testing.assert_array_equal(before.loc[own_rows, TREE_SCORE_COLUMN], after.loc[own_rows, TREE_SCORE_COLUMN])
+    # ... while the validation and test residues, scored by trees that did fit on p03, do move.
+    others = before["protein_id"].isin(["p08", "p09", "p10", "p11"])
+    assert not np.array_equal(before.loc[others, TREE_SCORE_COLUMN], after.loc[others, TREE_SCORE_COLUMN])
+
+
+def test_with_tree_scores_standardises_on_training_rows_and_refuses_stale_scores():
+    residues = residue_table()
+    table, _ = out_of_fold_tree_scores(residues, GBDT, seed=0)
+    merged = with_tree_scores(residues, table)
+    train = merged.loc[merged["split"] == "train", TREE_SCORE_COLUMN]
+    assert abs(train.mean()) < 1e-5 and abs(train.std(ddof=0) - 1) < 1e-4
+    assert list(merged.columns[:len(residues.columns)]) == list(residues.columns)
+    with pytest.raises(ValueError, match="no tree score for residue .* of p05.*rerun the tree_scores rule"):
+        with_tree_scores(residues, table[table["protein_id"] != "p05"])
+    with pytest.raises(ValueError, match="already has"):
+        with_tree_scores(merged, table)
+
+
+def test_too_few_training_proteins_is_one_clear_error():
+    residues = residue_table()
+    residues.loc[residues["protein_id"] != "p00", "split"] = "validation"
+    with pytest.raises(ValueError, match="at least 2 training proteins"):
+        out_of_fold_tree_scores(residues, GBDT, seed=0)
