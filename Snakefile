@@ -25,7 +25,7 @@ include: "rules/common.smk"
 
 config_checks.stop_on(config_checks.check_config, config, SWEEP_ARMS)
 # A config changed after prepare ran: the checks against the data again (prepare runs them the first time).
-config_checks.stop_on(config_checks.check_config_against_existing_results, config, "results",
+config_checks.stop_on(config_checks.check_config_against_existing_results, config, OUTPUT_DIR,
          [label_file(), config["input"]["external_test_labels"]])
 
 include: "rules/demo.smk"
@@ -44,7 +44,7 @@ include: "rules/embedding.smk"
 
 rule all:
     input:
-        "results/report/report.html",
-        "results/report/metrics.tsv",
-        "results/quality/metrics.tsv",
+        out("report/report.html"),
+        out("report/metrics.tsv"),
+        out("quality/metrics.tsv"),
         ABLATION_TARGETS,

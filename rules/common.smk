@@ -1,4 +1,15 @@
+import os
 import re
+
+# Every output lies under output.directory (default results/); a relative one is relative to the working directory
+# (--directory), like the input paths.
+OUTPUT_DIR = os.path.normpath(config["output"]["directory"])
+
+
+def out(path):
+    """``path`` (a pattern relative to the output folder, wildcards allowed) under output.directory."""
+    return os.path.normpath(os.path.join(OUTPUT_DIR, path))
+
 
 SHARDS = list(range(config["generation"]["shards"]))
 # The ratio sweep adds one diffusion arm per ratio (diffusion_ratio0.5, ...), each with its own balanced table.
@@ -33,7 +44,7 @@ wildcard_constraints:
 
 def label_file():
     if config["input"]["source"] == "demo":
-        return "results/demo/labels.fa"
+        return out("demo/labels.fa")
     if not config["input"]["labels"]:
         raise ValueError("config key input.labels is required when input.source is 'files'")
     return config["input"]["labels"]
@@ -41,7 +52,7 @@ def label_file():
 
 def structure_dir():
     if config["input"]["source"] == "demo":
-        return "results/demo/pdb"
+        return out("demo/pdb")
     return config["input"]["structures"]
 
 
@@ -56,28 +67,28 @@ def prepare_inputs(wildcards):
 
 
 def classifier_inputs(wildcards):
-    inputs = {"residues": "results/features/residues.parquet"}
+    inputs = {"residues": out("features/residues.parquet")}
     if wildcards.arm == "diffusion":
-        inputs["balanced"] = "results/balanced/train.parquet"
+        inputs["balanced"] = out("balanced/train.parquet")
     elif wildcards.arm in VARIANTS:
-        inputs["balanced"] = f"results/balanced/{wildcards.arm}/train.parquet"
+        inputs["balanced"] = out(f"balanced/{wildcards.arm}/train.parquet")
     elif wildcards.arm in ("gnn", "graph_transformer"):
-        inputs["edges"] = "results/features/edges.parquet"
+        inputs["edges"] = out("features/edges.parquet")
     elif wildcards.arm in EMBEDDING_ARMS:
-        inputs["residues"] = "results/embedding/features/residues.parquet"
+        inputs["residues"] = out("embedding/features/residues.parquet")
         if wildcards.arm == "embedding_diffusion":
-            inputs["balanced"] = "results/embedding/balanced/train.parquet"
+            inputs["balanced"] = out("embedding/balanced/train.parquet")
     return inputs
 
 
 def variant_inputs(wildcards):
-    inputs = {"residues": "results/features/residues.parquet"}
+    inputs = {"residues": out("features/residues.parquet")}
     if wildcards.variant == "diffusion_unfiltered":
-        inputs["generated"] = expand("results/generated/shard_{shard}.parquet", shard=SHARDS)
+        inputs["generated"] = expand(out("generated/shard_{shard}.parquet"), shard=SHARDS)
     elif wildcards.variant == "smote_filtered":
-        inputs["critic"] = "results/filtered/critic.pt"
+        inputs["critic"] = out("filtered/critic.pt")
     else:
-        inputs["filtered"] = expand("results/filtered/shard_{shard}.parquet", shard=SHARDS)
+        inputs["filtered"] = expand(out("filtered/shard_{shard}.parquet"), shard=SHARDS)
     return inputs
 
 
@@ -87,17 +98,17 @@ REPORT_SECTIONS = {
     "Generation quality": {
         "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
         "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
-        "tables": ["results/quality/metrics.json"],
+        "tables": [out("quality/metrics.json")],
         # The quality-score histogram is already in the report's own candidate-quality section.
-        "images": ["results/quality/pca.png", "results/quality/loss_curves.png"],
+        "images": [out("quality/pca.png"), out("quality/loss_curves.png")],
     }
 }
 if "embedding_diffusion" in ARMS:
     REPORT_SECTIONS["Generation quality in embedding space"] = {
         "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
         "graph_transformer's per-residue embeddings, standardised with training-split statistics).",
-        "tables": ["results/embedding/quality/metrics.json"],
-        "images": ["results/embedding/quality/pca.png", "results/embedding/quality/loss_curves.png"],
+        "tables": [out("embedding/quality/metrics.json")],
+        "images": [out("embedding/quality/pca.png"), out("embedding/quality/loss_curves.png")],
     }
 if ABLATION:
     REPORT_SECTIONS["Feature-group ablation"] = {
@@ -105,10 +116,10 @@ if ABLATION:
         "means over that setting's own residue graph), same split, classifier and seeds. Pooled over residues, mean "
         "over seeds, bootstrap intervals over proteins; MCC and F1 at the threshold chosen on validation, so their "
         "validation values are optimistic. Δ: paired difference from the first setting.",
-        "tables": ["results/ablation/table.tsv"],
-        "images": ["results/ablation/metrics.png"],
+        "tables": [out("ablation/table.tsv")],
+        "images": [out("ablation/metrics.png")],
     }
-ABLATION_TARGETS = ["results/ablation/metrics.tsv"] if ABLATION else []
+ABLATION_TARGETS = [out("ablation/metrics.tsv")] if ABLATION else []
 
 
 def report_section_files():

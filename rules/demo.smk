@@ -1,16 +1,16 @@
 rule make_demo:
     output:
-        labels="results/demo/labels.fa",
-        structures=directory("results/demo/pdb"),
+        labels=out("demo/labels.fa"),
+        structures=directory(out("demo/pdb")),
     params:
         n_proteins=config["demo"]["n_proteins"],
         min_length=config["demo"]["min_length"],
         max_length=config["demo"]["max_length"],
         seed=config["seed"],
     log:
-        "results/logs/make_demo.log",
+        out("logs/make_demo.log"),
     benchmark:
-        "results/benchmarks/make_demo.tsv"
+        out("benchmarks/make_demo.tsv")
     conda:
         ENV
     script:

@@ -1,11 +1,11 @@
 rule train_diffusion:
     input:
-        residues="results/features/residues.parquet",
-        edges="results/features/edges.parquet",
+        residues=out("features/residues.parquet"),
+        edges=out("features/edges.parquet"),
     output:
-        model="results/diffusion/model.pt",
-        contexts="results/diffusion/contexts.parquet",
-        history="results/diffusion/history.json",
+        model=out("diffusion/model.pt"),
+        contexts=out("diffusion/contexts.parquet"),
+        history=out("diffusion/history.json"),
     params:
         diffusion=config["diffusion"],
         seed=config["seed"],
@@ -14,11 +14,11 @@ rule train_diffusion:
         gpu=1,
     threads: config["threads"]
     log:
-        "results/logs/train_diffusion.log",
+        out("logs/train_diffusion.log"),
     message:
         "Training the diffusion model (up to {params.diffusion[steps]} steps; minutes on a CPU); progress: tail -f {log}"
     benchmark:
-        "results/benchmarks/train_diffusion.tsv"
+        out("benchmarks/train_diffusion.tsv")
     conda:
         ENV
     script:

@@ -1,10 +1,10 @@
 rule features:
     input:
-        "results/data/proteins.parquet",
+        out("data/proteins.parquet"),
     output:
-        residues="results/features/residues.parquet",
-        edges="results/features/edges.parquet",
-        standardisation="results/features/standardisation.json",
+        residues=out("features/residues.parquet"),
+        edges=out("features/edges.parquet"),
+        standardisation=out("features/standardisation.json"),
     params:
         radii=config["features"]["neighbour_radii"],
         graph_radius=config["features"]["graph_radius"],
@@ -15,11 +15,11 @@ rule features:
         inputs={k: v for k, v in USER_INPUTS.items() if k.startswith("features.")},
     threads: config["features"]["threads"]
     log:
-        "results/logs/features.log",
+        out("logs/features.log"),
     message:
         "Features of every protein ({threads} worker processes); progress: tail -f {log}"
     benchmark:
-        "results/benchmarks/features.tsv"
+        out("benchmarks/features.tsv")
     conda:
         ENV
     script:

@@ -1,10 +1,10 @@
 rule generate:
     input:
-        model="results/diffusion/model.pt",
-        contexts="results/diffusion/contexts.parquet",
-        residues="results/features/residues.parquet",
+        model=out("diffusion/model.pt"),
+        contexts=out("diffusion/contexts.parquet"),
+        residues=out("features/residues.parquet"),
     output:
-        "results/generated/shard_{shard}.parquet",
+        out("generated/shard_{shard}.parquet"),
     params:
         shards=config["generation"]["shards"],
         sample_multiplier=config["generation"]["sample_multiplier"],
@@ -22,11 +22,11 @@ rule generate:
         gpu=1,
     threads: config["threads"]
     log:
-        "results/logs/generate/shard_{shard}.log",
+        out("logs/generate/shard_{shard}.log"),
     message:
         "Generating candidates, shard {wildcards.shard}; progress: tail -f {log}"
     benchmark:
-        "results/benchmarks/generate_shard_{shard}.tsv"
+        out("benchmarks/generate_shard_{shard}.tsv")
     conda:
         ENV
     script:

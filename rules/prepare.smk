@@ -19,7 +19,7 @@ rule prepare:
     input:
         unpack(prepare_inputs),
     output:
-        "results/data/proteins.parquet",
+        out("data/proteins.parquet"),
     params:
         validation=config["split"]["validation"],
         test=config["split"]["test"],
@@ -30,9 +30,9 @@ rule prepare:
         external_test_overlap=config["input"]["external_test_overlap"],
         inputs={k: v for k, v in USER_INPUTS.items() if k.startswith("input.")},
     log:
-        "results/logs/prepare.log",
+        out("logs/prepare.log"),
     benchmark:
-        "results/benchmarks/prepare.tsv"
+        out("benchmarks/prepare.tsv")
     conda:
         ENV
     script:

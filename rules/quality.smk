@@ -1,15 +1,15 @@
 rule generation_quality:
     input:
-        generated=expand("results/generated/shard_{shard}.parquet", shard=SHARDS),
-        scores=expand("results/filtered/scores_{shard}.parquet", shard=SHARDS),
-        residues="results/features/residues.parquet",
-        history="results/diffusion/history.json",
+        generated=expand(out("generated/shard_{shard}.parquet"), shard=SHARDS),
+        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
+        residues=out("features/residues.parquet"),
+        history=out("diffusion/history.json"),
     output:
-        json="results/quality/metrics.json",
-        tsv="results/quality/metrics.tsv",
-        pca="results/quality/pca.png",
-        scores="results/quality/quality_scores.png",
-        loss="results/quality/loss_curves.png",
+        json=out("quality/metrics.json"),
+        tsv=out("quality/metrics.tsv"),
+        pca=out("quality/pca.png"),
+        scores=out("quality/quality_scores.png"),
+        loss=out("quality/loss_curves.png"),
     params:
         quality=config["quality"],
         threshold=config["filter"]["quality_threshold"],
@@ -18,11 +18,11 @@ rule generation_quality:
         seed=config["seed"],
     threads: config["threads"]
     log:
-        "results/logs/generation_quality.log",
+        out("logs/generation_quality.log"),
     message:
         "Generation quality (k-NN, C2ST, distances; minutes on a CPU); progress: tail -f {log}"
     benchmark:
-        "results/benchmarks/generation_quality.tsv"
+        out("benchmarks/generation_quality.tsv")
     conda:
         ENV
     script:
