@@ -29,13 +29,29 @@ rule report:
             category="Report",
             labels={"file": "differences.tsv"},
         ),
-        json=out("report/metrics.json"),
-        provenance=out("report/provenance.json"),
+        json=report(
+            out("report/metrics.json"),
+            caption="../report/metrics_json.rst",
+            category="Report",
+            labels={"file": "metrics.json"},
+        ),
+        provenance=report(
+            out("report/provenance.json"),
+            caption="../report/provenance.rst",
+            category="Report",
+            labels={"file": "provenance.json"},
+        ),
         intervals=report(
             out("report/auprc_intervals.png"),
             caption="../report/auprc_intervals.rst",
             category="Figures",
             labels={"figure": "AUPRC intervals"},
+        ),
+        differences_figure=report(
+            out("report/auprc_differences.png"),
+            caption="../report/auprc_differences.rst",
+            category="Figures",
+            labels={"figure": "AUPRC paired differences"},
         ),
         roc=report(
             out("report/roc.png"),
