@@ -10,6 +10,8 @@ min_version("9.0")
 # The defaults come from this checkout's config/ whatever the working directory (--directory, or the Snakefile run from
 # elsewhere); relative input paths in the config are still relative to the working directory.
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# snakemake --report: this description heads the page, and the report(...) outputs of the rules are its items.
+report: "report/workflow.rst"
 
 
 from siteaug import config_checks  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path

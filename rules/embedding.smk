@@ -98,11 +98,36 @@ use rule generation_quality as embedding_generation_quality with:
         residues=out("embedding/features/residues.parquet"),
         history=out("embedding/diffusion/history.json"),
     output:
-        json=out("embedding/quality/metrics.json"),
-        tsv=out("embedding/quality/metrics.tsv"),
-        pca=out("embedding/quality/pca.png"),
-        scores=out("embedding/quality/quality_scores.png"),
-        loss=out("embedding/quality/loss_curves.png"),
+        json=report(
+            out("embedding/quality/metrics.json"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality in embedding space",
+            labels={"file": "metrics.json"},
+        ),
+        tsv=report(
+            out("embedding/quality/metrics.tsv"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality in embedding space",
+            labels={"file": "metrics.tsv"},
+        ),
+        pca=report(
+            out("embedding/quality/pca.png"),
+            caption="../report/quality_pca.rst",
+            category="Generation quality in embedding space",
+            labels={"figure": "PCA of real and synthetic rows"},
+        ),
+        scores=report(
+            out("embedding/quality/quality_scores.png"),
+            caption="../report/quality_scores.rst",
+            category="Generation quality in embedding space",
+            labels={"figure": "candidate quality"},
+        ),
+        loss=report(
+            out("embedding/quality/loss_curves.png"),
+            caption="../report/quality_loss_curves.rst",
+            category="Generation quality in embedding space",
+            labels={"figure": "diffusion loss curves"},
+        ),
     log:
         out("logs/embedding/generation_quality.log"),
     benchmark:

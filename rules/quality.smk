@@ -5,11 +5,36 @@ rule generation_quality:
         residues=out("features/residues.parquet"),
         history=out("diffusion/history.json"),
     output:
-        json=out("quality/metrics.json"),
-        tsv=out("quality/metrics.tsv"),
-        pca=out("quality/pca.png"),
-        scores=out("quality/quality_scores.png"),
-        loss=out("quality/loss_curves.png"),
+        json=report(
+            out("quality/metrics.json"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality",
+            labels={"file": "metrics.json"},
+        ),
+        tsv=report(
+            out("quality/metrics.tsv"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality",
+            labels={"file": "metrics.tsv"},
+        ),
+        pca=report(
+            out("quality/pca.png"),
+            caption="../report/quality_pca.rst",
+            category="Generation quality",
+            labels={"figure": "PCA of real and synthetic rows"},
+        ),
+        scores=report(
+            out("quality/quality_scores.png"),
+            caption="../report/quality_scores.rst",
+            category="Generation quality",
+            labels={"figure": "candidate quality"},
+        ),
+        loss=report(
+            out("quality/loss_curves.png"),
+            caption="../report/quality_loss_curves.rst",
+            category="Generation quality",
+            labels={"figure": "diffusion loss curves"},
+        ),
     params:
         quality=config["quality"],
         threshold=config["filter"]["quality_threshold"],
