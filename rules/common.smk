@@ -1,14 +1,4 @@
-import os
 import re
-
-# Every output lies under output.directory (default results/); a relative one is relative to the working directory
-# (--directory), like the input paths.
-OUTPUT_DIR = os.path.normpath(config["output"]["directory"])
-
-
-def out(path):
-    """``path`` (a pattern relative to the output folder, wildcards allowed) under output.directory."""
-    return os.path.normpath(os.path.join(OUTPUT_DIR, path))
 
 
 SHARDS = list(range(config["generation"]["shards"]))
