@@ -195,7 +195,7 @@ def summary_html(summary: "pd.DataFrame", sheet: str) -> str:
                 row = [arm]
                 for j, d in enumerate(datasets, start=1):
                     r = cell.get((d, arm))
-                    if r is None or pd_isna(getattr(r, column)):
+                    if r is None or _missing(getattr(r, column)):
                         row.append("—")
                         continue
                     verdict = getattr(r, f"verdict_vs_{reference}")
@@ -210,7 +210,8 @@ def summary_html(summary: "pd.DataFrame", sheet: str) -> str:
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
-def pd_isna(value) -> bool:
+def _missing(value) -> bool:
+    """None or NaN (a cell of a reference that did not run)."""
     import pandas as pd
 
     return value is None or bool(pd.isna(value))
