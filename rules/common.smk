@@ -1,6 +1,5 @@
 import re
 
-
 SHARDS = list(range(config["generation"]["shards"]))
 # The ratio sweep adds one diffusion arm per ratio (diffusion_ratio0.5, ...), each with its own balanced table.
 SWEEP_ARMS = [f"diffusion_ratio{r:g}" for r in config["classifier"]["ratio_sweep"]]
