@@ -12,46 +12,29 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# snakemake --report: this description heads the page, and the report(...) outputs of the rules are its items.
+report: "report/workflow.rst"
+
+
 from siteaug import config_checks  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
 
 config_checks.stop_on(config_checks.check_config_files, workflow.configfiles)
 validate(config, "config/schema.yaml")
-if config["report"]["feature_ablation"]:  # common.smk builds the settings; a bad one stops here in one line
-    from siteaug.ablation import ablation_settings
-
-    config_checks.stop_on(ablation_settings, config["report"]["feature_ablation"], config["features"]["groups"])
 
 
-include: "rules/common.smk"
+include: "rules/paths.smk"
 
 
-config_checks.stop_on(config_checks.check_config, config, SWEEP_ARMS)
-# A config changed after prepare ran: the checks against the data again (prepare runs them the first time).
-config_checks.stop_on(
-    config_checks.check_config_against_existing_results,
-    config,
-    "results",
-    [label_file(), config["input"]["external_test_labels"]],
-)
+if config["datasets"]:
+
+    include: "rules/datasets.smk"
+
+else:
+
+    include: "rules/pipeline.smk"
 
 
-include: "rules/demo.smk"
-include: "rules/prepare.smk"
-include: "rules/features.smk"
-include: "rules/diffusion.smk"
-include: "rules/generate.smk"
-include: "rules/filter.smk"
-include: "rules/balance.smk"
-include: "rules/classifier.smk"
-include: "rules/report.smk"
-include: "rules/quality.smk"
-include: "rules/ablation.smk"
-include: "rules/embedding.smk"
-
-
+# Here, not in the included files: a rule defined in an included file never becomes the default target.
 rule all:
     input:
-        "results/report/report.html",
-        "results/report/metrics.tsv",
-        "results/quality/metrics.tsv",
-        ABLATION_TARGETS,
+        DEFAULT_TARGETS,

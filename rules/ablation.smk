@@ -4,27 +4,27 @@
 
 use rule features as ablation_features with:
     output:
-        residues="results/ablation/{setting}/residues.parquet",
-        edges="results/ablation/{setting}/edges.parquet",
-        standardisation="results/ablation/{setting}/standardisation.json",
+        residues=out("ablation/{setting}/residues.parquet"),
+        edges=out("ablation/{setting}/edges.parquet"),
+        standardisation=out("ablation/{setting}/standardisation.json"),
     log:
-        "results/logs/ablation/features_{setting}.log",
+        out("logs/ablation/features_{setting}.log"),
     benchmark:
-        "results/benchmarks/ablation_features_{setting}.tsv"
+        out("benchmarks/ablation_features_{setting}.tsv")
     params:
         groups=lambda wildcards: list(ABLATION[wildcards.setting]),
 
 
 rule ablation_classifier:
     input:
-        residues="results/ablation/{setting}/residues.parquet",
+        residues=out("ablation/{setting}/residues.parquet"),
     output:
-        predictions="results/ablation/{setting}/predictions.parquet",
-        summary="results/ablation/{setting}/summary.json",
+        predictions=out("ablation/{setting}/predictions.parquet"),
+        summary=out("ablation/{setting}/summary.json"),
     log:
-        "results/logs/ablation/classifier_{setting}.log",
+        out("logs/ablation/classifier_{setting}.log"),
     benchmark:
-        "results/benchmarks/ablation_classifier_{setting}.tsv"
+        out("benchmarks/ablation_classifier_{setting}.tsv")
     conda:
         ENV
     threads: config["threads"]
@@ -39,32 +39,32 @@ rule ablation_classifier:
 
 rule ablation_summary:
     input:
-        predictions=expand("results/ablation/{setting}/predictions.parquet", setting=ABLATION),
-        training=expand("results/ablation/{setting}/summary.json", setting=ABLATION),
+        predictions=expand(out("ablation/{setting}/predictions.parquet"), setting=ABLATION),
+        training=expand(out("ablation/{setting}/summary.json"), setting=ABLATION),
     output:
-        json="results/ablation/metrics.json",
+        json=out("ablation/metrics.json"),
         tsv=report(
-            "results/ablation/metrics.tsv",
+            out("ablation/metrics.tsv"),
             caption="../report/ablation_metrics.rst",
             category="Feature-group ablation",
             labels={"file": "metrics.tsv"},
         ),
         table=report(
-            "results/ablation/table.tsv",
+            out("ablation/table.tsv"),
             caption="../report/ablation_table.rst",
             category="Feature-group ablation",
             labels={"file": "table.tsv"},
         ),
         plot=report(
-            "results/ablation/metrics.png",
+            out("ablation/metrics.png"),
             caption="../report/ablation_plot.rst",
             category="Feature-group ablation",
             labels={"figure": "feature-group ablation"},
         ),
     log:
-        "results/logs/ablation/summary.log",
+        out("logs/ablation/summary.log"),
     benchmark:
-        "results/benchmarks/ablation_summary.tsv"
+        out("benchmarks/ablation_summary.tsv")
     conda:
         ENV
     threads: 1

@@ -1,14 +1,14 @@
 rule balance:
     input:
-        residues="results/features/residues.parquet",
-        filtered=expand("results/filtered/shard_{shard}.parquet", shard=SHARDS),
+        residues=out("features/residues.parquet"),
+        filtered=expand(out("filtered/shard_{shard}.parquet"), shard=SHARDS),
     output:
-        table="results/balanced/train.parquet",
-        summary="results/balanced/summary.json",
+        table=out("balanced/train.parquet"),
+        summary=out("balanced/summary.json"),
     log:
-        "results/logs/balance.log",
+        out("logs/balance.log"),
     benchmark:
-        "results/benchmarks/balance.tsv"
+        out("benchmarks/balance.tsv")
     conda:
         ENV
     params:
@@ -22,12 +22,12 @@ rule balance_variant:
     input:
         unpack(variant_inputs),
     output:
-        table="results/balanced/{variant}/train.parquet",
-        summary="results/balanced/{variant}/summary.json",
+        table=out("balanced/{variant}/train.parquet"),
+        summary=out("balanced/{variant}/summary.json"),
     log:
-        "results/logs/balance/{variant}.log",
+        out("logs/balance/{variant}.log"),
     benchmark:
-        "results/benchmarks/balance_{variant}.tsv"
+        out("benchmarks/balance_{variant}.tsv")
     conda:
         ENV
     threads: config["threads"]

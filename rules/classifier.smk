@@ -2,13 +2,13 @@ rule train_classifier:
     input:
         unpack(classifier_inputs),
     output:
-        predictions="results/classifier/{arm}/predictions.parquet",
-        summary="results/classifier/{arm}/summary.json",
-        models=directory("results/classifier/{arm}/models"),
+        predictions=out("classifier/{arm}/predictions.parquet"),
+        summary=out("classifier/{arm}/summary.json"),
+        models=directory(out("classifier/{arm}/models")),
     log:
-        "results/logs/train_classifier/{arm}.log",
+        out("logs/train_classifier/{arm}.log"),
     benchmark:
-        "results/benchmarks/train_classifier_{arm}.tsv"
+        out("benchmarks/train_classifier_{arm}.tsv")
     conda:
         ENV
     threads: config["threads"]
@@ -24,14 +24,14 @@ rule train_classifier:
 
 rule tree_scores:
     input:
-        "results/features/residues.parquet",
+        out("features/residues.parquet"),
     output:
-        scores="results/features/tree_scores.parquet",
-        summary="results/features/tree_scores.json",
+        scores=out("features/tree_scores.parquet"),
+        summary=out("features/tree_scores.json"),
     log:
-        "results/logs/tree_scores.log",
+        out("logs/tree_scores.log"),
     benchmark:
-        "results/benchmarks/tree_scores.tsv"
+        out("benchmarks/tree_scores.tsv")
     conda:
         ENV
     threads: config["threads"]

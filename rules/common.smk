@@ -46,7 +46,7 @@ wildcard_constraints:
 
 def label_file():
     if config["input"]["source"] == "demo":
-        return "results/demo/labels.fa"
+        return out("demo/labels.fa")
     if not config["input"]["labels"]:
         raise ValueError("config key input.labels is required when input.source is 'files'")
     return config["input"]["labels"]
@@ -54,7 +54,7 @@ def label_file():
 
 def structure_dir():
     if config["input"]["source"] == "demo":
-        return "results/demo/pdb"
+        return out("demo/pdb")
     return config["input"]["structures"]
 
 
@@ -70,12 +70,12 @@ def prepare_inputs(wildcards):
 
 # Where each arm's tables come from (siteaug.arm_registry.Arm says which it needs).
 FEATURE_TABLES = {
-    FEATURE_TABLE: "results/features/residues.parquet",
-    EMBEDDING_TABLE: "results/embedding/features/residues.parquet",
+    FEATURE_TABLE: out("features/residues.parquet"),
+    EMBEDDING_TABLE: out("embedding/features/residues.parquet"),
 }
 SHARED_BALANCED_TABLES = {
-    FEATURE_TABLE: "results/balanced/train.parquet",
-    EMBEDDING_TABLE: "results/embedding/balanced/train.parquet",
+    FEATURE_TABLE: out("balanced/train.parquet"),
+    EMBEDDING_TABLE: out("embedding/balanced/train.parquet"),
 }
 
 
@@ -85,9 +85,9 @@ def classifier_inputs(wildcards):
     if arm.balanced == SHARED:
         inputs["balanced"] = SHARED_BALANCED_TABLES[arm.table]
     elif arm.variant:
-        inputs["balanced"] = f"results/balanced/{arm.name}/train.parquet"
+        inputs["balanced"] = out(f"balanced/{arm.name}/train.parquet")
     if arm.edges:
-        inputs["edges"] = "results/features/edges.parquet"
+        inputs["edges"] = out("features/edges.parquet")
     if arm.name == EMBEDDING_MODEL_ARM:
         inputs.update(tree_score_inputs())
     return inputs
@@ -97,20 +97,20 @@ def tree_score_inputs(wildcards=None):
     """The out-of-fold tree scores graph_transformer reads as a node feature, when classifier.graph_transformer.tree_input
     is on (its model and every embedding of it then need them)."""
     if config["classifier"]["graph_transformer"]["tree_input"]:
-        return {"tree_scores": "results/features/tree_scores.parquet"}
+        return {"tree_scores": out("features/tree_scores.parquet")}
     return {}
 
 
 def variant_inputs(wildcards):
     """The inputs of each kind of balance_variant table (workflow_scripts/balance_variant.py builds them)."""
-    inputs = {"residues": "results/features/residues.parquet"}
+    inputs = {"residues": out("features/residues.parquet")}
     kind = lookup_arm(wildcards.variant).variant
     if kind == UNFILTERED:
-        inputs["generated"] = expand("results/generated/shard_{shard}.parquet", shard=SHARDS)
+        inputs["generated"] = expand(out("generated/shard_{shard}.parquet"), shard=SHARDS)
     elif kind == SMOTE_FILTERED:
-        inputs["critic"] = "results/filtered/critic.pt"
+        inputs["critic"] = out("filtered/critic.pt")
     elif kind == RATIO_SWEEP:
-        inputs["filtered"] = expand("results/filtered/shard_{shard}.parquet", shard=SHARDS)
+        inputs["filtered"] = expand(out("filtered/shard_{shard}.parquet"), shard=SHARDS)
     else:
         raise ValueError(f"arm {wildcards.variant}: no balance_variant inputs for kind {kind!r}")
     return inputs
@@ -122,17 +122,17 @@ REPORT_SECTIONS = {
     "Generation quality": {
         "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
         "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
-        "tables": ["results/quality/metrics.json"],
+        "tables": [out("quality/metrics.json")],
         # The quality-score histogram is already in the report's own candidate-quality section.
-        "images": ["results/quality/pca.png", "results/quality/loss_curves.png"],
+        "images": [out("quality/pca.png"), out("quality/loss_curves.png")],
     }
 }
 if EMBEDDING_AUGMENTATION:
     REPORT_SECTIONS["Generation quality in embedding space"] = {
         "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
         "graph_transformer's per-residue embeddings, standardised with training-split statistics).",
-        "tables": ["results/embedding/quality/metrics.json"],
-        "images": ["results/embedding/quality/pca.png", "results/embedding/quality/loss_curves.png"],
+        "tables": [out("embedding/quality/metrics.json")],
+        "images": [out("embedding/quality/pca.png"), out("embedding/quality/loss_curves.png")],
     }
 if ABLATION:
     REPORT_SECTIONS["Feature-group ablation"] = {
@@ -140,10 +140,10 @@ if ABLATION:
         "means over that setting's own residue graph), same split, classifier and seeds. Pooled over residues, mean "
         "over seeds, bootstrap intervals over proteins; MCC and F1 at the threshold chosen on validation, so their "
         "validation values are optimistic. Δ: paired difference from the first setting.",
-        "tables": ["results/ablation/table.tsv"],
-        "images": ["results/ablation/metrics.png"],
+        "tables": [out("ablation/table.tsv")],
+        "images": [out("ablation/metrics.png")],
     }
-ABLATION_TARGETS = ["results/ablation/metrics.tsv"] if ABLATION else []
+ABLATION_TARGETS = [out("ablation/metrics.tsv")] if ABLATION else []
 
 
 def report_section_files():

@@ -1,11 +1,11 @@
 rule make_demo:
     output:
-        labels="results/demo/labels.fa",
-        structures=directory("results/demo/pdb"),
+        labels=out("demo/labels.fa"),
+        structures=directory(out("demo/pdb")),
     log:
-        "results/logs/make_demo.log",
+        out("logs/make_demo.log"),
     benchmark:
-        "results/benchmarks/make_demo.tsv"
+        out("benchmarks/make_demo.tsv")
     conda:
         ENV
     params:

@@ -1,15 +1,15 @@
 rule train_diffusion:
     input:
-        residues="results/features/residues.parquet",
-        edges="results/features/edges.parquet",
+        residues=out("features/residues.parquet"),
+        edges=out("features/edges.parquet"),
     output:
-        model="results/diffusion/model.pt",
-        contexts="results/diffusion/contexts.parquet",
-        history="results/diffusion/history.json",
+        model=out("diffusion/model.pt"),
+        contexts=out("diffusion/contexts.parquet"),
+        history=out("diffusion/history.json"),
     log:
-        "results/logs/train_diffusion.log",
+        out("logs/train_diffusion.log"),
     benchmark:
-        "results/benchmarks/train_diffusion.tsv"
+        out("benchmarks/train_diffusion.tsv")
     conda:
         ENV
     threads: config["threads"]

@@ -1,22 +1,22 @@
 # Augmentation in the space where the base model decides: the graph_transformer arm's per-residue embeddings become a
-# residue table (results/embedding/features/), and the feature-space pipeline runs on it unchanged: diffusion
-# training, generation, critic and filter, balance and generation metrics, all under results/embedding/. The
+# residue table (embedding/features/ in the output folder), and the feature-space pipeline runs on it unchanged: diffusion
+# training, generation, critic and filter, balance and generation metrics, all under embedding/. The
 # embedding_* arms then train a new head on that table (rules/common.smk, classifier_inputs).
 
 
 rule embed_residues:
     input:
-        residues="results/features/residues.parquet",
-        edges="results/features/edges.parquet",
-        models=f"results/classifier/{EMBEDDING_MODEL_ARM}/models",
         **tree_score_inputs(),
+        residues=out("features/residues.parquet"),
+        edges=out("features/edges.parquet"),
+        models=out(f"classifier/{EMBEDDING_MODEL_ARM}/models"),
     output:
-        residues="results/embedding/features/residues.parquet",
-        standardisation="results/embedding/features/standardisation.json",
+        residues=out("embedding/features/residues.parquet"),
+        standardisation=out("embedding/features/standardisation.json"),
     log:
-        "results/logs/embedding/embed_residues.log",
+        out("logs/embedding/embed_residues.log"),
     benchmark:
-        "results/benchmarks/embed_residues.tsv"
+        out("benchmarks/embed_residues.tsv")
     conda:
         ENV
     threads: config["threads"]
@@ -29,82 +29,107 @@ rule embed_residues:
 
 use rule train_diffusion as embedding_train_diffusion with:
     input:
-        residues="results/embedding/features/residues.parquet",
-        edges="results/features/edges.parquet",
+        residues=out("embedding/features/residues.parquet"),
+        edges=out("features/edges.parquet"),
     output:
-        model="results/embedding/diffusion/model.pt",
-        contexts="results/embedding/diffusion/contexts.parquet",
-        history="results/embedding/diffusion/history.json",
+        model=out("embedding/diffusion/model.pt"),
+        contexts=out("embedding/diffusion/contexts.parquet"),
+        history=out("embedding/diffusion/history.json"),
     log:
-        "results/logs/embedding/train_diffusion.log",
+        out("logs/embedding/train_diffusion.log"),
     benchmark:
-        "results/benchmarks/embedding_train_diffusion.tsv"
+        out("benchmarks/embedding_train_diffusion.tsv")
 
 
 use rule generate as embedding_generate with:
     input:
-        model="results/embedding/diffusion/model.pt",
-        contexts="results/embedding/diffusion/contexts.parquet",
-        residues="results/embedding/features/residues.parquet",
+        model=out("embedding/diffusion/model.pt"),
+        contexts=out("embedding/diffusion/contexts.parquet"),
+        residues=out("embedding/features/residues.parquet"),
     output:
-        "results/embedding/generated/shard_{shard}.parquet",
+        out("embedding/generated/shard_{shard}.parquet"),
     log:
-        "results/logs/embedding/generate/shard_{shard}.log",
+        out("logs/embedding/generate/shard_{shard}.log"),
     benchmark:
-        "results/benchmarks/embedding_generate_shard_{shard}.tsv"
+        out("benchmarks/embedding_generate_shard_{shard}.tsv")
 
 
 use rule train_critic as embedding_train_critic with:
     input:
-        "results/embedding/features/residues.parquet",
+        out("embedding/features/residues.parquet"),
     output:
-        "results/embedding/filtered/critic.pt",
+        out("embedding/filtered/critic.pt"),
     log:
-        "results/logs/embedding/train_critic.log",
+        out("logs/embedding/train_critic.log"),
     benchmark:
-        "results/benchmarks/embedding_train_critic.tsv"
+        out("benchmarks/embedding_train_critic.tsv")
 
 
 use rule filter_shard as embedding_filter_shard with:
     input:
-        candidates="results/embedding/generated/shard_{shard}.parquet",
-        critic="results/embedding/filtered/critic.pt",
-        residues="results/embedding/features/residues.parquet",
+        candidates=out("embedding/generated/shard_{shard}.parquet"),
+        critic=out("embedding/filtered/critic.pt"),
+        residues=out("embedding/features/residues.parquet"),
     output:
-        kept="results/embedding/filtered/shard_{shard}.parquet",
-        scores="results/embedding/filtered/scores_{shard}.parquet",
+        kept=out("embedding/filtered/shard_{shard}.parquet"),
+        scores=out("embedding/filtered/scores_{shard}.parquet"),
     log:
-        "results/logs/embedding/filter/shard_{shard}.log",
+        out("logs/embedding/filter/shard_{shard}.log"),
     benchmark:
-        "results/benchmarks/embedding_filter_shard_{shard}.tsv"
+        out("benchmarks/embedding_filter_shard_{shard}.tsv")
 
 
 use rule balance as embedding_balance with:
     input:
-        residues="results/embedding/features/residues.parquet",
-        filtered=expand("results/embedding/filtered/shard_{shard}.parquet", shard=SHARDS),
+        residues=out("embedding/features/residues.parquet"),
+        filtered=expand(out("embedding/filtered/shard_{shard}.parquet"), shard=SHARDS),
     output:
-        table="results/embedding/balanced/train.parquet",
-        summary="results/embedding/balanced/summary.json",
+        table=out("embedding/balanced/train.parquet"),
+        summary=out("embedding/balanced/summary.json"),
     log:
-        "results/logs/embedding/balance.log",
+        out("logs/embedding/balance.log"),
     benchmark:
-        "results/benchmarks/embedding_balance.tsv"
+        out("benchmarks/embedding_balance.tsv")
 
 
 use rule generation_quality as embedding_generation_quality with:
     input:
-        generated=expand("results/embedding/generated/shard_{shard}.parquet", shard=SHARDS),
-        scores=expand("results/embedding/filtered/scores_{shard}.parquet", shard=SHARDS),
-        residues="results/embedding/features/residues.parquet",
-        history="results/embedding/diffusion/history.json",
+        generated=expand(out("embedding/generated/shard_{shard}.parquet"), shard=SHARDS),
+        scores=expand(out("embedding/filtered/scores_{shard}.parquet"), shard=SHARDS),
+        residues=out("embedding/features/residues.parquet"),
+        history=out("embedding/diffusion/history.json"),
     output:
-        json="results/embedding/quality/metrics.json",
-        tsv="results/embedding/quality/metrics.tsv",
-        pca="results/embedding/quality/pca.png",
-        scores="results/embedding/quality/quality_scores.png",
-        loss="results/embedding/quality/loss_curves.png",
+        json=report(
+            out("embedding/quality/metrics.json"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality in embedding space",
+            labels={"file": "metrics.json"},
+        ),
+        tsv=report(
+            out("embedding/quality/metrics.tsv"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality in embedding space",
+            labels={"file": "metrics.tsv"},
+        ),
+        pca=report(
+            out("embedding/quality/pca.png"),
+            caption="../report/quality_pca.rst",
+            category="Generation quality in embedding space",
+            labels={"figure": "PCA of real and synthetic rows"},
+        ),
+        scores=report(
+            out("embedding/quality/quality_scores.png"),
+            caption="../report/quality_scores.rst",
+            category="Generation quality in embedding space",
+            labels={"figure": "candidate quality"},
+        ),
+        loss=report(
+            out("embedding/quality/loss_curves.png"),
+            caption="../report/quality_loss_curves.rst",
+            category="Generation quality in embedding space",
+            labels={"figure": "diffusion loss curves"},
+        ),
     log:
-        "results/logs/embedding/generation_quality.log",
+        out("logs/embedding/generation_quality.log"),
     benchmark:
-        "results/benchmarks/embedding_generation_quality.tsv"
+        out("benchmarks/embedding_generation_quality.tsv")

@@ -1,14 +1,14 @@
 rule features:
     input:
-        "results/data/proteins.parquet",
+        out("data/proteins.parquet"),
     output:
-        residues="results/features/residues.parquet",
-        edges="results/features/edges.parquet",
-        standardisation="results/features/standardisation.json",
+        residues=out("features/residues.parquet"),
+        edges=out("features/edges.parquet"),
+        standardisation=out("features/standardisation.json"),
     log:
-        "results/logs/features.log",
+        out("logs/features.log"),
     benchmark:
-        "results/benchmarks/features.tsv"
+        out("benchmarks/features.tsv")
     conda:
         ENV
     threads: config["features"]["threads"]

@@ -1,12 +1,12 @@
 rule train_critic:
     input:
-        "results/features/residues.parquet",
+        out("features/residues.parquet"),
     output:
-        "results/filtered/critic.pt",
+        out("filtered/critic.pt"),
     log:
-        "results/logs/train_critic.log",
+        out("logs/train_critic.log"),
     benchmark:
-        "results/benchmarks/train_critic.tsv"
+        out("benchmarks/train_critic.tsv")
     conda:
         ENV
     threads: config["threads"]
@@ -19,16 +19,16 @@ rule train_critic:
 
 rule filter_shard:
     input:
-        candidates="results/generated/shard_{shard}.parquet",
-        critic="results/filtered/critic.pt",
-        residues="results/features/residues.parquet",
+        candidates=out("generated/shard_{shard}.parquet"),
+        critic=out("filtered/critic.pt"),
+        residues=out("features/residues.parquet"),
     output:
-        kept="results/filtered/shard_{shard}.parquet",
-        scores="results/filtered/scores_{shard}.parquet",
+        kept=out("filtered/shard_{shard}.parquet"),
+        scores=out("filtered/scores_{shard}.parquet"),
     log:
-        "results/logs/filter/shard_{shard}.log",
+        out("logs/filter/shard_{shard}.log"),
     benchmark:
-        "results/benchmarks/filter_shard_{shard}.tsv"
+        out("benchmarks/filter_shard_{shard}.tsv")
     conda:
         ENV
     threads: config["threads"]

@@ -1,14 +1,14 @@
 rule generate:
     input:
-        model="results/diffusion/model.pt",
-        contexts="results/diffusion/contexts.parquet",
-        residues="results/features/residues.parquet",
+        model=out("diffusion/model.pt"),
+        contexts=out("diffusion/contexts.parquet"),
+        residues=out("features/residues.parquet"),
     output:
-        "results/generated/shard_{shard}.parquet",
+        out("generated/shard_{shard}.parquet"),
     log:
-        "results/logs/generate/shard_{shard}.log",
+        out("logs/generate/shard_{shard}.log"),
     benchmark:
-        "results/benchmarks/generate_shard_{shard}.tsv"
+        out("benchmarks/generate_shard_{shard}.tsv")
     conda:
         ENV
     threads: config["threads"]

@@ -12,18 +12,21 @@ INPUT_PATHS = {
     "features.distance_maps": config["features"]["distance_maps"],
 }
 DEMO_INPUTS = ("input.labels", "input.structures") if config["input"]["source"] == "demo" else ()
-USER_INPUTS = checksums({key: path for key, path in INPUT_PATHS.items() if key not in DEMO_INPUTS})
+# A missing input is one line naming its config key (stop_on), before any job.
+USER_INPUTS = config_checks.stop_on(
+    checksums, {key: path for key, path in INPUT_PATHS.items() if key not in DEMO_INPUTS}
+)
 
 
 rule prepare:
     input:
         unpack(prepare_inputs),
     output:
-        "results/data/proteins.parquet",
+        out("data/proteins.parquet"),
     log:
-        "results/logs/prepare.log",
+        out("logs/prepare.log"),
     benchmark:
-        "results/benchmarks/prepare.tsv"
+        out("benchmarks/prepare.tsv")
     conda:
         ENV
     params:

@@ -1,19 +1,44 @@
 rule generation_quality:
     input:
-        generated=expand("results/generated/shard_{shard}.parquet", shard=SHARDS),
-        scores=expand("results/filtered/scores_{shard}.parquet", shard=SHARDS),
-        residues="results/features/residues.parquet",
-        history="results/diffusion/history.json",
+        generated=expand(out("generated/shard_{shard}.parquet"), shard=SHARDS),
+        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
+        residues=out("features/residues.parquet"),
+        history=out("diffusion/history.json"),
     output:
-        json="results/quality/metrics.json",
-        tsv="results/quality/metrics.tsv",
-        pca="results/quality/pca.png",
-        scores="results/quality/quality_scores.png",
-        loss="results/quality/loss_curves.png",
+        json=report(
+            out("quality/metrics.json"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality",
+            labels={"file": "metrics.json"},
+        ),
+        tsv=report(
+            out("quality/metrics.tsv"),
+            caption="../report/quality_metrics.rst",
+            category="Generation quality",
+            labels={"file": "metrics.tsv"},
+        ),
+        pca=report(
+            out("quality/pca.png"),
+            caption="../report/quality_pca.rst",
+            category="Generation quality",
+            labels={"figure": "PCA of real and synthetic rows"},
+        ),
+        scores=report(
+            out("quality/quality_scores.png"),
+            caption="../report/quality_scores.rst",
+            category="Generation quality",
+            labels={"figure": "candidate quality"},
+        ),
+        loss=report(
+            out("quality/loss_curves.png"),
+            caption="../report/quality_loss_curves.rst",
+            category="Generation quality",
+            labels={"figure": "diffusion loss curves"},
+        ),
     log:
-        "results/logs/generation_quality.log",
+        out("logs/generation_quality.log"),
     benchmark:
-        "results/benchmarks/generation_quality.tsv"
+        out("benchmarks/generation_quality.tsv")
     conda:
         ENV
     threads: config["threads"]

@@ -66,6 +66,9 @@ def check_config(config: dict, sweep_arms: list[str]) -> None:
             f"config seed: {config['seed']} is too large: the classifier's seeds run to seed + classifier.seeds - 1 "
             f"= {config['seed'] + seeds - 1}, and seeds are stored as 32-bit integers (at most {SEED_LIMIT})"
         )
+    if config["input"]["source"] == "files" and not config["input"]["labels"]:
+        raise InputError("config input.labels: required when input.source is files (a 3-line label FASTA: >id, "
+                         "sequence, 0/1 string)")
     demo = config["demo"]
     if config["input"]["source"] == "demo" and demo["min_length"] > demo["max_length"]:
         raise InputError(f"config demo.min_length: {demo['min_length']} is above demo.max_length {demo['max_length']}")
@@ -175,13 +178,13 @@ def expected_feature_count(config: dict, proteins) -> int:
     return len(feature_names(tuple(f["neighbour_radii"]), tuple(f["groups"]), widths))
 
 
-def stop_on(check, *args) -> None:
-    """Run ``check(*args)``; a config the user can fix (InputError) stops the run with one line naming the key, not a
-    traceback. Called from the Snakefile before any job."""
+def stop_on(check, *args):
+    """Run ``check(*args)`` and return what it returns; a config the user can fix (InputError) stops the run with one
+    line naming the key, not a traceback. Called from the Snakefile before any job."""
     import sys
 
     try:
-        check(*args)
+        return check(*args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -28,7 +28,7 @@ PREDICTION_COLUMNS = ("protein_id", "position", "label", "seed", "score", "thres
 REFERENCES = ("none", "smote", "gbdt", "graph_transformer")
 _REFERENCE_NAMES = {"none": "none", "smote": "SMOTE", "gbdt": "gbdt", "graph_transformer": "graph_transformer"}
 AGGREGATIONS = ("pooled", "per_protein")
-FIGURES = ("roc.png", "pr.png", "thresholds.png", "auprc_intervals.png")
+FIGURES = ("roc.png", "pr.png", "thresholds.png", "auprc_intervals.png", "auprc_differences.png")
 TEST_SET_NAMES = {"labels": "test", "external_test": "external test"}
 _DISPLAY = {"auprc": "AUPRC", "auroc": "AUROC", "mcc": "MCC", "f1": "F1", "precision": "precision", "recall": "recall",
             "specificity": "specificity"}
@@ -41,6 +41,7 @@ th:first-child, td:first-child { text-align: left; }
 td.text, th.text { text-align: left; white-space: normal; }
 th { background: #f3f3f3; }
 img { max-width: 100%; }
+.figures { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 .wide { overflow-x: auto; max-width: 100%; }
 .note { color: #555; }
 .better { background: #e3f4e3; } .worse { background: #f8e0e0; }
@@ -224,6 +225,40 @@ def _interval_figure(metrics: pd.DataFrame, metric: str = PRIMARY_METRIC) -> Fig
     ax.set(xlabel=f"test {metric.upper()} (pooled; mean over seeds, 95 % bootstrap CI)", title=f"{metric.upper()} per arm")
     if any(r in metrics.index for r in REFERENCES):
         ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+_VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "no verdict": "grey"}
+
+
+def _difference_figure(differences: pd.DataFrame, metric: str = PRIMARY_METRIC) -> Figure:
+    """The paired differences the verdicts come from: one panel per reference that ran, a row per arm (shared by the
+    panels), each compared arm's difference (arm − reference, pooled ``metric``) with its paired bootstrap interval and
+    a zero line; green / red where the interval excludes 0 (better / worse), grey for no verdict. The reference's own
+    row is empty in its panel. ``differences``: rows of one test set and aggregation, as in differences.tsv."""
+    rows = differences[differences["metric"] == metric]
+    references = [r for r in REFERENCES if r in set(rows["reference"])]
+    if not references:
+        fig = Figure(figsize=(6.5, 2))
+        ax = fig.subplots()
+        ax.text(0.5, 0.5, f"no reference arm ({', '.join(REFERENCES)}) ran: nothing to compare", ha="center",
+                va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    arms = list(dict.fromkeys([*rows["arm"], *references]))
+    row_of = {arm: len(arms) - 1 - i for i, arm in enumerate(arms)}
+    fig = Figure(figsize=(3.2 * len(references) + 2, 0.4 * len(arms) + 1.6), layout="constrained")
+    axes = fig.subplots(1, len(references), sharey=True, squeeze=False)[0]
+    for ax, reference in zip(axes, references):
+        compared = rows[rows["reference"] == reference]
+        for row in compared.itertuples():
+            ax.errorbar([row.difference], [row_of[row.arm]], xerr=[[row.difference - row.low], [row.high - row.difference]],
+                        fmt="o", color=_VERDICT_COLOURS.get(row.verdict, "black"), capsize=3)
+        ax.axvline(0, color="grey", lw=1, ls="--")
+        ax.set(xlabel=f"Δ {metric.upper()} (arm − {reference})", title=f"against {reference}")
+    axes[0].set_yticks(list(row_of.values()), list(row_of))
+    axes[0].set_ylim(-0.6, len(arms) - 0.4)
+    fig.suptitle(f"Paired differences in test {metric.upper()} (pooled; 95 % paired bootstrap CI)")
     return fig
 
 
@@ -524,6 +559,8 @@ def build_report(
         "pr.png": _png(_curve_figure(main_predictions, pooled[main], "pr")),
         "thresholds.png": _png(_threshold_figure(main_predictions)),
         "auprc_intervals.png": _png(_interval_figure(pooled[main])),
+        "auprc_differences.png": _png(_difference_figure(
+            differences[(differences["test_set"] == main) & (differences["aggregation"] == "pooled")])),
     }
     if sweep:
         figures["ratio_sweep.png"] = _png(_sweep_figure(pooled[main], sweep))
@@ -552,7 +589,12 @@ def build_report(
             parts += [f"<h3>{aggregation.replace('_', ' ')}</h3>", _metrics_table(part)]
         parts += ["<h3>AUPRC per seed (pooled)</h3>", _seed_table(pooled[t])]
     parts += [
-        "<h2>AUPRC intervals</h2>", _image(figures["auprc_intervals.png"], "AUPRC with intervals per arm"),
+        "<h2>AUPRC intervals and paired differences</h2>",
+        '<p class="note">Left: the AUPRC of each arm with its interval. Right: the evidence of the verdicts, the paired '
+        "difference of each arm from every reference that ran, with the interval of the difference: better or worse where it "
+        "excludes 0 (green, red). Overlapping intervals on the left can still give a clear paired difference.</p>",
+        '<div class="figures">', _image(figures["auprc_intervals.png"], "AUPRC with intervals per arm"),
+        _image(figures["auprc_differences.png"], "Paired AUPRC differences against the references"), "</div>",
         "<h2>ROC curves</h2>", _image(figures["roc.png"], "ROC curves of all arms"),
         "<h2>Precision-recall curves</h2>", _image(figures["pr.png"], "Precision-recall curves of all arms"),
         "<h2>Threshold curves</h2>",

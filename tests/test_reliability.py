@@ -263,6 +263,7 @@ CONFIG_CASES = [
     ("sweep-collision", {"classifier.ratio_sweep": [0.4, 0.40000001]}, "would both be arm diffusion_ratio0.4"),
     ("sweep-above-target", {"classifier.ratio_sweep": [0.6]}, "config classifier.ratio_sweep: 0.6 is above"),
     ("radii-same-name", {"features.neighbour_radii": [8.0, 8.0000001]}, "config features.neighbour_radii: [8.0, 8.0000001]"),
+    ("files-without-labels", {"input.source": "files"}, "config input.labels: required when input.source is files"),
 ]
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from siteaug.io import InputError
-from siteaug.report import build_report, evidence_warnings, read_benchmarks, verdict_sentence
+from siteaug.report import _difference_figure, build_report, evidence_warnings, read_benchmarks, verdict_sentence
 
 
 def _arm(separation: float, seed: int, seeds=(0, 1), n: int = 600) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def report(tmp_path_factory):
 def test_build_report_writes_all_files(report):
     out, metrics = report
     for name in ("metrics.tsv", "differences.tsv", "metrics.json", "report.html", "roc.png", "pr.png", "thresholds.png",
-                 "auprc_intervals.png", "ratio_sweep.png", "quality_scores.png"):
+                 "auprc_intervals.png", "auprc_differences.png", "ratio_sweep.png", "quality_scores.png"):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files behind
     tsv = pd.read_csv(out / "metrics.tsv", sep="\t")
@@ -70,6 +70,40 @@ def test_differences_and_verdicts(report):
     assert set(verdicts) == {"none", "smote", "diffusion <aug>", "diffusion_ratio0.5"}
 
 
+def test_paired_difference_figure_shows_each_compared_arm_with_its_interval_and_zero(report):
+    from matplotlib.colors import to_rgba
+
+    out, _ = report
+    assert (out / "auprc_differences.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'alt="Paired AUPRC differences against the references"' in (out / "report.html").read_text()
+    diffs = pd.read_csv(out / "differences.tsv", sep="\t")
+    pooled = diffs[(diffs["aggregation"] == "pooled") & (diffs["test_set"] == "test")]
+    fig = _difference_figure(pooled)
+    assert [ax.get_title() for ax in fig.axes] == ["against none", "against smote"]
+    # one row per arm, shared by the panels
+    rows = {t.get_text(): t.get_position()[1] for t in fig.axes[0].get_yticklabels()}
+    assert list(rows) == ["none", "smote", "diffusion <aug>", "diffusion_ratio0.5"]
+    for ax, reference in zip(fig.axes, ("none", "smote")):
+        compared = pooled[(pooled["reference"] == reference) & (pooled["metric"] == "auprc")]
+        assert len(ax.containers) == len(compared) == 3 and reference not in set(compared["arm"])
+        assert any(list(line.get_xdata()) == [0, 0] for line in ax.lines)  # the zero line
+        for container, row in zip(ax.containers, compared.itertuples()):
+            (start, y), (end, _) = container.lines[2][0].get_segments()[0]
+            assert (start, end) == pytest.approx((row.low, row.high)) and y == rows[row.arm]
+            assert container.lines[0].get_xdata()[0] == pytest.approx(row.difference)
+            expected = {"better": "tab:green", "worse": "tab:red"}.get(row.verdict, "black")
+            assert to_rgba(container.lines[0].get_color()) == to_rgba(expected)
+    auprc = pooled[pooled["metric"] == "auprc"].set_index(["arm", "reference"])
+    assert auprc.loc[("diffusion <aug>", "none"), "verdict"] == "better"  # so one point is green
+
+
+def test_paired_difference_figure_without_a_reference_says_so(tmp_path):
+    build_report({"a": _arm(1.0, 3), "b": _arm(0.5, 4)}, tmp_path, n_resamples=1000)
+    assert (tmp_path / "auprc_differences.png").stat().st_size > 0
+    fig = _difference_figure(pd.read_csv(tmp_path / "differences.tsv", sep="\t"))
+    assert "nothing to compare" in fig.axes[0].texts[0].get_text()
+
+
 def test_verdict_sentence():
     assert verdict_sentence({"none": "worse", "smote": "worse"}) == "worse than none and SMOTE on AUPRC"
     assert verdict_sentence({"none": "no detectable difference", "smote": "no detectable difference"}) == \
@@ -83,8 +117,8 @@ def test_html_is_self_contained_verdict_first_and_escaped(report):
     text = (out / "report.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
     assert "<script" not in text.lower() and "<link" not in text.lower()
-    # intervals, roc, pr, thresholds, sweep, quality, and the extra section's image
-    assert text.count('src="data:image/png;base64,') == 7
+    # intervals, paired differences, roc, pr, thresholds, sweep, quality, and the extra section's image
+    assert text.count('src="data:image/png;base64,') == 8
     assert "toy &amp; report" in text and "diffusion &lt;aug&gt;" in text
     assert text.index("Verdict") < text.index("Metrics") < text.index("ROC curves")
     assert "better than none and SMOTE on AUPRC" in text
@@ -110,7 +144,7 @@ def test_external_test_set_is_reported_separately(tmp_path):
 def test_report_without_optional_sections(tmp_path):
     build_report({"only": _arm(1.0, 3)}, tmp_path, n_resamples=1000)
     text = (tmp_path / "report.html").read_text()
-    assert text.count("data:image/png;base64,") == 4 and not (tmp_path / "quality_scores.png").exists()
+    assert text.count("data:image/png;base64,") == 5 and not (tmp_path / "quality_scores.png").exists()
     assert "neither none nor smote" in text
 
 

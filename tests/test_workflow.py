@@ -83,7 +83,7 @@ def test_every_output_exists_with_its_schema(finished_run):
     # Every reference of the report that ran in this config (tiny.yaml has all four).
     assert set(differences["reference"]) == {"none", "smote", "gbdt", "graph_transformer"}
     assert differences["low"].le(differences["high"]).all()
-    for figure in ("roc", "pr", "thresholds", "auprc_intervals", "ratio_sweep", "quality_scores"):
+    for figure in ("roc", "pr", "thresholds", "auprc_intervals", "auprc_differences", "ratio_sweep", "quality_scores"):
         assert (results / f"report/{figure}.png").stat().st_size > 0
     for column in ("f1", "auroc", "auprc", "precision", "recall"):
         assert metrics[column].between(0, 1).all()
@@ -110,6 +110,18 @@ def test_snakemake_report_collects_the_report_outputs(finished_run):
     page = (finished_run / "smk_report.html").read_text()
     # The captions of report/*.rst and the report() outputs' categories end up in the page.
     assert "Paired differences" in page and "Figures" in page
+    # The workflow description (report/workflow.rst, its config values filled in) heads it.
+    assert "siteaug asks whether synthetic binding-site residues" in page and "with 2 seed(s)" in page
+    for category in ("Report", "Generation quality", "Generation quality in embedding space"):
+        assert f'"{category}"' in page, category
+    for caption in ("The evidence behind the verdicts", "first two principal components", "Diffusion training loss",
+                    "Provenance of the run"):
+        assert caption in page, caption
+    # Every table and figure of the siteaug report and of both generation-quality stages is a report item.
+    results = finished_run / "results"
+    for folder in ("report", "quality", "embedding/quality"):
+        for path in sorted((results / folder).iterdir()):
+            assert f"{folder}/{path.name}" in page, f"{folder}/{path.name} is not in the Snakemake report"
 
 
 def test_forcerun_train_classifier_reruns_only_downstream(finished_run):

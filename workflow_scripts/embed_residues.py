@@ -6,9 +6,9 @@ from siteaug.arm_registry import EMBEDDING_MODEL_ARM, lookup_arm
 from siteaug.device import resolve_device
 from siteaug.features import standardise
 from siteaug.graph_transformer import GraphTransformerClassifier, embedding_table
-from siteaug.tree_scores import with_tree_scores
 from siteaug.io import read_parquet, write_json, write_parquet
 from siteaug.tables import feature_columns
+from siteaug.tree_scores import with_tree_scores
 from siteaug.workflow import rule_logging
 
 with rule_logging(snakemake) as log:

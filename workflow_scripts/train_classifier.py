@@ -8,8 +8,8 @@ from tqdm import tqdm
 
 from siteaug.arm_registry import lookup_arm
 from siteaug.arms import train_arm
-from siteaug.tree_scores import with_tree_scores
 from siteaug.io import read_parquet, write_json, write_parquet
+from siteaug.tree_scores import with_tree_scores
 from siteaug.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
