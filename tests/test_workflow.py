@@ -70,6 +70,12 @@ def test_every_output_exists_with_its_schema(finished_run):
         assert sorted(predictions["seed"].unique()) == [3, 4]  # seed 3 of tiny.yaml, two seeds
         assert (predictions.groupby("seed")["threshold"].nunique() == 1).all()
         assert len(list((results / f"classifier/{arm}/models").glob("seed_*"))) == 2
+    # graph_transformer (tiny.yaml: tree_input, 2 members) read an out-of-fold tree score for every residue.
+    tree = pq.read_table(results / "features/tree_scores.parquet").to_pandas()
+    assert len(tree) == len(residues) and tree["f_tree_logit"].notna().all()
+    assert json.loads((results / "features/tree_scores.json").read_text())["folds"] == 2
+    for seed in json.loads((results / "classifier/graph_transformer/summary.json").read_text())["seeds"]:
+        assert len(seed["member_best_epochs"]) == 2 and seed["best_epoch"] == seed["member_best_epochs"][0]
     for variant in ("diffusion_unfiltered", "smote_filtered", "diffusion_ratio0.4"):
         table = pq.read_table(results / f"balanced/{variant}/train.parquet").to_pandas()
         assert set(table["split"]) == {"train"} and set(table["protein_id"]) - {"smote"} <= set(train["protein_id"])
