@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 GBDT_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 
 
+def gbdt_estimator(settings: dict, seed: int, **params) -> HistGradientBoostingClassifier:
+    """The unfitted trees of the config's ``classifier.gbdt`` settings, with grid ``params`` (learning rate, leaves)."""
+    # Early stopping would hold out random residues, not proteins; a fixed number of iterations is used instead.
+    return HistGradientBoostingClassifier(
+        max_iter=settings["max_iter"], max_features=settings["max_features"], early_stopping=False,
+        random_state=seed, **params,
+    )
+
+
 class GBDTClassifier:
     """HistGradientBoostingClassifier, its grid tuned once by protein-grouped cross-validation on AUPRC."""
 
@@ -36,11 +45,7 @@ class GBDTClassifier:
         self.model: HistGradientBoostingClassifier | None = None
 
     def _estimator(self, **params) -> HistGradientBoostingClassifier:
-        # Early stopping would hold out random residues, not proteins; a fixed number of iterations is used instead.
-        return HistGradientBoostingClassifier(
-            max_iter=self.settings["max_iter"], max_features=self.settings["max_features"], early_stopping=False,
-            random_state=self.seed, **params,
-        )
+        return gbdt_estimator(self.settings, self.seed, **params)
 
     def tune(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
         """Pick learning rate and leaf count by GroupKFold over proteins (no protein in two folds)."""

@@ -17,10 +17,10 @@ import logging
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 
+from .reference_models import gbdt_estimator
 from .tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
@@ -28,13 +28,6 @@ log = logging.getLogger(__name__)
 TREE_SCORE_COLUMN = "f_tree_logit"
 # Scores are clipped before the logit, so a leaf of pure negatives gives a finite input.
 _CLIP = 1e-4
-
-
-def _estimator(settings: dict, seed: int, learning_rate: float, max_leaf_nodes: int) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
-        max_iter=settings["max_iter"], max_features=settings["max_features"], learning_rate=learning_rate,
-        max_leaf_nodes=max_leaf_nodes, early_stopping=False, random_state=seed,
-    )
 
 
 def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: int) -> tuple[pd.DataFrame, dict]:
@@ -55,7 +48,7 @@ def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: i
         for leaves in gbdt_settings["max_leaf_nodes"]:
             oof, other = np.zeros(len(train)), np.zeros(len(others))
             for fit_rows, held_rows in splits:
-                model = _estimator(gbdt_settings, seed, lr, leaves).fit(X[fit_rows], y[fit_rows])
+                model = gbdt_estimator(gbdt_settings, seed, learning_rate=lr, max_leaf_nodes=leaves).fit(X[fit_rows], y[fit_rows])
                 oof[held_rows] = model.predict_proba(X[held_rows])[:, 1]
                 if len(others):
                     other += model.predict_proba(X_other)[:, 1] / folds
