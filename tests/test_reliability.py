@@ -305,7 +305,7 @@ def data_proteins(train_positives, validation_positives=40, train_residues=400):
 
 
 DATA_CASES = [
-    ("single-positive", 1, {}, "config classifier.arms: smote, borderline_smote, smote_filtered interpolate"),
+    ("single-positive", 1, {}, "config classifier.arms: smote, borderline_smote, smote_filtered, embedding_smote interpolate"),
     ("filter-knn", 6, {"filter.knn_k": 6, "classifier.arms": ["none"]}, "config filter.knn_k: 6 neighbours need more than 6"),
     ("quality-knn", 30, {"quality.knn_k": 50}, "config quality.knn_k: 50 neighbours need more than 50 training positives"),
     ("ratio-already-reached", 300, {"balance.target_positive_ratio": 0.5},
@@ -493,7 +493,7 @@ def external_overlap(root: Path) -> dict:
 
 
 E2E_PREPARE = [
-    ("single-training-positive", one_training_positive, "error: config classifier.arms: smote, borderline_smote, smote_filtered interpolate"),
+    ("single-training-positive", one_training_positive, "error: config classifier.arms: smote, borderline_smote, smote_filtered, embedding_smote interpolate"),
     ("external-overlap", external_overlap, "record renamed_A has the same sequence as record demo0000_A"),
 ]
 
