@@ -125,11 +125,12 @@ def test_snakemake_report_collects_the_report_outputs(tiny_run):
 
 def test_forcerun_train_classifier_reruns_only_downstream(tiny_run):
     results = tiny_run / "results"
+    # One arm's job, not the rule's 15: the other arms' outputs are upstream-like witnesses that nothing else reran.
     upstream = ["data/proteins.parquet", "features/residues.parquet", "diffusion/model.pt", "generated/shard_0.parquet",
-                "filtered/shard_1.parquet", "balanced/train.parquet"]
-    downstream = ["classifier/none/predictions.parquet", "classifier/diffusion/predictions.parquet", "report/metrics.tsv"]
+                "filtered/shard_1.parquet", "balanced/train.parquet", "classifier/none/predictions.parquet"]
+    downstream = ["classifier/diffusion/predictions.parquet", "classifier/diffusion/summary.json", "report/metrics.tsv"]
     before = {p: (results / p).stat().st_mtime_ns for p in upstream + downstream}
-    snakemake(tiny_run, "--forcerun", "train_classifier")
+    snakemake(tiny_run, "--forcerun", "results/classifier/diffusion/predictions.parquet")
     after = {p: (results / p).stat().st_mtime_ns for p in upstream + downstream}
     assert all(after[p] == before[p] for p in upstream)
     assert all(after[p] > before[p] for p in downstream)
