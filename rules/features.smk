@@ -11,7 +11,9 @@ rule features:
         out("benchmarks/features.tsv")
     conda:
         ENV
-    threads: config["features"]["threads"]
+    # Every core of --cores unless features.threads caps it (Snakemake lowers a larger cap to --cores); without --cores
+    # (a dry run, --lint, a cluster executor) the top-level threads.
+    threads: config["features"]["threads"] or workflow.resource_settings.cores or config["threads"]
     params:
         radii=config["features"]["neighbour_radii"],
         graph_radius=config["features"]["graph_radius"],

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
-from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_curve, roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 from .io import InputError, atomic_path, write_json, write_text
-from .statistics import METRICS, PRIMARY_METRIC, ArmScores, compare_arms
+from .statistics import METRICS, PRIMARY_METRIC, ArmScores, compare_arms, threshold_curves
 
 PREDICTION_COLUMNS = ("protein_id", "position", "label", "seed", "score", "threshold", "split")
 # Every arm is compared with each of these that ran: the real-rows baseline, the classical oversampler, and the two
@@ -200,10 +200,12 @@ def _threshold_figure(predictions) -> Figure:
     for arm, df in predictions.items():
         df = _first_seed(df)
         y, s, frozen = df["label"].to_numpy(), df["score"].to_numpy(), float(df["threshold"].iloc[0])
-        for ax, fn in zip(axes, (matthews_corrcoef, f1_score)):
-            values = [fn(y, (s >= t).astype(int)) if 0 < (s >= t).sum() < len(s) else 0.0 for t in grid]
-            ax.plot(grid, values, color=colours[arm], lw=1.1, label=arm)
-            ax.plot([frozen], [fn(y, (s >= frozen).astype(int))], "o", color=colours[arm], ms=5)
+        curves, at_frozen = threshold_curves(y, s, grid), threshold_curves(y, s, [frozen])
+        # A threshold that predicts a single class for every residue draws as 0 on the curve.
+        one_class = np.isin(len(s) - np.searchsorted(np.sort(s), grid), (0, len(s)))
+        for ax, metric in zip(axes, ("mcc", "f1")):
+            ax.plot(grid, np.where(one_class, 0.0, curves[metric]), color=colours[arm], lw=1.1, label=arm)
+            ax.plot([frozen], at_frozen[metric], "o", color=colours[arm], ms=5)
     for ax, name in zip(axes, ("MCC", "F1")):
         ax.set(xlabel="Decision threshold", ylabel=f"test {name}", title=f"{name} against threshold (first seed)", xlim=(0, 1))
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")

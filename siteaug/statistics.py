@@ -3,8 +3,9 @@
 A bootstrap resample draws test proteins with replacement. It is stored as a count per protein (how many times the
 protein was drawn), so every residue of a protein drawn twice counts twice. All arms are scored on the same
 resamples, which makes differences between arms paired. Metrics are computed from weighted cumulative counts, one
-sort per score vector for all resamples at once, instead of calling scikit-learn once per resample; the tests check
-that each resample's value equals scikit-learn's on the explicitly duplicated rows.
+sort per score vector for all resamples at once, then matrix products with the protein weights, instead of calling
+scikit-learn once per resample; the tests check that each resample's value equals scikit-learn's on the explicitly
+duplicated rows.
 
 Seeds: each arm is trained with several seeds. A metric of an arm is the mean over its seeds of the metric of each
 seed's model; in every resample the same mean over seeds is taken. The interval is therefore the test-protein
@@ -15,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from .io import InputError
 
@@ -23,7 +23,7 @@ RANKING_METRICS = ("auprc", "auroc")
 THRESHOLD_METRICS = ("mcc", "f1", "precision", "recall", "specificity")
 METRICS = RANKING_METRICS + THRESHOLD_METRICS
 PRIMARY_METRIC = "auprc"
-# Residue weights of one chunk of resamples are (chunk × residues) floats; this bounds that to ~32 MB.
+# Counts of one chunk of resamples at every recall step are (chunk × steps) floats; this bounds each to ~32 MB.
 _CHUNK_ELEMENTS = 4_000_000
 
 
@@ -59,31 +59,53 @@ def _confusion_metrics(tp, fp, fn, tn) -> dict[str, np.ndarray]:
 
 
 def _ranking_metrics(labels, protein, scores, weights) -> dict[str, np.ndarray]:
-    """Weighted AUROC (trapezoid) and average precision (step sum, as scikit-learn) for each row of ``weights``."""
+    """Weighted AUROC and average precision (both as scikit-learn) for each row of ``weights`` (resamples × proteins).
+
+    Scores are sorted once; a run of tied scores is one threshold. Recall only steps at thresholds whose tie run holds
+    a positive ("steps"), so per step and protein the counts ranked so far are tabulated once, and every resample's
+    counts at every step are one matrix product with its protein weights (exact in float64: integer counts and
+    weights). Average precision is the sum of recall steps times precision at them. AUROC (the trapezoid under the
+    ROC curve) equals the Mann-Whitney count of (positive, negative) pairs ranked in order, ties counting one half;
+    that count is the quadratic form w·M·w, where M[p, q] counts such pairs of a positive of p and a negative of q.
+    """
+    labels, protein, scores = np.asarray(labels), np.asarray(protein), np.asarray(scores, dtype=np.float64)
+    n_proteins = weights.shape[1]
     order = np.argsort(-scores, kind="stable")
-    y = labels[order].astype(np.float64)
-    prot = protein[order]
-    s = scores[order]
-    # Only the last residue of each run of tied scores is a threshold: ties move together.
-    last = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, len(y)))
-    auroc, auprc = [], []
+    s, y, prot = scores[order], labels[order].astype(bool), protein[order]
+    group = np.r_[0, np.cumsum(s[1:] != s[:-1])]
+    steps = np.unique(group[y])
+    # Residue -> first step at or after its tie run; residues after the last step land in an overflow row.
+    at_step = np.searchsorted(steps, group)
+    tied = at_step < len(steps)
+    tied[tied] = steps[at_step[tied]] == group[tied]
+    shape = (len(steps) + 1, n_proteins)
+    cell = at_step * n_proteins + prot
+
+    def count(rows):  # (step, protein) counts of the residues in ``rows``
+        return np.bincount(cell[rows], minlength=shape[0] * shape[1]).reshape(shape).astype(np.float64)
+
+    positives, negatives, negatives_tied = count(y), count(~y), count(~y & tied)
+    positives_through = np.cumsum(positives, axis=0)[:-1]
+    negatives_through = np.cumsum(negatives, axis=0)[:-1]
+    negatives_below = negatives.sum(axis=0) - negatives_through
+    pairs = positives[:-1].T @ (negatives_below + negatives_tied[:-1] / 2)
+    pos, neg = weights @ positives.sum(axis=0), weights @ negatives.sum(axis=0)
+    auprc = np.empty(len(weights))
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, len(steps)))
     for start in range(0, len(weights), chunk):
-        w = weights[start : start + chunk][:, prot]
-        tp = np.cumsum(w * y, axis=1)[:, last]
-        fp = np.cumsum(w * (1 - y), axis=1)[:, last]
-        pos, neg = tp[:, -1:], fp[:, -1:]
+        w = weights[start : start + chunk]
+        tp = w @ positives_through.T
+        ranked = tp + w @ negatives_through.T
         with np.errstate(divide="ignore", invalid="ignore"):
-            tpr, fpr = tp / pos, fp / neg
-            tpr0 = np.hstack([np.zeros_like(pos), tpr])
-            fpr0 = np.hstack([np.zeros_like(neg), fpr])
-            auroc.append(np.sum(np.diff(fpr0, axis=1) * (tpr0[:, 1:] + tpr0[:, :-1]) / 2, axis=1))
-            precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-            auprc.append(np.sum(np.diff(tpr0, axis=1) * precision, axis=1))
-        # A resample without positives (or negatives) has no defined ranking metric.
-        auroc[-1][(pos[:, 0] == 0) | (neg[:, 0] == 0)] = np.nan
-        auprc[-1][pos[:, 0] == 0] = np.nan
-    return {"auprc": np.concatenate(auprc), "auroc": np.concatenate(auroc)}
+            precision = np.where(ranked > 0, tp / ranked, 0.0)
+        auprc[start : start + chunk] = np.sum((w @ positives[:-1].T) * precision, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auprc = auprc / pos
+        auroc = np.sum((weights @ pairs) * weights, axis=1) / (pos * neg)
+    # A resample without positives (or negatives) has no defined ranking metric.
+    auroc[(pos == 0) | (neg == 0)] = np.nan
+    auprc[pos == 0] = np.nan
+    return {"auprc": auprc, "auroc": auroc}
 
 
 def pooled_metric_samples(labels, protein, scores, threshold: float, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -103,23 +125,27 @@ def pooled_metric_samples(labels, protein, scores, threshold: float, weights: np
     return {**_ranking_metrics(labels, protein, scores, weights), **_confusion_metrics(tp, fp, fn, tn)}
 
 
+def threshold_curves(labels, scores, thresholds) -> dict[str, np.ndarray]:
+    """Every threshold metric (unweighted) at each of ``thresholds``, predicting positive where score >= threshold."""
+    labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    positive_scores, negative_scores = np.sort(scores[labels]), np.sort(scores[~labels])
+    tp = len(positive_scores) - np.searchsorted(positive_scores, thresholds, side="left")
+    fp = len(negative_scores) - np.searchsorted(negative_scores, thresholds, side="left")
+    return _confusion_metrics(tp, fp, len(positive_scores) - tp, len(negative_scores) - fp)
+
+
 def per_protein_values(labels, protein, scores, threshold: float, n_proteins: int) -> np.ndarray:
-    """(proteins × metrics) of each protein's own metrics; NaN rows for proteins lacking either class."""
-    labels, protein, scores = np.asarray(labels), np.asarray(protein), np.asarray(scores, dtype=np.float64)
-    values = np.full((n_proteins, len(METRICS)), np.nan)
-    order = np.argsort(protein, kind="stable")
-    bounds = np.searchsorted(protein[order], np.arange(n_proteins + 1))
-    for p in range(n_proteins):
-        rows = order[bounds[p] : bounds[p + 1]]
-        y, s = labels[rows], scores[rows]
-        if y.size == 0 or y.min() == y.max():
-            continue
-        pred = s >= threshold
-        counts = [np.float64(np.sum(pred & (y == 1))), np.float64(np.sum(pred & (y == 0))),
-                  np.float64(np.sum(~pred & (y == 1))), np.float64(np.sum(~pred & (y == 0)))]
-        confusion = _confusion_metrics(*counts)
-        ranking = {"auprc": average_precision_score(y, s), "auroc": roc_auc_score(y, s)}
-        values[p] = [float({**ranking, **confusion}[m]) for m in METRICS]
+    """(proteins × metrics) of each protein's own metrics; NaN rows for proteins lacking either class.
+
+    A protein's own metrics are the pooled metrics with weight 1 on that protein and 0 on every other.
+    """
+    labels, protein = np.asarray(labels), np.asarray(protein)
+    own = pooled_metric_samples(labels, protein, scores, threshold, np.eye(n_proteins))
+    values = np.stack([own[m] for m in METRICS], axis=1)
+    positives = np.bincount(protein, weights=labels, minlength=n_proteins)
+    residues = np.bincount(protein, minlength=n_proteins)
+    values[(positives == 0) | (positives == residues)] = np.nan
     return values
 
 

@@ -1,4 +1,6 @@
-"""Small shared fixtures: a tiny diffusion model and fake residue/edge tables."""
+"""Shared fixtures: a tiny diffusion model, fake residue/edge tables, and one finished run of the tiny workflow."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,3 +43,19 @@ def fake_tables():
         for i in range(5):
             edges += [{"protein_id": pid, "src": i, "dst": i + 1}, {"protein_id": pid, "src": i + 1, "dst": i}]
     return pd.DataFrame(rows), pd.DataFrame(edges)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A work directory holding one finished run of the tiny workflow (tests/data/tiny.yaml, every arm, --cores 2).
+
+    Shared by every test that reads its outputs, or reruns jobs whose outputs come out byte-identical (the workflow is
+    deterministic on CPU: tests/test_determinism.py), so the suite runs the whole tiny workflow once, not per module.
+    """
+    from helpers import new_workdir, run_snakemake
+
+    workdir = new_workdir(tmp_path_factory, "tiny_run")
+    result = run_snakemake(workdir)
+    if result.returncode != 0:
+        raise AssertionError(f"the tiny workflow failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return workdir

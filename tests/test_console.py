@@ -24,6 +24,18 @@ def test_long_jobs_announce_themselves_with_their_log(tmp_path):
         assert line in out
 
 
+@pytest.mark.parametrize("cores, cap, processes", [(3, None, 3), (3, 2, 2), (2, 5, 2)])
+def test_features_takes_every_core_unless_capped(tmp_path, cores, cap, processes):
+    command = [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", str(cores), "--until", "features"]
+    if cap is not None:
+        (tmp_path / "cap.yaml").write_text(f"features: {{threads: {cap}}}\n")
+        command += ["--configfile", str(tmp_path / "cap.yaml")]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert f"Features of every protein ({processes} worker processes)" in out, out[-3000:]
+
+
 def test_a_failed_job_shows_its_log_on_the_console(tmp_path_factory):
     from siteaug.demo import make_demo
 

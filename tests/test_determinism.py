@@ -1,4 +1,4 @@
-"""Same config and seed, two separate workdirs: byte-identical Parquet tables and identical metrics on CPU."""
+"""Same config and seed, two separate work directories: byte-identical Parquet tables and identical metrics on CPU."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +24,9 @@ def test_parquet_bytes_do_not_depend_on_the_index_or_the_path(tmp_path):
 
 
 @pytest.mark.workflow
-def test_two_runs_give_identical_tables_and_metrics(tmp_path):
-    first = run_workflow(tmp_path / "first")
+def test_two_runs_give_identical_tables_and_metrics(tiny_run, tmp_path):
+    # The shared run (another work directory, so the bytes cannot depend on the path) and a fresh one.
+    first = tiny_run / "results"
     second = run_workflow(tmp_path / "second")
     tables = sorted(p.relative_to(first) for p in first.rglob("*.parquet"))
     assert tables == sorted(p.relative_to(second) for p in second.rglob("*.parquet"))

@@ -18,19 +18,19 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import copy_config, write_config
+from helpers import LEAN, TINY, copy_config
 from helpers import snakemake_command as tiny_snakemake_command
 from siteaug.io import atomic_path, write_text
 
-# Every stage of the tiny workflow, but only the three original classifier arms: the test runs the workflow about
-# eleven times, and the other arms only add more of the same train_classifier jobs.
-ARMS = ["none", "smote", "diffusion"]
+# Every stage of the tiny workflow, but with the lean overlay (three classifier arms, one seed): the test runs the
+# workflow about eleven times, and the other arms and seeds only add more of the same train_classifier jobs.
+CONFIGFILES = (TINY, LEAN)
 KILLS = 10
 MAX_ATTEMPTS = 2 * KILLS  # an attempt whose run ends before its kill moment does not count as a kill
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    return tiny_snakemake_command(workdir, *args, configfiles=(workdir / "resume.yaml",))
+    return tiny_snakemake_command(workdir, *args, configfiles=CONFIGFILES)
 
 
 def run(workdir: Path, *args: str) -> None:
@@ -39,9 +39,7 @@ def run(workdir: Path, *args: str) -> None:
 
 
 def new_workdir(root: Path, name: str) -> Path:
-    workdir = copy_config(root / name)
-    write_config(workdir, {"classifier.arms": ARMS}, "resume.yaml")
-    return workdir
+    return copy_config(root / name)
 
 
 def run_and_kill(workdir: Path, after_s: float) -> bool:

@@ -9,16 +9,19 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+import statistics_reference
 from siteaug.io import InputError
 from siteaug.statistics import (
     METRICS,
     ArmScores,
+    _ranking_metrics,
     compare_arms,
     interval,
     per_protein_metric_samples,
     per_protein_values,
     pooled_metric_samples,
     protein_resamples,
+    threshold_curves,
     verdict,
 )
 
@@ -53,6 +56,38 @@ def test_every_resample_equals_sklearn_on_the_duplicated_proteins(seed):
         expected = _sklearn(labels[rows], scores[rows], 0.5)
         for metric in METRICS:
             assert samples[metric][b] == pytest.approx(expected[metric], abs=1e-10), (b, metric)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matrix_product_metrics_equal_the_per_resample_cumsum(seed):
+    # Sizes and tie patterns vary: scores rounded to 2 decimals (many ties) or continuous; some proteins have no
+    # positive or no residue at all, and some resamples draw no positive.
+    rng = np.random.default_rng(seed)
+    n_proteins = int(rng.integers(3, 40))
+    protein = np.repeat(np.arange(n_proteins), rng.integers(0, 80, n_proteins))
+    labels = (rng.random(protein.size) < rng.uniform(0.02, 0.5)).astype(np.int64)
+    labels[protein == 0] = 0
+    scores = rng.random(protein.size) + labels * rng.uniform(0, 1)
+    if seed % 2:
+        scores = np.round(scores, 1)
+    weights = np.vstack([np.ones((1, n_proteins)), np.eye(n_proteins), protein_resamples(n_proteins, 300, seed)])
+    new, old = _ranking_metrics(labels, protein, scores, weights), statistics_reference.ranking_metrics(labels, protein, scores, weights)
+    for metric in ("auprc", "auroc"):
+        np.testing.assert_array_equal(np.isnan(new[metric]), np.isnan(old[metric]))
+        np.testing.assert_allclose(new[metric], old[metric], rtol=0, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(per_protein_values(labels, protein, scores, 0.6, n_proteins),
+                               statistics_reference.per_protein_values(labels, protein, scores, 0.6, n_proteins),
+                               rtol=0, atol=1e-9, equal_nan=True)
+
+
+def test_threshold_curves_equal_sklearn_at_every_threshold():
+    labels, protein, scores = _test_set(2)
+    thresholds = np.r_[np.linspace(0.0, 1.0, 41), np.unique(scores)[:5], 2.0]  # includes exact score values, all-negative
+    curves = threshold_curves(labels, scores, thresholds)
+    for k, t in enumerate(thresholds):
+        expected = _sklearn(labels, scores, t)
+        for metric in ("mcc", "f1", "precision", "recall", "specificity"):
+            assert curves[metric][k] == pytest.approx(expected[metric], abs=1e-12), (t, metric)
 
 
 def test_full_weights_give_the_plain_metrics():

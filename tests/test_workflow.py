@@ -22,15 +22,8 @@ def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = 
     return result
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    workdir = new_workdir(tmp_path_factory, "run")
-    snakemake(workdir)
-    return workdir
-
-
-def test_every_output_exists_with_its_schema(finished_run):
-    results = finished_run / "results"
+def test_every_output_exists_with_its_schema(tiny_run):
+    results = tiny_run / "results"
     proteins = pq.read_table(results / "data/proteins.parquet").to_pandas()
     assert set(proteins["split"]) == {"train", "validation", "test"}
     assert proteins["protein_id"].is_unique
@@ -105,15 +98,15 @@ def test_every_output_exists_with_its_schema(finished_run):
     assert (results / "benchmarks/train_diffusion.tsv").exists()
 
 
-def test_a_second_run_has_nothing_to_do(finished_run):
-    result = snakemake(finished_run, "-n")
+def test_a_second_run_has_nothing_to_do(tiny_run):
+    result = snakemake(tiny_run, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_snakemake_report_collects_the_report_outputs(finished_run):
-    result = snakemake(finished_run, "--report", "smk_report.html")
+def test_snakemake_report_collects_the_report_outputs(tiny_run):
+    result = snakemake(tiny_run, "--report", "smk_report.html")
     assert "Report created" in result.stdout + result.stderr
-    page = (finished_run / "smk_report.html").read_text()
+    page = (tiny_run / "smk_report.html").read_text()
     # The captions of report/*.rst and the report() outputs' categories end up in the page.
     assert "Paired differences" in page and "Figures" in page
     # The workflow description (report/workflow.rst, its config values filled in) heads it.
@@ -124,19 +117,20 @@ def test_snakemake_report_collects_the_report_outputs(finished_run):
                     "Provenance of the run"):
         assert caption in page, caption
     # Every table and figure of the siteaug report and of both generation-quality stages is a report item.
-    results = finished_run / "results"
+    results = tiny_run / "results"
     for folder in ("report", "quality", "embedding/quality"):
         for path in sorted((results / folder).iterdir()):
             assert f"{folder}/{path.name}" in page, f"{folder}/{path.name} is not in the Snakemake report"
 
 
-def test_forcerun_train_classifier_reruns_only_downstream(finished_run):
-    results = finished_run / "results"
+def test_forcerun_train_classifier_reruns_only_downstream(tiny_run):
+    results = tiny_run / "results"
+    # One arm's job, not the rule's 15: the other arms' outputs are upstream-like witnesses that nothing else reran.
     upstream = ["data/proteins.parquet", "features/residues.parquet", "diffusion/model.pt", "generated/shard_0.parquet",
-                "filtered/shard_1.parquet", "balanced/train.parquet"]
-    downstream = ["classifier/none/predictions.parquet", "classifier/diffusion/predictions.parquet", "report/metrics.tsv"]
+                "filtered/shard_1.parquet", "balanced/train.parquet", "classifier/none/predictions.parquet"]
+    downstream = ["classifier/diffusion/predictions.parquet", "classifier/diffusion/summary.json", "report/metrics.tsv"]
     before = {p: (results / p).stat().st_mtime_ns for p in upstream + downstream}
-    snakemake(finished_run, "--forcerun", "train_classifier")
+    snakemake(tiny_run, "--forcerun", "results/classifier/diffusion/predictions.parquet")
     after = {p: (results / p).stat().st_mtime_ns for p in upstream + downstream}
     assert all(after[p] == before[p] for p in upstream)
     assert all(after[p] > before[p] for p in downstream)
@@ -209,9 +203,11 @@ def test_workflow_on_real_dna573_proteins(tmp_path_factory):
     chosen = [r for r in records if (DATASETS / "pdb" / f"{r[0][1:]}.pdb").exists()][:30]
     chosen += [r for r in records if r[0] == ">4cgz_A"]
     (workdir / "dna.fa").write_text("\n".join(line for record in chosen for line in record) + "\n")
+    # Every arm, one seed: real structures reach every code path; a second seed only repeats the tiny run's loop.
     config = write_config(
         workdir,
-        {"input": {"source": "files", "labels": "dna.fa", "structures": str(DATASETS / "pdb"), "missing_structure": "sequence_graph"}},
+        {"input": {"source": "files", "labels": "dna.fa", "structures": str(DATASETS / "pdb"), "missing_structure": "sequence_graph"},
+         "classifier.seeds": 1},
     )
     snakemake(workdir, configfile=config)
     metrics = pd.read_csv(workdir / "results/report/metrics.tsv", sep="\t")
