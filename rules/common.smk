@@ -9,6 +9,7 @@ from siteaug.arm_registry import (
     SHARED,
     SMOTE_FILTERED,
     UNFILTERED,
+    arm_settings,
     lookup_arm,
     sweep_arm,
     workflow_arms,
@@ -114,6 +115,17 @@ def variant_inputs(wildcards):
     else:
         raise ValueError(f"arm {wildcards.variant}: no balance_variant inputs for kind {kind!r}")
     return inputs
+
+
+def variant_settings(wildcards):
+    """The config keys a balance_variant table of this kind reads beyond the ratio and seed: the quality filter's (and
+    how many SMOTE candidates to score) for smote_filtered, none for the others."""
+    if lookup_arm(wildcards.variant).variant != SMOTE_FILTERED:
+        return {}
+    return {
+        "filter": {k: config["filter"][k] for k in ("quality_threshold", "knn_k", "near_copy_fraction", "device")},
+        "sample_multiplier": config["generation"]["sample_multiplier"],
+    }
 
 
 # Extra report sections: title -> {"tables": [json/tsv/csv paths], "images": [png paths], "text": "..."}. Their files

@@ -11,7 +11,8 @@ rule train_critic:
         ENV
     threads: config["threads"]
     params:
-        classifier=config["classifier"],
+        critic=lookup(within=config, dpath="filter/critic"),
+        device=lookup(within=config, dpath="classifier/device"),
         seed=config["seed"],
     script:
         "../workflow_scripts/train_critic.py"
