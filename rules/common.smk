@@ -108,6 +108,7 @@ def variant_inputs(wildcards):
     kind = lookup_arm(wildcards.variant).variant
     if kind == UNFILTERED:
         inputs["generated"] = expand(out("generated/shard_{shard}.parquet"), shard=SHARDS)
+        inputs["plan"] = out("generated/plan.parquet")
     elif kind == SMOTE_FILTERED:
         inputs["critic"] = out("filtered/critic.pt")
     elif kind == RATIO_SWEEP:
@@ -134,17 +135,17 @@ REPORT_SECTIONS = {
     "Generation quality": {
         "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
         "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
-        "tables": [out("quality/metrics.json")],
+        "tables": [out("sample_quality/metrics.json")],
         # The quality-score histogram is already in the report's own candidate-quality section.
-        "images": [out("quality/pca.png"), out("quality/loss_curves.png")],
+        "images": [out("sample_quality/pca.png"), out("sample_quality/loss_curves.png")],
     }
 }
 if EMBEDDING_AUGMENTATION:
     REPORT_SECTIONS["Generation quality in embedding space"] = {
         "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
         "graph_transformer's per-residue embeddings, standardised with training-split statistics).",
-        "tables": [out("embedding/quality/metrics.json")],
-        "images": [out("embedding/quality/pca.png"), out("embedding/quality/loss_curves.png")],
+        "tables": [out("embedding/sample_quality/metrics.json")],
+        "images": [out("embedding/sample_quality/pca.png"), out("embedding/sample_quality/loss_curves.png")],
     }
 if ABLATION:
     REPORT_SECTIONS["Feature-group ablation"] = {

@@ -125,7 +125,7 @@ def test_snakemake_report_collects_the_report_outputs(finished_run):
         assert caption in page, caption
     # Every table and figure of the siteaug report and of both generation-quality stages is a report item.
     results = finished_run / "results"
-    for folder in ("report", "quality", "embedding/quality"):
+    for folder in ("report", "sample_quality", "embedding/sample_quality"):
         for path in sorted((results / folder).iterdir()):
             assert f"{folder}/{path.name}" in page, f"{folder}/{path.name} is not in the Snakemake report"
 

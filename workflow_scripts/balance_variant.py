@@ -16,7 +16,8 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     train = train_rows(residues)
     cols = feature_columns(residues)
     if kind == UNFILTERED:
-        table, summary = unfiltered_table(train, read_parquet_parts(i.generated), p.ratio, p.seed, cols)
+        quota = read_parquet(i.plan).set_index("protein_id")["quota"]  # rule plan_generation
+        table, summary = unfiltered_table(train, read_parquet_parts(i.generated), quota, p.ratio, p.seed, cols)
     elif kind == SMOTE_FILTERED:
         f = p.settings["filter"]
         device = resolve_device(f["device"])
