@@ -69,11 +69,15 @@ def passed_filter(quality_score: np.ndarray, threshold: float) -> np.ndarray:
     return np.asarray(quality_score) >= threshold
 
 
-def select_candidates(scored: pd.DataFrame, passed: np.ndarray, quota: pd.Series) -> pd.DataFrame:
-    """Keep the rows that ``passed`` the filter, then the best ``quota[protein]`` of each protein by quality score
-    (ties: lower candidate id)."""
-    kept = scored[np.asarray(passed, dtype=bool)]
-    kept = kept.sort_values(["protein_id", "quality_score", "candidate_id"], ascending=[True, False, True], kind="stable")
+def select_candidates(scored: pd.DataFrame, quota: pd.Series, threshold: float) -> pd.DataFrame:
+    """Keep rows with score >= threshold, then the best ``quota[protein]`` of each protein (ties: lower candidate id)."""
+    return top_per_protein(scored[passed_filter(scored["quality_score"].to_numpy(), threshold)], quota)
+
+
+def top_per_protein(passed: pd.DataFrame, quota: pd.Series) -> pd.DataFrame:
+    """The best ``quota[protein]`` rows of each protein by quality score (ties: lower candidate id), from rows that
+    passed the filter."""
+    kept = passed.sort_values(["protein_id", "quality_score", "candidate_id"], ascending=[True, False, True], kind="stable")
     rank = kept.groupby("protein_id", sort=False).cumcount()
     limit = kept["protein_id"].map(quota).fillna(0).to_numpy()
     return kept[rank.to_numpy() < limit].reset_index(drop=True)

@@ -5,7 +5,7 @@ import numpy as np
 from siteaug.classifier import MLPClassifier
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.io import read_parquet, write_parquet
-from siteaug.quality import RealismModel, passed_filter, quality_scores, select_candidates
+from siteaug.quality import RealismModel, passed_filter, quality_scores, top_per_protein
 from siteaug.tables import feature_columns, train_rows
 from siteaug.workflow import rule_logging
 
@@ -27,7 +27,8 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     # The filter's decision, recorded once: later stages read `passed` instead of applying the threshold again.
     scores["passed"] = passed_filter(scores["quality_score"].to_numpy(), p.threshold)
     quota = read_parquet(snakemake.input.plan).set_index("protein_id")["quota"]  # rule plan_generation
-    kept = select_candidates(candidates.assign(quality_score=scores["quality_score"].to_numpy()), scores["passed"].to_numpy(), quota)
+    passed = candidates.assign(quality_score=scores["quality_score"].to_numpy())[scores["passed"].to_numpy()]
+    kept = top_per_protein(passed, quota)
     log.info(
         "%d candidates: %d near-copies, %d at or above threshold %.2f, %d kept after top-k per protein",
         len(scores), int(near_copy.sum()), int(scores["passed"].sum()), p.threshold, len(kept),
