@@ -1,6 +1,8 @@
 # Feature-group ablation (report.feature_ablation): per setting, the feature table with only its groups, built by the
 # features rule's own script, then the `none` arm on it; ablation_summary compares the settings.
 
+ABLATION_ARM = "none"  # real rows only: the settings differ in their features alone
+
 
 use rule features as ablation_features with:
     output:
@@ -30,8 +32,9 @@ rule ablation_classifier:
     threads: config["threads"]
     params:
         groups=lambda wildcards: list(ABLATION[wildcards.setting]),
-        classifier=config["classifier"],
-        ratio=config["balance"]["target_positive_ratio"],
+        arm=ABLATION_ARM,
+        settings=arm_settings(ABLATION_ARM, config["classifier"]),
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     script:
         "../workflow_scripts/ablation_classifier.py"

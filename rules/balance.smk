@@ -12,7 +12,7 @@ rule balance:
     conda:
         ENV
     params:
-        ratio=config["balance"]["target_positive_ratio"],
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     script:
         "../workflow_scripts/balance.py"
@@ -34,10 +34,11 @@ rule balance_variant:
     resources:
         gpu=1,
     params:
-        ratio=config["balance"]["target_positive_ratio"],
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
-        filter=config["filter"],
-        sample_multiplier=config["generation"]["sample_multiplier"],
-        gpu=config["gpu"],
+        # The filter settings only for the kind that runs the filter (smote_filtered), so a change to them reruns
+        # neither the unfiltered nor the sweep tables.
+        settings=variant_settings,
+        gpu=lookup(within=config, dpath="gpu"),
     script:
         "../workflow_scripts/balance_variant.py"

@@ -13,11 +13,12 @@ rule train_classifier:
         ENV
     threads: config["threads"]
     params:
-        classifier=config["classifier"],
-        ratio=config["balance"]["target_positive_ratio"],
+        # This arm's keys of the classifier section only: another arm's, or the arm list, do not rerun it.
+        settings=lambda wildcards: arm_settings(wildcards.arm, config["classifier"]),
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     message:
-        "Training arm {wildcards.arm} ({params.classifier[seeds]} seeds); progress: tail -f {log}"
+        "Training arm {wildcards.arm} ({params.settings[seeds]} seeds); progress: tail -f {log}"
     script:
         "../workflow_scripts/train_classifier.py"
 

@@ -9,6 +9,7 @@ from siteaug.arm_registry import (
     SHARED,
     SMOTE_FILTERED,
     UNFILTERED,
+    arm_settings,
     lookup_arm,
     sweep_arm,
     workflow_arms,
@@ -107,6 +108,7 @@ def variant_inputs(wildcards):
     kind = lookup_arm(wildcards.variant).variant
     if kind == UNFILTERED:
         inputs["generated"] = expand(out("generated/shard_{shard}.parquet"), shard=SHARDS)
+        inputs["plan"] = out("generated/plan.parquet")
     elif kind == SMOTE_FILTERED:
         inputs["critic"] = out("filtered/critic.pt")
     elif kind == RATIO_SWEEP:
@@ -116,23 +118,34 @@ def variant_inputs(wildcards):
     return inputs
 
 
+def variant_settings(wildcards):
+    """The config keys a balance_variant table of this kind reads beyond the ratio and seed: the quality filter's (and
+    how many SMOTE candidates to score) for smote_filtered, none for the others."""
+    if lookup_arm(wildcards.variant).variant != SMOTE_FILTERED:
+        return {}
+    return {
+        "filter": {k: config["filter"][k] for k in ("quality_threshold", "knn_k", "near_copy_fraction", "device")},
+        "sample_multiplier": config["generation"]["sample_multiplier"],
+    }
+
+
 # Extra report sections: title -> {"tables": [json/tsv/csv paths], "images": [png paths], "text": "..."}. Their files
 # become inputs of the report rule.
 REPORT_SECTIONS = {
     "Generation quality": {
         "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
         "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
-        "tables": [out("quality/metrics.json")],
+        "tables": [out("sample_quality/metrics.json")],
         # The quality-score histogram is already in the report's own candidate-quality section.
-        "images": [out("quality/pca.png"), out("quality/loss_curves.png")],
+        "images": [out("sample_quality/pca.png"), out("sample_quality/loss_curves.png")],
     }
 }
 if EMBEDDING_AUGMENTATION:
     REPORT_SECTIONS["Generation quality in embedding space"] = {
         "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
         "graph_transformer's per-residue embeddings, standardised with training-split statistics).",
-        "tables": [out("embedding/quality/metrics.json")],
-        "images": [out("embedding/quality/pca.png"), out("embedding/quality/loss_curves.png")],
+        "tables": [out("embedding/sample_quality/metrics.json")],
+        "images": [out("embedding/sample_quality/pca.png"), out("embedding/sample_quality/loss_curves.png")],
     }
 if ABLATION:
     REPORT_SECTIONS["Feature-group ablation"] = {

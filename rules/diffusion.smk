@@ -16,9 +16,10 @@ rule train_diffusion:
     resources:
         gpu=1,
     params:
-        diffusion=config["diffusion"],
+        # Training reads every key of the section: the network's (DiffusionConfig), the codec's, the loop's, the device.
+        diffusion=lookup(within=config, dpath="diffusion"),
         seed=config["seed"],
-        gpu=config["gpu"],
+        gpu=lookup(within=config, dpath="gpu"),
     message:
         "Training the diffusion model (up to {params.diffusion[steps]} steps; minutes on a CPU); progress: tail -f {log}"
     script:

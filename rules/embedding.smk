@@ -41,11 +41,22 @@ use rule train_diffusion as embedding_train_diffusion with:
         out("benchmarks/embedding_train_diffusion.tsv")
 
 
+use rule plan_generation as embedding_plan_generation with:
+    input:
+        out("embedding/features/residues.parquet"),
+    output:
+        out("embedding/generated/plan.parquet"),
+    log:
+        out("logs/embedding/plan_generation.log"),
+    benchmark:
+        out("benchmarks/embedding_plan_generation.tsv")
+
+
 use rule generate as embedding_generate with:
     input:
         model=out("embedding/diffusion/model.pt"),
         contexts=out("embedding/diffusion/contexts.parquet"),
-        residues=out("embedding/features/residues.parquet"),
+        plan=out("embedding/generated/plan.parquet"),
     output:
         out("embedding/generated/shard_{shard}.parquet"),
     log:
@@ -70,6 +81,7 @@ use rule filter_shard as embedding_filter_shard with:
         candidates=out("embedding/generated/shard_{shard}.parquet"),
         critic=out("embedding/filtered/critic.pt"),
         residues=out("embedding/features/residues.parquet"),
+        plan=out("embedding/generated/plan.parquet"),
     output:
         kept=out("embedding/filtered/shard_{shard}.parquet"),
         scores=out("embedding/filtered/scores_{shard}.parquet"),
@@ -92,7 +104,7 @@ use rule balance as embedding_balance with:
         out("benchmarks/embedding_balance.tsv")
 
 
-use rule generation_quality as embedding_generation_quality with:
+use rule sample_quality as embedding_sample_quality with:
     input:
         generated=expand(out("embedding/generated/shard_{shard}.parquet"), shard=SHARDS),
         scores=expand(out("embedding/filtered/scores_{shard}.parquet"), shard=SHARDS),
@@ -100,36 +112,36 @@ use rule generation_quality as embedding_generation_quality with:
         history=out("embedding/diffusion/history.json"),
     output:
         json=report(
-            out("embedding/quality/metrics.json"),
+            out("embedding/sample_quality/metrics.json"),
             caption="../report/quality_metrics.rst",
             category="Generation quality in embedding space",
             labels={"file": "metrics.json"},
         ),
         tsv=report(
-            out("embedding/quality/metrics.tsv"),
+            out("embedding/sample_quality/metrics.tsv"),
             caption="../report/quality_metrics.rst",
             category="Generation quality in embedding space",
             labels={"file": "metrics.tsv"},
         ),
         pca=report(
-            out("embedding/quality/pca.png"),
+            out("embedding/sample_quality/pca.png"),
             caption="../report/quality_pca.rst",
             category="Generation quality in embedding space",
             labels={"figure": "PCA of real and synthetic rows"},
         ),
         scores=report(
-            out("embedding/quality/quality_scores.png"),
+            out("embedding/sample_quality/quality_scores.png"),
             caption="../report/quality_scores.rst",
             category="Generation quality in embedding space",
             labels={"figure": "candidate quality"},
         ),
         loss=report(
-            out("embedding/quality/loss_curves.png"),
+            out("embedding/sample_quality/loss_curves.png"),
             caption="../report/quality_loss_curves.rst",
             category="Generation quality in embedding space",
             labels={"figure": "diffusion loss curves"},
         ),
     log:
-        out("logs/embedding/generation_quality.log"),
+        out("logs/embedding/sample_quality.log"),
     benchmark:
-        out("benchmarks/embedding_generation_quality.tsv")
+        out("benchmarks/embedding_sample_quality.tsv")

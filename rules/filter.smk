@@ -11,7 +11,8 @@ rule train_critic:
         ENV
     threads: config["threads"]
     params:
-        classifier=config["classifier"],
+        critic=lookup(within=config, dpath="filter/critic"),
+        device=lookup(within=config, dpath="classifier/device"),
         seed=config["seed"],
     script:
         "../workflow_scripts/train_critic.py"
@@ -22,6 +23,7 @@ rule filter_shard:
         candidates=out("generated/shard_{shard}.parquet"),
         critic=out("filtered/critic.pt"),
         residues=out("features/residues.parquet"),
+        plan=out("generated/plan.parquet"),
     output:
         kept=out("filtered/shard_{shard}.parquet"),
         scores=out("filtered/scores_{shard}.parquet"),
@@ -35,7 +37,6 @@ rule filter_shard:
     resources:
         gpu=1,
     params:
-        ratio=config["balance"]["target_positive_ratio"],
         threshold=config["filter"]["quality_threshold"],
         knn_k=config["filter"]["knn_k"],
         near_copy_fraction=config["filter"]["near_copy_fraction"],

@@ -1,8 +1,29 @@
+# Each training protein's quota of synthetic positives, its shard and the shard's seed, decided once for generate,
+# filter_shard and balance_variant.
+rule plan_generation:
+    input:
+        out("features/residues.parquet"),
+    output:
+        out("generated/plan.parquet"),
+    log:
+        out("logs/plan_generation.log"),
+    benchmark:
+        out("benchmarks/plan_generation.tsv")
+    conda:
+        ENV
+    params:
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
+        shards=lookup(within=config, dpath="generation/shards"),
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/plan_generation.py"
+
+
 rule generate:
     input:
         model=out("diffusion/model.pt"),
         contexts=out("diffusion/contexts.parquet"),
-        residues=out("features/residues.parquet"),
+        plan=out("generated/plan.parquet"),
     output:
         out("generated/shard_{shard}.parquet"),
     log:
@@ -15,7 +36,6 @@ rule generate:
     resources:
         gpu=1,
     params:
-        shards=config["generation"]["shards"],
         sample_multiplier=config["generation"]["sample_multiplier"],
         chunk_size=config["generation"]["chunk_size"],
         precision=config["generation"]["precision"],
@@ -23,9 +43,7 @@ rule generate:
         sampler_steps=config["generation"]["sampler_steps"],
         cuda_graph=config["generation"]["cuda_graph"],
         compile=config["generation"]["compile"],
-        ratio=config["balance"]["target_positive_ratio"],
         device=config["diffusion"]["device"],
-        seed=config["seed"],
         gpu=config["gpu"],
     message:
         "Generating candidates, shard {wildcards.shard}; progress: tail -f {log}"

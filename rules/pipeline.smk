@@ -29,10 +29,15 @@ include: "filter.smk"
 include: "balance.smk"
 include: "classifier.smk"
 include: "report.smk"
-include: "quality.smk"
+include: "sample_quality.smk"
 include: "ablation.smk"
 include: "embedding.smk"
 
 
 # What `snakemake` with no target builds (rule all, in the Snakefile).
-DEFAULT_TARGETS = [out("report/report.html"), out("report/metrics.tsv"), out("quality/metrics.tsv"), *ABLATION_TARGETS]
+DEFAULT_TARGETS = [
+    out("report/report.html"),
+    out("report/metrics.tsv"),
+    out("sample_quality/metrics.tsv"),
+    *ABLATION_TARGETS,
+]

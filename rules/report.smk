@@ -7,7 +7,7 @@ rule report:
         balance=out("balanced/summary.json"),
         # for the no-verdict check of an arm on the balanced embedding table without synthetic rows
         embedding_balance=[out("embedding/balanced/summary.json")] if EMBEDDING_AUGMENTATION else [],
-        quality=out("quality/metrics.json"),
+        sample_quality=out("sample_quality/metrics.json"),
         history=out("diffusion/history.json"),
         sections=report_section_files(),
     output:

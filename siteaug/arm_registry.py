@@ -25,6 +25,12 @@ RESAMPLERS = ("random_oversampling", "smote", "borderline_smote")
 ROW_KINDS = (REAL_ROWS, BALANCED_ROWS, GRAPHS, *RESAMPLERS)
 # Resamplers that interpolate between training positives, so need at least two of them.
 INTERPOLATING = ("smote", "borderline_smote")
+# Keys of the config's ``classifier`` section. Every arm's training reads COMMON_SETTINGS (seeds, the threshold choice,
+# the device); each arm reads its fit's keys besides (Arm.settings): the MLP's hyper-parameters, or the section of its
+# reference model. A rule gets only these (arm_settings), so a change to another arm's keys, or to the arm list, does
+# not rerun it.
+COMMON_SETTINGS = ("seeds", "threshold_metric", "device")
+MLP_SETTINGS = ("hidden", "dropout", "epochs", "batch_size", "lr")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Arm:
     edges: bool = False  # needs the residue graph edges (results/features/edges.parquet)
     # "module:function" of its fit function, imported only when the arm is trained (the MLP and graph fits import torch).
     fit: str = "siteaug.arms:_fit_mlp"
+    settings: tuple[str, ...] = MLP_SETTINGS  # the classifier keys its fit reads, besides COMMON_SETTINGS
     model_suffix: str = ".pt"  # suffix of each seed's model file, results/classifier/{arm}/models/seed_<s><suffix>
     reference: bool = False  # a reference model without augmentation (README, "Arms and the report")
     positive_weight: bool = False  # positives weighted in the loss to carry the target ratio (class_weight)
@@ -90,9 +97,9 @@ ARMS: dict[str, Arm] = {arm.name: arm for arm in (
     Arm("diffusion_unfiltered", rows=BALANCED_ROWS, balanced=UNFILTERED),
     _DIFFUSION,
     Arm("smote_filtered", rows=BALANCED_ROWS, balanced=SMOTE_FILTERED),
-    Arm("gbdt", fit="siteaug.arms:_fit_gbdt", model_suffix=".skops", reference=True),
-    Arm("gnn", rows=GRAPHS, edges=True, fit="siteaug.arms:_fit_gnn", reference=True),
-    Arm(EMBEDDING_MODEL_ARM, rows=GRAPHS, edges=True, fit="siteaug.arms:_fit_graph_transformer"),
+    Arm("gbdt", fit="siteaug.arms:_fit_gbdt", settings=("gbdt",), model_suffix=".skops", reference=True),
+    Arm("gnn", rows=GRAPHS, edges=True, fit="siteaug.arms:_fit_gnn", settings=("gnn",), reference=True),
+    Arm(EMBEDDING_MODEL_ARM, rows=GRAPHS, edges=True, fit="siteaug.arms:_fit_graph_transformer", settings=("graph_transformer",)),
     _embedding(_NONE),
     _embedding(_SMOTE),
     _embedding(_DIFFUSION),
@@ -122,6 +129,11 @@ def lookup_arm(name: str) -> Arm:
         else:
             return Arm(name, rows=BALANCED_ROWS, balanced=RATIO_SWEEP)
     raise ValueError(f"unknown arm {name!r}; choose from {', '.join(ARM_NAMES)} or {SWEEP_PREFIX}<ratio>")
+
+
+def arm_settings(name: str, classifier: dict) -> dict:
+    """The keys of the ``classifier`` config section that arm ``name``'s training reads, and only those."""
+    return {key: classifier[key] for key in (*COMMON_SETTINGS, *lookup_arm(name).settings)}
 
 
 def workflow_arms(configured: list[str], ratio_sweep: list[float]) -> list[str]:

@@ -106,7 +106,7 @@ def train_arm(
 ):
     """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary).
 
-    ``settings`` is the config's ``classifier`` section. Predictions hold one row per test residue and seed, ordered
+    ``settings`` holds the keys of the config's ``classifier`` section that the arm reads (``arm_settings``). Predictions hold one row per test residue and seed, ordered
     by (seed, protein_id, position), with that seed's validation-frozen threshold. ``splits=("validation", "test")``
     adds the validation rows (scored with the same model and threshold) before each seed's test rows. An
     ``embedding_<base>`` arm gets the embedding table as ``residues`` (and its balanced table) and runs ``<base>``.

@@ -36,6 +36,21 @@ def assign_shards(quota: pd.DataFrame, shards: int) -> pd.Series:
     return quota["protein_id"].map(shard_of).astype(np.int32)
 
 
+def shard_seed(seed: int, shard: int) -> int:
+    """The sampling seed of one generation shard: distinct per shard, fixed by the config's seed."""
+    return seed * 1_000_003 + shard
+
+
+def generation_plan(train_residues: pd.DataFrame, ratio: float, shards: int, seed: int) -> pd.DataFrame:
+    """The decisions the generation stages share, one row per training protein (by protein id): its real positives
+    and negatives, its ``quota`` of synthetic positives at ``ratio``, its ``shard`` and that shard's sampling ``seed``.
+    Written once by rule plan_generation; generate, filter_shard and balance_variant read it."""
+    plan = synthetic_quota(train_residues, ratio)
+    plan["shard"] = assign_shards(plan, shards).to_numpy()
+    plan["seed"] = np.array([shard_seed(seed, int(s)) for s in plan["shard"]], dtype=np.int64)
+    return plan
+
+
 def balance_training(train_residues: pd.DataFrame, synthetic: pd.DataFrame, ratio: float, seed: int, feature_cols: list[str]):
     """Real training rows + synthetic positives at ``ratio`` positives; returns (table, summary).
 

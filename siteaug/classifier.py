@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .arm_registry import MLP_SETTINGS
 from .io import atomic_path, load_torch
 
 
@@ -104,7 +105,7 @@ class MLPClassifier:
 
 
 # The config file's classifier keys that set the MLP; weight_decay is fixed, the other fields are set per arm and seed.
-MLP_SETTING_KEYS = ("hidden", "dropout", "epochs", "batch_size", "lr")
+MLP_SETTING_KEYS = MLP_SETTINGS  # siteaug.arm_registry names them, torch-free, for the rules
 
 
 def mlp_config(settings: dict, input_dim: int, seed: int, balanced: bool = False, positive_weight: float | None = None) -> MLPConfig:

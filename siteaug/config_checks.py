@@ -151,7 +151,7 @@ def check_config_against_data(proteins, config: dict, n_features: int | None, me
     if n_features is None:
         return
     candidates = config["generation"]["sample_multiplier"] * positives_needed(n_pos, n_neg, ratio)
-    # float32 features; the diffusion_unfiltered and generation_quality jobs read every shard at once, and
+    # float32 features; the diffusion_unfiltered and sample_quality jobs read every shard at once, and
     # concatenating them holds the table twice.
     needed = 2 * candidates * n_features * 4
     memory = psutil.virtual_memory().total if memory_bytes is None else memory_bytes

@@ -64,10 +64,20 @@ def quality_scores(critic_probability: np.ndarray, realism: np.ndarray, near_cop
     return np.where(near_copy, 0.0, critic_probability * realism).astype(np.float32)
 
 
+def passed_filter(quality_score: np.ndarray, threshold: float) -> np.ndarray:
+    """Whether each candidate passes the quality filter: its score reaches ``threshold``."""
+    return np.asarray(quality_score) >= threshold
+
+
 def select_candidates(scored: pd.DataFrame, quota: pd.Series, threshold: float) -> pd.DataFrame:
     """Keep rows with score >= threshold, then the best ``quota[protein]`` of each protein (ties: lower candidate id)."""
-    kept = scored[scored["quality_score"] >= threshold]
-    kept = kept.sort_values(["protein_id", "quality_score", "candidate_id"], ascending=[True, False, True], kind="stable")
+    return top_per_protein(scored[passed_filter(scored["quality_score"].to_numpy(), threshold)], quota)
+
+
+def top_per_protein(passed: pd.DataFrame, quota: pd.Series) -> pd.DataFrame:
+    """The best ``quota[protein]`` rows of each protein by quality score (ties: lower candidate id), from rows that
+    passed the filter."""
+    kept = passed.sort_values(["protein_id", "quality_score", "candidate_id"], ascending=[True, False, True], kind="stable")
     rank = kept.groupby("protein_id", sort=False).cumcount()
     limit = kept["protein_id"].map(quota).fillna(0).to_numpy()
     return kept[rank.to_numpy() < limit].reset_index(drop=True)

@@ -7,16 +7,18 @@ import numpy as np
 import pandas as pd
 from imblearn.over_sampling import SMOTE
 
-from .balance import balance_training, positives_needed, synthetic_quota
+from .balance import balance_training, positives_needed
 from .io import InputError
 from .quality import RealismModel, quality_scores
 
 
-def unfiltered_table(train: pd.DataFrame, candidates: pd.DataFrame, ratio: float, seed: int, feature_cols: list[str]):
-    """Generated candidates without the quality filter: per protein a seeded random ``quota`` of its candidates,
-    then a seeded random subset of the size the ratio needs. Same counts as the filtered arm, no scores."""
+def unfiltered_table(
+    train: pd.DataFrame, candidates: pd.DataFrame, quota: pd.Series, ratio: float, seed: int, feature_cols: list[str]
+):
+    """Generated candidates without the quality filter: per protein a seeded random ``quota[protein]`` of its
+    candidates (the generation plan's, as the filter's top-k), then a seeded random subset of the size the ratio
+    needs. Same counts as the filtered arm, no scores."""
     rng = np.random.default_rng(seed)
-    quota = synthetic_quota(train, ratio).set_index("protein_id")["quota"]
     shuffled = candidates.iloc[rng.permutation(len(candidates))]
     rank = shuffled.groupby("protein_id", sort=False).cumcount().to_numpy()
     per_protein = shuffled[rank < shuffled["protein_id"].map(quota).fillna(0).to_numpy()]

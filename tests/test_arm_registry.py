@@ -13,11 +13,14 @@ from siteaug import arm_registry
 from siteaug.arm_registry import (
     ARM_NAMES,
     BALANCED_ROWS,
+    COMMON_SETTINGS,
     EMBEDDING_MODEL_ARM,
     EMBEDDING_TABLE,
+    MLP_SETTINGS,
     RATIO_SWEEP,
     SHARED,
     Arm,
+    arm_settings,
     lookup_arm,
     sweep_arm,
     workflow_arms,
@@ -104,3 +107,27 @@ def test_an_arm_added_by_one_registry_entry_trains(monkeypatch):
     test = residues[residues["split"] == "test"].sort_values(["protein_id", "position"])
     first = predictions[predictions["seed"] == 3]
     np.testing.assert_array_equal(first["score"].to_numpy(), test["f_a"].to_numpy(np.float32))
+
+
+# The classifier section of a config: SETTINGS of test_classifier plus the keys only the workflow reads.
+CLASSIFIER = {**SETTINGS, "seeds": 2, "device": "cpu", "arms": ["none", "gbdt"], "ratio_sweep": [0.4],
+              "graph_transformer": {"hidden": 16}}
+
+
+def test_arm_settings_hold_the_keys_of_that_arm_only():
+    assert set(arm_settings("none", CLASSIFIER)) == {*COMMON_SETTINGS, *MLP_SETTINGS}
+    assert set(arm_settings("embedding_diffusion", CLASSIFIER)) == {*COMMON_SETTINGS, *MLP_SETTINGS}
+    assert set(arm_settings("gbdt", CLASSIFIER)) == {*COMMON_SETTINGS, "gbdt"}
+    assert arm_settings(EMBEDDING_MODEL_ARM, CLASSIFIER)["graph_transformer"] == {"hidden": 16}
+    # What rules/classifier.smk relies on: the arm list, the sweep, other arms' sections leave an arm's settings alone.
+    other = {**CLASSIFIER, "arms": ["none"], "ratio_sweep": [], "gnn": {}, "gbdt": {}, "graph_transformer": {}}
+    assert arm_settings("none", other) == arm_settings("none", CLASSIFIER)
+    assert arm_settings("gbdt", {**CLASSIFIER, "epochs": 99}) == arm_settings("gbdt", CLASSIFIER)
+
+
+@pytest.mark.parametrize("arm", ["none", "class_weight", "gbdt", "gnn"])
+def test_an_arm_trains_on_its_arm_settings_alone(arm):
+    """A fit that read a classifier key its Arm.settings does not name would fail here with a KeyError."""
+    residues, edges = residue_table()
+    predictions, models, _ = train_arm(arm, residues, arm_settings(arm, CLASSIFIER), 0.5, [3], edges=edges)
+    assert len(models) == 1 and predictions["score"].between(0, 1).all()

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.balance import assign_shards, balance_training, positives_needed, synthetic_quota
+from siteaug.balance import assign_shards, balance_training, generation_plan, positives_needed, shard_seed, synthetic_quota
 
 FEATURES = ["f_a", "f_b"]
 
@@ -29,6 +29,18 @@ def test_assign_shards():
     assert assign_shards(quota.sample(frac=1.0, random_state=1), 3).sort_index().equals(shards)
     loads = quota.groupby(shards)["quota"].sum()
     assert loads.max() - loads.min() <= quota["quota"].max() and loads.sum() == 38
+
+
+def test_generation_plan_holds_quota_shard_and_the_shard_seed():
+    residues = pd.DataFrame({"protein_id": np.repeat([f"p{i}" for i in range(5)], 10),
+                             "label": np.tile([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 5)})
+    plan = generation_plan(residues, 0.5, 2, seed=7)
+    assert list(plan.columns) == ["protein_id", "n_positive", "n_negative", "quota", "shard", "seed"]
+    pd.testing.assert_frame_equal(plan.drop(columns=["shard", "seed"]), synthetic_quota(residues, 0.5))
+    assert plan["shard"].tolist() == assign_shards(plan, 2).tolist() and set(plan["shard"]) == {0, 1}
+    assert plan["seed"].tolist() == [shard_seed(7, s) for s in plan["shard"]]
+    assert plan.groupby("shard")["seed"].nunique().eq(1).all() and plan["seed"].nunique() == 2
+    assert generation_plan(residues, 0.5, 2, seed=8)["seed"].tolist() != plan["seed"].tolist()
 
 
 def train_rows(n_proteins=4, length=250, seed=0):

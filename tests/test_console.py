@@ -19,7 +19,7 @@ def test_long_jobs_announce_themselves_with_their_log(tmp_path):
     for line in ("Training the diffusion model (up to 600 steps; minutes on a CPU); progress: tail -f results/logs/train_diffusion.log",
                  "Generating candidates, shard 1; progress: tail -f results/logs/generate/shard_1.log",
                  "Training arm gbdt (3 seeds); progress: tail -f results/logs/train_classifier/gbdt.log",
-                 "progress: tail -f results/logs/generation_quality.log",
+                 "progress: tail -f results/logs/sample_quality.log",
                  "progress: tail -f results/logs/features.log"):
         assert line in out
 

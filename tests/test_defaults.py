@@ -38,7 +38,8 @@ def dataclass_defaults(cls) -> dict:
     (graph_transformer.GraphTransformerConfig, graph_transformer.SETTING_KEYS, SCHEMA["classifier"]["graph_transformer"]),
     (reference_models.GNNConfig, reference_models.GNN_SETTING_KEYS, SCHEMA["classifier"]["gnn"]),
     (classifier.MLPConfig, classifier.MLP_SETTING_KEYS, SCHEMA["classifier"]),
-], ids=["diffusion", "graph_transformer", "gnn", "mlp"])
+    (classifier.MLPConfig, classifier.MLP_SETTING_KEYS, SCHEMA["filter"]["critic"]),
+], ids=["diffusion", "graph_transformer", "gnn", "mlp", "critic"])
 def test_config_dataclass_defaults_are_the_schema_defaults(cls, keys, section):
     defaults = dataclass_defaults(cls)
     assert keys and set(keys) <= set(section)  # every key the config builder reads is a schema key

@@ -48,7 +48,7 @@ def _dry_run_paths(workdir: Path, overlay: Path) -> list[str]:
 def test_every_output_log_and_benchmark_lies_under_the_chosen_folder(tmp_path):
     overlay = _overlay(tmp_path, "runs/first", ABLATION)
     files = _summary_files(tmp_path, overlay)
-    rules_seen = {"ablation/metrics.tsv", "embedding/quality/pca.png", "report/auprc_differences.png", "demo/labels.fa"}
+    rules_seen = {"ablation/metrics.tsv", "embedding/sample_quality/pca.png", "report/auprc_differences.png", "demo/labels.fa"}
     assert rules_seen <= {f.removeprefix("runs/first/") for f in files}
     assert all(f.startswith("runs/first/") for f in files), [f for f in files if not f.startswith("runs/first/")]
     paths = _dry_run_paths(tmp_path, overlay)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from siteaug.quality import RealismModel, nearest_neighbours, quality_scores, select_candidates
+from siteaug.quality import RealismModel, nearest_neighbours, passed_filter, quality_scores, select_candidates, top_per_protein
 
 
 @pytest.fixture
@@ -71,8 +71,12 @@ def test_select_candidates():
         "candidate_id": [0, 1, 2, 3, 4, 0, 1, 0],
         "quality_score": [0.9, 0.2, 0.7, 0.8, 0.8, 0.6, 0.95, 0.99],
     })
+    assert passed_filter(scored["quality_score"].to_numpy(), 0.5).tolist() == [True, False, True, True, True, True, True, True]
     kept = select_candidates(scored, pd.Series({"p0": 2, "p1": 5, "p2": 0}), threshold=0.5)
     assert list(zip(kept["protein_id"], kept["candidate_id"])) == [("p0", 0), ("p0", 3), ("p1", 1), ("p1", 0)]
     assert (kept["quality_score"] >= 0.5).all()
+    # top_per_protein (filter_shard, on the rows its `passed` column marks) ranks what it is given, whatever the score.
+    ranked = top_per_protein(scored[scored["protein_id"] == "p0"], pd.Series({"p0": 3}))
+    assert list(ranked["candidate_id"]) == [0, 3, 4]
     no_quota = select_candidates(scored, pd.Series({"p1": 1}), threshold=0.0)
     assert list(zip(no_quota["protein_id"], no_quota["candidate_id"])) == [("p1", 1)]

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.balance import positives_needed
+from siteaug.balance import generation_plan, positives_needed
 from siteaug.classifier import MLPClassifier, MLPConfig
 from siteaug.io import InputError
 from siteaug.variants import smote_filtered_table, sweep_table, unfiltered_table
@@ -30,14 +30,15 @@ def _candidates(train, per_protein, seed=1):
 def test_unfiltered_table_takes_the_needed_count_at_random_and_is_seeded():
     train = _train()
     candidates = _candidates(train, per_protein=200)
-    table, summary = unfiltered_table(train, candidates, 0.5, 0, FEATURES)
+    quota = generation_plan(train, 0.5, 2, 0).set_index("protein_id")["quota"]
+    table, summary = unfiltered_table(train, candidates, quota, 0.5, 0, FEATURES)
     needed = positives_needed(int(train["label"].sum()), int((train["label"] == 0).sum()), 0.5)
     assert summary["synthetic_used"] == needed and abs(table["label"].mean() - 0.5) < 0.01
     synthetic = table[table["origin"] == "synthetic"]
     assert synthetic["candidate_id"].max() > needed  # not simply the first candidates
-    again, _ = unfiltered_table(train, candidates, 0.5, 0, FEATURES)
+    again, _ = unfiltered_table(train, candidates, quota, 0.5, 0, FEATURES)
     pd.testing.assert_frame_equal(table, again)
-    other, _ = unfiltered_table(train, candidates, 0.5, 1, FEATURES)
+    other, _ = unfiltered_table(train, candidates, quota, 0.5, 1, FEATURES)
     assert not other["candidate_id"].equals(table["candidate_id"])
 
 

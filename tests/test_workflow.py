@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import REPO, SNAKEMAKE, TINY, new_workdir, run_snakemake, tiny_yaml, write_config
+from siteaug.arm_registry import lookup_arm, workflow_arms
 
 pytestmark = pytest.mark.workflow
 
@@ -118,7 +120,7 @@ def test_snakemake_report_collects_the_report_outputs(tiny_run):
         assert caption in page, caption
     # Every table and figure of the siteaug report and of both generation-quality stages is a report item.
     results = tiny_run / "results"
-    for folder in ("report", "quality", "embedding/quality"):
+    for folder in ("report", "sample_quality", "embedding/sample_quality"):
         for path in sorted((results / folder).iterdir()):
             assert f"{folder}/{path.name}" in page, f"{folder}/{path.name} is not in the Snakemake report"
 
@@ -134,6 +136,37 @@ def test_forcerun_train_classifier_reruns_only_downstream(tiny_run):
     after = {p: (results / p).stat().st_mtime_ns for p in upstream + downstream}
     assert all(after[p] == before[p] for p in upstream)
     assert all(after[p] > before[p] for p in downstream)
+
+
+def planned_jobs(workdir: Path, overrides: dict) -> tuple[dict, set]:
+    """What ``snakemake -n`` (default rerun triggers) plans in a finished run after a config change: {rule: jobs}
+    without the target rule ``all``, and the arms whose train_classifier job it plans."""
+    result = snakemake(workdir, "-n", configfile=write_config(workdir, overrides, name="changed.yaml"))
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}, set()
+    table = output.split("Job stats:")[1].split("total")[0]
+    jobs = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M) if rule != "all"}
+    return jobs, set(re.findall(r"Training arm (\S+) \(", output))
+
+
+def test_removing_an_arm_reruns_only_the_report(tiny_run):
+    arms = [a for a in tiny_yaml()["classifier"]["arms"] if a != "gnn"]
+    assert planned_jobs(tiny_run, {"classifier.arms": arms}) == ({"report": 1}, set())
+
+
+def test_adding_an_arm_plans_only_its_own_jobs_and_the_report(tiny_run):
+    jobs, arms = planned_jobs(tiny_run, {"classifier.ratio_sweep": [0.4, 0.3]})
+    assert jobs == {"balance_variant": 1, "train_classifier": 1, "report": 1} and arms == {"diffusion_ratio0.3"}
+
+
+def test_a_classifier_hyper_parameter_reruns_only_the_arms_that_read_it(tiny_run):
+    classifier = tiny_yaml()["classifier"]
+    jobs, arms = planned_jobs(tiny_run, {"classifier.epochs": classifier["epochs"] + 1})
+    mlp_arms = {a for a in workflow_arms(classifier["arms"], classifier["ratio_sweep"]) if "epochs" in lookup_arm(a).settings}
+    assert {"none", "diffusion", "embedding_diffusion", "diffusion_ratio0.4"} <= mlp_arms and "gbdt" not in mlp_arms
+    # No generation, filter (the critic has its own filter.critic keys), balance or graph_transformer (embedding) job.
+    assert jobs == {"train_classifier": len(mlp_arms), "report": 1} and arms == mlp_arms
 
 
 def test_lint_is_clean():

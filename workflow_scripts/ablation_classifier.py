@@ -14,13 +14,13 @@ from siteaug.workflow import rounded, rule_logging
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, setting = snakemake.params, snakemake.wildcards.setting
     residues = read_parquet(snakemake.input.residues)
-    seeds = [p.seed + k for k in range(p.classifier["seeds"])]
-    # The `none` arm (real rows only); its validation rows are kept too, for the validation metrics of the ablation.
+    seeds = [p.seed + k for k in range(p.settings["seeds"])]
+    # Its validation rows are kept too, for the validation metrics of the ablation.
     predictions, _, summary = train_arm(
-        "none", residues, p.classifier, p.ratio, seeds, device=p.classifier["device"], splits=SPLITS,
+        p.arm, residues, p.settings, p.ratio, seeds, device=p.settings["device"], splits=SPLITS,
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"ablation_classifier {setting}"),
     )
     features = len(feature_columns(residues))
     log.info("setting %s: %d features; %s", setting, features, rounded(summary))
-    write_json({"setting": setting, "groups": p.groups, "arm": "none", "features": features, "seeds": summary}, snakemake.output.summary)
+    write_json({"setting": setting, "groups": p.groups, "arm": p.arm, "features": features, "seeds": summary}, snakemake.output.summary)
     write_parquet(predictions, snakemake.output.predictions)

@@ -16,13 +16,15 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     train = train_rows(residues)
     cols = feature_columns(residues)
     if kind == UNFILTERED:
-        table, summary = unfiltered_table(train, read_parquet_parts(i.generated), p.ratio, p.seed, cols)
+        quota = read_parquet(i.plan).set_index("protein_id")["quota"]  # rule plan_generation
+        table, summary = unfiltered_table(train, read_parquet_parts(i.generated), quota, p.ratio, p.seed, cols)
     elif kind == SMOTE_FILTERED:
-        device = resolve_device(p.filter["device"])
+        f = p.settings["filter"]
+        device = resolve_device(f["device"])
         critic = MLPClassifier.load(i.critic, device)
         table, summary = smote_filtered_table(
-            train, critic, p.ratio, p.seed, cols, p.sample_multiplier, p.filter["quality_threshold"],
-            p.filter["knn_k"], p.filter["near_copy_fraction"], device,
+            train, critic, p.ratio, p.seed, cols, p.settings["sample_multiplier"], f["quality_threshold"],
+            f["knn_k"], f["near_copy_fraction"], device,
         )
     elif kind == RATIO_SWEEP:
         table, summary = sweep_table(train, read_parquet_parts(i.filtered), sweep_ratio(variant), p.ratio, p.seed, cols)

@@ -2,11 +2,10 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 import numpy as np
 
-from siteaug.balance import synthetic_quota
 from siteaug.classifier import MLPClassifier
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.io import read_parquet, write_parquet
-from siteaug.quality import RealismModel, quality_scores, select_candidates
+from siteaug.quality import RealismModel, passed_filter, quality_scores, top_per_protein
 from siteaug.tables import feature_columns, train_rows
 from siteaug.workflow import rule_logging
 
@@ -25,11 +24,14 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
         critic=critic.astype(np.float32), realism=realism.astype(np.float32), near_copy=near_copy,
         quality_score=quality_scores(critic, realism, near_copy),
     )
-    quota = synthetic_quota(train, p.ratio).set_index("protein_id")["quota"]
-    kept = select_candidates(candidates.assign(quality_score=scores["quality_score"].to_numpy()), quota, p.threshold)
+    # The filter's decision, recorded once: later stages read `passed` instead of applying the threshold again.
+    scores["passed"] = passed_filter(scores["quality_score"].to_numpy(), p.threshold)
+    quota = read_parquet(snakemake.input.plan).set_index("protein_id")["quota"]  # rule plan_generation
+    passed = candidates.assign(quality_score=scores["quality_score"].to_numpy())[scores["passed"].to_numpy()]
+    kept = top_per_protein(passed, quota)
     log.info(
         "%d candidates: %d near-copies, %d at or above threshold %.2f, %d kept after top-k per protein",
-        len(scores), int(near_copy.sum()), int((scores["quality_score"] >= p.threshold).sum()), p.threshold, len(kept),
+        len(scores), int(near_copy.sum()), int(scores["passed"].sum()), p.threshold, len(kept),
     )
     write_parquet(scores, snakemake.output.scores)
     write_parquet(kept, snakemake.output.kept)

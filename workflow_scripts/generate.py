@@ -2,13 +2,11 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 import time
 
-from siteaug.balance import assign_shards, synthetic_quota
 from siteaug.columns import ColumnCodec
 from siteaug.device import gpu_slot, resolve_device
 from siteaug.diffusion import load_model
 from siteaug.generation import generate_candidates
 from siteaug.io import read_parquet, write_parquet
-from siteaug.tables import train_rows
 from siteaug.workflow import exit_now, process_age, rule_logging
 
 IMPORTED = time.time()
@@ -28,15 +26,19 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
         raise ValueError(f"{snakemake.input.model}: no column codec in the model file (written before siteaug.columns); rerun train_diffusion")
     codec = ColumnCodec.from_state(extra["codec"])
     contexts = read_parquet(snakemake.input.contexts).set_index("protein_id")
-    residues = read_parquet(snakemake.input.residues, columns=["protein_id", "split", "label"])
-    quota = synthetic_quota(train_rows(residues), p.ratio)
-    mine = quota[assign_shards(quota, p.shards).to_numpy() == shard].set_index("protein_id")["quota"]
+    plan = read_parquet(snakemake.input.plan)  # rule plan_generation: each protein's quota, shard and seed
+    rows = plan[plan["shard"] == shard]
+    mine = rows.set_index("protein_id")["quota"]
+    seeds = rows["seed"].unique()
+    if len(seeds) > 1:
+        raise ValueError(f"{snakemake.input.plan}: shard {shard} has {len(seeds)} seeds; rerun plan_generation")
+    seed = int(seeds[0]) if len(seeds) else 0  # a shard without proteins draws nothing, whatever its seed
     log.info("load model and tables: %.1f s", time.perf_counter() - phase)
     phase = time.perf_counter()
     log.info("shard %d: %d proteins, %d candidates on %s", shard, len(mine), int(mine.sum()) * p.sample_multiplier, device)
     candidates = generate_candidates(
         model, contexts, extra["feature_columns"], mine * p.sample_multiplier,
-        seed=p.seed * 1_000_003 + shard, device=device, chunk_size=p.chunk_size, precision=p.precision,
+        seed=seed, device=device, chunk_size=p.chunk_size, precision=p.precision,
         sampler=p.sampler, sampler_steps=p.sampler_steps, cuda_graph=p.cuda_graph, compile=p.compile, codec=codec,
     )
     log.info("sampling: %.1f s", time.perf_counter() - phase)

@@ -25,7 +25,7 @@ with rule_logging(snakemake) as log:
         "synthetic positives needed": balance["synthetic_needed"],
         "candidates generated": len(scores),
         "candidates rejected as near-copies": int(scores["near_copy"].sum()),
-        f"candidates with score >= {p.threshold}": int((scores["quality_score"] >= p.threshold).sum()),
+        f"candidates with score >= {p.threshold}": int(scores["passed"].sum()),  # filter_shard's decision
         "synthetic positives kept (top-k per protein)": balance["synthetic_available"],
         "synthetic positives used": balance["synthetic_used"],
         "real negatives kept": balance["real_negatives_kept"],
@@ -63,7 +63,7 @@ with rule_logging(snakemake) as log:
         confidence=p.report["confidence"], seed=p.seed, sweep=sweep, quality_scores=scores["quality_score"].to_numpy(np.float32),
         quality_threshold=p.threshold, stage_counts=stage_counts, training=training,
         timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=extra_sections, no_verdict=no_verdict,
-        quality_metrics=read_json(i.quality), diffusion_history=read_json(i.history),
+        quality_metrics=read_json(i.sample_quality), diffusion_history=read_json(i.history),
         provenance={"inputs": checksums(dict(p.inputs)), **machine_provenance(p.checkout), "config": dict(p.config)},
     )
     log.info("metrics:\n%s", metrics.to_string(index=False, float_format="%.4f"))

@@ -19,9 +19,9 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
         residues = with_tree_scores(residues, read_parquet(i.tree_scores))
     balanced = read_parquet(i.balanced) if "balanced" in i.keys() else None
     edges = read_parquet(i.edges) if "edges" in i.keys() else None
-    seeds = [p.seed + k for k in range(p.classifier["seeds"])]
+    seeds = [p.seed + k for k in range(p.settings["seeds"])]
     predictions, models, summary = train_arm(
-        arm, residues, p.classifier, p.ratio, seeds, balanced=balanced, edges=edges, device=p.classifier["device"],
+        arm, residues, p.settings, p.ratio, seeds, balanced=balanced, edges=edges, device=p.settings["device"],
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"train_classifier {arm}"),
     )
     suffix = lookup_arm(arm).model_suffix

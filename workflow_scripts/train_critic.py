@@ -10,7 +10,7 @@ with rule_logging(snakemake) as log:
     train = train_rows(residues)
     cols = feature_columns(residues)
     # Class-balanced so that p = 0.5 means "as likely a binding residue as not", whatever the class imbalance.
-    config = mlp_config(snakemake.params.classifier, len(cols), snakemake.params.seed, balanced=True)
-    critic = MLPClassifier(config, snakemake.params.classifier["device"]).fit(train[cols].to_numpy(), train["label"].to_numpy())
+    config = mlp_config(snakemake.params.critic, len(cols), snakemake.params.seed, balanced=True)
+    critic = MLPClassifier(config, snakemake.params.device).fit(train[cols].to_numpy(), train["label"].to_numpy())
     critic.save(snakemake.output[0])
     log.info("critic trained on %d real training rows", len(train))

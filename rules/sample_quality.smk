@@ -1,4 +1,4 @@
-rule generation_quality:
+rule sample_quality:
     input:
         generated=expand(out("generated/shard_{shard}.parquet"), shard=SHARDS),
         scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
@@ -6,49 +6,49 @@ rule generation_quality:
         history=out("diffusion/history.json"),
     output:
         json=report(
-            out("quality/metrics.json"),
+            out("sample_quality/metrics.json"),
             caption="../report/quality_metrics.rst",
             category="Generation quality",
             labels={"file": "metrics.json"},
         ),
         tsv=report(
-            out("quality/metrics.tsv"),
+            out("sample_quality/metrics.tsv"),
             caption="../report/quality_metrics.rst",
             category="Generation quality",
             labels={"file": "metrics.tsv"},
         ),
         pca=report(
-            out("quality/pca.png"),
+            out("sample_quality/pca.png"),
             caption="../report/quality_pca.rst",
             category="Generation quality",
             labels={"figure": "PCA of real and synthetic rows"},
         ),
         scores=report(
-            out("quality/quality_scores.png"),
+            out("sample_quality/quality_scores.png"),
             caption="../report/quality_scores.rst",
             category="Generation quality",
             labels={"figure": "candidate quality"},
         ),
         loss=report(
-            out("quality/loss_curves.png"),
+            out("sample_quality/loss_curves.png"),
             caption="../report/quality_loss_curves.rst",
             category="Generation quality",
             labels={"figure": "diffusion loss curves"},
         ),
     log:
-        out("logs/generation_quality.log"),
+        out("logs/sample_quality.log"),
     benchmark:
-        out("benchmarks/generation_quality.tsv")
+        out("benchmarks/sample_quality.tsv")
     conda:
         ENV
     threads: config["threads"]
     params:
-        quality=config["quality"],
+        quality=lookup(within=config, dpath="quality"),
         threshold=config["filter"]["quality_threshold"],
         sampler=config["generation"]["sampler"],
         sampler_steps=config["generation"]["sampler_steps"],
         seed=config["seed"],
     message:
-        "Generation quality (k-NN, C2ST, distances; minutes on a CPU); progress: tail -f {log}"
+        "Sample quality of the generated candidates (k-NN, C2ST, distances; minutes on a CPU); progress: tail -f {log}"
     script:
-        "../workflow_scripts/generation_quality.py"
+        "../workflow_scripts/sample_quality.py"

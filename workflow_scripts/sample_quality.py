@@ -3,7 +3,7 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 import numpy as np
 
 from siteaug.io import InputError, atomic_path, read_parquet, write_json, write_text
-from siteaug.sample_quality import acceptance_rate, loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
+from siteaug.sample_quality import loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
 from siteaug.tables import feature_columns, read_json, read_parquet_parts, split_rows
 from siteaug.workflow import rounded, rule_logging
 
@@ -35,10 +35,10 @@ with rule_logging(snakemake) as log:
         sampler_steps=p.sampler_steps,
         candidates=len(generated),
         filter_threshold=p.threshold,
-        filter_acceptance_rate=acceptance_rate(quality, p.threshold),
+        filter_acceptance_rate=float(scores["passed"].mean()),  # filter_shard's decision, not the threshold again
         near_copy_fraction=float(scores["near_copy"].mean()),
     )
-    log.info("generation quality: %s", rounded(metrics))
+    log.info("sample quality: %s", rounded(metrics))
     write_json(metrics, snakemake.output.json)
     write_text("metric\tvalue\n" + "".join(f"{k}\t{'null' if v is None else v}\n" for k, v in metrics.items()), snakemake.output.tsv)
     save_png(pca_figure(train_real, synthetic, p.seed), snakemake.output.pca)
