@@ -169,18 +169,19 @@ class GraphTransformerClassifier:
         # (Data.to moves in place: copies, so the caller's graphs stay where they were.)
         train = [g.clone().to(self.device) for g in train]
         validation = [g.clone().to(self.device) for g in validation]
+        # The validation labels, once for every member; None when they cannot rank epochs.
+        val_labels = torch.cat([g.y for g in validation]).cpu().numpy() if validation else np.zeros(0)
+        if not 0 < val_labels.sum() < len(val_labels):
+            log.warning("graph_transformer: the validation split has one class only; keeping the last epoch")
+            val_labels = None
         for member, network in enumerate(self.networks):
             self.histories[member], self.best_epochs[member] = self._fit_member(
-                network, member_seed(self.config.seed, member), train, validation, progress)
+                network, member_seed(self.config.seed, member), train, validation, val_labels, progress)
         return self
 
     def _fit_member(self, network: ResidueGraphTransformer, seed: int, train: list[Data], validation: list[Data],
-                    progress) -> tuple[list[dict], int]:
+                    val_labels: np.ndarray | None, progress) -> tuple[list[dict], int]:
         cfg = self.config
-        val_labels = torch.cat([g.y for g in validation]).cpu().numpy() if validation else np.zeros(0)
-        select = 0 < val_labels.sum() < len(val_labels)
-        if not select:
-            log.warning("graph_transformer: the validation split has one class only; keeping the last epoch")
         optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
         loss_fn = nn.BCEWithLogitsLoss()
@@ -212,7 +213,7 @@ class GraphTransformerClassifier:
                     total += loss.item()
                 scheduler.step()
                 record = {"epoch": epoch, "train_loss": round(total / train_batches, 5)}
-                if select:
+                if val_labels is not None:
                     scores = self._per_batch(validation, lambda b, n=network: torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)), network)
                     record["validation_auprc"] = round(float(average_precision_score(val_labels, scores.numpy())), 5)
                 history.append(record)
