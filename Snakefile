@@ -16,7 +16,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 report: "report/workflow.rst"
 
 
-from siteaug import config_checks  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+from siteaug.runtime import config_checks  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
 
 config_checks.stop_on(config_checks.check_config_files, workflow.configfiles)
 validate(config, "config/schema.yaml")

@@ -7,11 +7,11 @@ Splits proteins as the workflow does (seeded, protein level: train / validation 
 the workflow's features, trains one model per noise schedule (or loads ``--model`` for its schedule), then for every
 sampler × steps cell generates candidates for the training proteins and measures
 
-- generation quality against real training positives (siteaug.sample_quality: k-NN precision / recall, C2ST AUC,
+- generation quality against real training positives (siteaug.evaluation.sample_quality: k-NN precision / recall, C2ST AUC,
   DCR against held-back validation positives, Wasserstein, correlation distance),
-- the filter's acceptance rate (siteaug.quality, the workflow's critic × realism score),
-- the downstream validation AUPRC of the diffusion arm: balance (siteaug.balance), the workflow's classifier
-  (siteaug.classifier), scored on the validation proteins. The ``none`` arm is trained once as the reference.
+- the filter's acceptance rate (siteaug.generative.quality, the workflow's critic × realism score),
+- the downstream validation AUPRC of the diffusion arm: balance (siteaug.generative.balance), the workflow's classifier
+  (siteaug.arms.classifier), scored on the validation proteins. The ``none`` arm is trained once as the reference.
 
 Prints a table, with seconds per cell, and writes every number to JSON.
 """
@@ -31,17 +31,17 @@ from sklearn.metrics import average_precision_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from siteaug.balance import balance_training, synthetic_quota  # noqa: E402
-from siteaug.classifier import MLPClassifier, MLPConfig  # noqa: E402
-from siteaug.diffusion import DiffusionConfig, SAMPLERS, load_model  # noqa: E402
-from siteaug.features import build_feature_tables, feature_columns, standardise  # noqa: E402
-from siteaug.generation import generate_candidates  # noqa: E402
-from siteaug.graphs import protein_contexts  # noqa: E402
-from siteaug.io import read_parquet, write_json  # noqa: E402
-from siteaug.prepare import prepare_proteins  # noqa: E402
-from siteaug.quality import RealismModel, quality_scores, select_candidates  # noqa: E402
-from siteaug.sample_quality import acceptance_rate, sample_quality  # noqa: E402
-from siteaug.training import best_step, train_diffusion  # noqa: E402
+from siteaug.generative.balance import balance_training, synthetic_quota  # noqa: E402
+from siteaug.arms.classifier import MLPClassifier, MLPConfig  # noqa: E402
+from siteaug.generative.diffusion import DiffusionConfig, SAMPLERS, load_model  # noqa: E402
+from siteaug.features.residues import build_feature_tables, feature_columns, standardise  # noqa: E402
+from siteaug.generative.generation import generate_candidates  # noqa: E402
+from siteaug.features.graphs import protein_contexts  # noqa: E402
+from siteaug.runtime.io import read_parquet, write_json  # noqa: E402
+from siteaug.inputs.prepare import prepare_proteins  # noqa: E402
+from siteaug.generative.quality import RealismModel, quality_scores, select_candidates  # noqa: E402
+from siteaug.evaluation.sample_quality import acceptance_rate, sample_quality  # noqa: E402
+from siteaug.generative.training import best_step, train_diffusion  # noqa: E402
 
 DATA = REPO.parent / "shared" / "datasets" / "graphsite_dna"
 FULL = dict(hidden=512, blocks=4, context=256, gnn_hidden=128, gnn_layers=2, gnn_heads=4, timesteps=200,

@@ -4,8 +4,8 @@
 
 For each group setting: features of all 573 proteins (structures from ../shared/datasets/graphsite_dna/pdb; the
 four without a model get structure zeros and has_structure = 0), standardised on the training proteins, then the
-`none` arm (real rows, no augmentation) of siteaug.arms trained with the classifier defaults. The split is
-siteaug.prepare.split_proteins at protein level (70/15/15); metrics are AUROC and AUPRC (scikit-learn) on the
+`none` arm (real rows, no augmentation) of siteaug.arms.protocol trained with the classifier defaults. The split is
+siteaug.inputs.prepare.split_proteins at protein level (70/15/15); metrics are AUROC and AUPRC (scikit-learn) on the
 validation and the test proteins. CPU; a few minutes on 2 cores.
 """
 from __future__ import annotations
@@ -22,11 +22,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from siteaug.arms import arm_training_rows  # noqa: E402
-from siteaug.classifier import MLPClassifier, MLPConfig  # noqa: E402
-from siteaug.features import build_feature_tables, feature_columns, standardise  # noqa: E402
-from siteaug.io import read_label_fasta  # noqa: E402
-from siteaug.prepare import protein_table, split_proteins  # noqa: E402
+from siteaug.arms.protocol import arm_training_rows  # noqa: E402
+from siteaug.arms.classifier import MLPClassifier, MLPConfig  # noqa: E402
+from siteaug.features.residues import build_feature_tables, feature_columns, standardise  # noqa: E402
+from siteaug.runtime.io import read_label_fasta  # noqa: E402
+from siteaug.inputs.prepare import protein_table, split_proteins  # noqa: E402
 
 DNA = ROOT.parent / "shared" / "datasets" / "graphsite_dna"
 SETTINGS = {"sequence": ["sequence"], "sequence+structure": ["sequence", "structure"]}

@@ -23,11 +23,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from siteaug.features import build_feature_tables  # noqa: E402
-from siteaug.io import read_label_fasta  # noqa: E402
-from siteaug.pdb import chain_from_id, read_chain_atoms  # noqa: E402
-from siteaug.prepare import protein_table  # noqa: E402
-from siteaug.structure import residue_sasa, secondary_structure  # noqa: E402
+from siteaug.features.residues import build_feature_tables  # noqa: E402
+from siteaug.runtime.io import read_label_fasta  # noqa: E402
+from siteaug.inputs.pdb import chain_from_id, read_chain_atoms  # noqa: E402
+from siteaug.inputs.prepare import protein_table  # noqa: E402
+from siteaug.features.structure import residue_sasa, secondary_structure  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets"
 DNA = DATA / "graphsite_dna"

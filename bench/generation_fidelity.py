@@ -4,11 +4,11 @@
         [--settings raw quantile discrete codec] [--steps 300] [--json OUT.json]
 
 For each setting (``diffusion.quantile_transform`` / ``diffusion.discrete_columns``: ``raw`` = off/off, the model
-before siteaug.columns; ``quantile`` = on/off; ``discrete`` = off/on; ``codec`` = on/on, the default) it trains the
+before siteaug.generative.columns; ``quantile`` = on/off; ``discrete`` = off/on; ``codec`` = on/on, the default) it trains the
 workflow's diffusion model on the training positives of the features folder (residues.parquet + edges.parquet, the
 workflow's split; the test split is never read) with the config's sizes (config/config.yaml, then each
 ``--configfile`` on top, then schema defaults), generates as many candidates per training protein as it has positives,
-with the config's sampler, and measures with siteaug.sample_quality:
+with the config's sampler, and measures with siteaug.evaluation.sample_quality:
 
 - ``val_*``: synthetic rows against the **validation** positives, at the validation split's size (the issue-13 targets:
   ``val_c2st_auc_continuous`` <= 0.75, ``val_knn_precision`` >= 0.5);
@@ -34,17 +34,17 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from siteaug.columns import fit_codec  # noqa: E402
-from siteaug.device import resolve_device  # noqa: E402
-from siteaug.diffusion import DiffusionConfig  # noqa: E402
-from siteaug.features import feature_columns  # noqa: E402
-from siteaug.generation import generate_candidates  # noqa: E402
-from siteaug.graphs import protein_contexts  # noqa: E402
-from siteaug.io import read_parquet, write_json  # noqa: E402
-from siteaug.sample_quality import (  # noqa: E402
+from siteaug.generative.columns import fit_codec  # noqa: E402
+from siteaug.runtime.device import resolve_device  # noqa: E402
+from siteaug.generative.diffusion import DiffusionConfig  # noqa: E402
+from siteaug.features.residues import feature_columns  # noqa: E402
+from siteaug.generative.generation import generate_candidates  # noqa: E402
+from siteaug.features.graphs import protein_contexts  # noqa: E402
+from siteaug.runtime.io import read_parquet, write_json  # noqa: E402
+from siteaug.evaluation.sample_quality import (  # noqa: E402
     c2st_auc, continuous_columns, knn_precision_recall, mean_wasserstein, sample_quality, subsample,
 )
-from siteaug.training import best_step, train_diffusion  # noqa: E402
+from siteaug.generative.training import best_step, train_diffusion  # noqa: E402
 
 SETTINGS = {"raw": (False, False), "quantile": (True, False), "discrete": (False, True), "codec": (True, True)}
 MODEL_KEYS = ("hidden", "blocks", "context", "gnn_hidden", "gnn_layers", "gnn_heads", "timesteps", "schedule", "clip_denoised", "mlp_ratio")

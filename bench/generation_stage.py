@@ -4,7 +4,7 @@
 
 First brings everything upstream of `generate` up to date (untimed), then times
 `snakemake --forcerun generate --until generate --resources gpu=N`, so with N cards N shards run at once, each on its
-own card (siteaug.device.gpu_slot). Prints a table and writes JSON.
+own card (siteaug.runtime.device.gpu_slot). Prints a table and writes JSON.
 """
 from __future__ import annotations
 

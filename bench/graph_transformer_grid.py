@@ -1,7 +1,7 @@
 """Hyper-parameter grid for the graph_transformer arm, chosen on the validation split only.
 
 Reads a workflow results folder after the features stage (``features/residues.parquet`` and ``features/edges.parquet``),
-trains the ``graph_transformer`` arm through ``siteaug.arms.train_arm`` (the workflow's own code path: same split,
+trains the ``graph_transformer`` arm through ``siteaug.arms.protocol.train_arm`` (the workflow's own code path: same split,
 same epoch choice on validation AUPRC) for every grid point and seed, and prints one row per grid point: mean pooled
 AUPRC over seeds on validation (the only column used to choose) and on test (reported, never used to choose), plus
 the seed-averaged ensemble's AUPRC. Workers share the GPU; each takes grid points in turn. Writes JSON.
@@ -47,8 +47,8 @@ def _train(task):
     index, point, results, settings, seeds, device, threads = task
     import torch  # noqa: PLC0415
 
-    from siteaug.arms import train_arm  # noqa: PLC0415
-    from siteaug.io import read_parquet  # noqa: PLC0415
+    from siteaug.arms.protocol import train_arm  # noqa: PLC0415
+    from siteaug.runtime.io import read_parquet  # noqa: PLC0415
 
     torch.set_num_threads(threads)
     residues = read_parquet(Path(results) / "features/residues.parquet")
@@ -58,7 +58,7 @@ def _train(task):
     arm = point.pop("arm", "graph_transformer")  # {"arm": "gbdt"}: the reference arm on the same seeds
     classifier["graph_transformer"] = {**classifier["graph_transformer"], **point}
     if arm == "graph_transformer" and classifier["graph_transformer"]["tree_input"]:
-        from siteaug.tree_scores import with_tree_scores  # noqa: PLC0415
+        from siteaug.arms.tree_scores import with_tree_scores  # noqa: PLC0415
 
         # As the workflow's tree_scores rule writes them (bench/tree_scores.py or the rule itself).
         residues = with_tree_scores(residues, read_parquet(Path(results) / "features/tree_scores.parquet"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 13, PPI-335: does graph_transformer with the out-of-fold tree score as a node input (classifier.graph_transformer
-# .tree_input, siteaug/tree_scores.py) beat the plain graph model and gbdt on *validation*? Runs on one lent GPU from
+# .tree_input, siteaug/arms/tree_scores.py) beat the plain graph model and gbdt on *validation*? Runs on one lent GPU from
 # the features stage's tables carried in .devdata/ppi_features/ (made here by the workflow; no raw data travels):
 # the tree_scores rule's computation, then bench/graph_transformer_grid.py over the points of bench/issue13_tree_grid.json
 # (3 seeds each, 4 workers sharing the card). Usage: bash bench/issue13_tree.sh [SECONDS for the grid]
@@ -12,8 +12,8 @@ start=$(date +%s)
 python3 - <<'PY'
 import json, time
 import yaml
-from siteaug.io import read_parquet, write_parquet
-from siteaug.tree_scores import out_of_fold_tree_scores
+from siteaug.runtime.io import read_parquet, write_parquet
+from siteaug.arms.tree_scores import out_of_fold_tree_scores
 schema = yaml.safe_load(open("config/schema.yaml"))
 gbdt = {k: v["default"] for k, v in schema["properties"]["classifier"]["properties"]["gbdt"]["properties"].items()}
 t = time.perf_counter()

@@ -6,7 +6,7 @@ The table mimics what `generate` writes: `protein_id` (str, a few hundred protei
 and float32 `f_*` columns from a feature-major array, the layout generation.generate_candidates hands to pandas.
 Values are standard normal, or with --like the float columns of a real generated shard tiled to --rows (LZ4 leaves most
 real float columns at ~100 % of their size but shrinks constant ones, which changes its speed). Each setting is
-written and read back (siteaug.io.read_parquet, as the filter stage does) `--repeats` times; medians are printed,
+written and read back (siteaug.runtime.io.read_parquet, as the filter stage does) `--repeats` times; medians are printed,
 every time goes to the JSON.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siteaug.io import atomic_path, read_parquet, write_parquet  # noqa: E402
+from siteaug.runtime.io import atomic_path, read_parquet, write_parquet  # noqa: E402
 
 
 def shard_table(rows: int, features: int, proteins: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -61,7 +61,7 @@ def _raw(df: pd.DataFrame, path: Path, **options) -> None:
 
 
 def _previous_writer(df: pd.DataFrame, path: Path) -> None:
-    """siteaug.io.write_parquet as of commit 34653cd: LZ4, dictionary on non-float columns, nullable fields, all
+    """siteaug.runtime.io.write_parquet as of commit 34653cd: LZ4, dictionary on non-float columns, nullable fields, all
     statistics, written into the file that atomic_path reserved (so Arrow truncates an existing file)."""
     table = _arrow(df)
     dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]

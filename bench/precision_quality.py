@@ -6,7 +6,7 @@ Needs a workflow run up to ``train_diffusion`` (``results/diffusion/model.pt``, 
 ``results/features/residues.parquet``). Draws ``--rows`` candidates spread over the training proteins in proportion
 to their synthetic quota, once per path, with the same seed and chunk size (so the same noise), using the
 workflow's sampler settings from the model's training run. For each path: the relative error of the rows against
-the fp32 path, and the quality metrics of ``siteaug.sample_quality`` against the real training positives.
+the fp32 path, and the quality metrics of ``siteaug.evaluation.sample_quality`` against the real training positives.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siteaug.balance import synthetic_quota
-from siteaug.diffusion import load_model
-from siteaug.generation import generate_candidates
-from siteaug.io import read_parquet
-from siteaug.sample_quality import sample_quality
+from siteaug.generative.balance import synthetic_quota
+from siteaug.generative.diffusion import load_model
+from siteaug.generative.generation import generate_candidates
+from siteaug.runtime.io import read_parquet
+from siteaug.evaluation.sample_quality import sample_quality
 
 # (name, precision, compile); the first is the reference.
 PATHS = [

@@ -27,16 +27,17 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-import siteaug.statistics as after  # noqa: E402
-from siteaug.report import AGGREGATIONS, build_report  # noqa: E402
+import siteaug.evaluation.statistics as after  # noqa: E402
+from siteaug.evaluation.report import AGGREGATIONS, build_report  # noqa: E402
 
 
 def module_at(commit: str) -> types.ModuleType:
-    """siteaug/statistics.py as of ``commit``, as a module of the siteaug package (its relative imports resolve)."""
+    """siteaug/statistics.py (its path before the stage folders) as of ``commit``, as a module whose relative import
+    (``from .io import InputError``) resolves to this checkout's siteaug.runtime.io."""
     source = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:siteaug/statistics.py"], check=True,
                             capture_output=True, text=True).stdout
-    module = types.ModuleType("siteaug.statistics_before")
-    module.__package__ = "siteaug"
+    module = types.ModuleType("siteaug.runtime.statistics_before")
+    module.__package__ = "siteaug.runtime"
     sys.modules[module.__name__] = module  # dataclasses look their module up there
     exec(compile(source, f"{commit}:siteaug/statistics.py", "exec"), module.__dict__)
     return module

@@ -2,7 +2,7 @@
 
     python bench/sample_quality_tables.py RESULTS_DIR [--space features|embedding] [--json OUT]
 
-Computes what the generation_quality rule computes (siteaug.sample_quality.sample_quality against the real training
+Computes what the generation_quality rule computes (siteaug.evaluation.sample_quality.sample_quality against the real training
 positives; DCR against held-back validation positives), plus C2ST on the continuous columns against the held-back
 *validation* positives, the target issue 13 names. Quality settings are the schema defaults.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from siteaug.features import feature_columns
-from siteaug.io import read_parquet
-from siteaug.sample_quality import c2st_auc, continuous_columns, knn_precision_recall, sample_quality, subsample
+from siteaug.features.residues import feature_columns
+from siteaug.runtime.io import read_parquet
+from siteaug.evaluation.sample_quality import c2st_auc, continuous_columns, knn_precision_recall, sample_quality, subsample
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from siteaug.diffusion import DiffusionConfig, SiteDiffusion, sample, sampler_plan
-from siteaug.generation import ChunkedSampler
+from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion, sample, sampler_plan
+from siteaug.generative.generation import ChunkedSampler
 
 
 def synchronize(device):

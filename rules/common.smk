@@ -1,7 +1,7 @@
 import re
 
 # this checkout's: Snakemake puts the Snakefile's folder first on sys.path. Torch-free, so parsing stays fast.
-from siteaug.arm_registry import (
+from siteaug.arms.registry import (
     EMBEDDING_MODEL_ARM,
     EMBEDDING_TABLE,
     FEATURE_TABLE,
@@ -18,7 +18,7 @@ from siteaug.arm_registry import (
 SHARDS = list(range(config["generation"]["shards"]))
 # The ratio sweep adds one diffusion arm per ratio (diffusion_ratio0.5, ...), each with its own balanced table.
 SWEEP_ARMS = [sweep_arm(r) for r in config["classifier"]["ratio_sweep"]]
-# siteaug.config_checks.check_config (called by the Snakefile) refuses a ratio above target_positive_ratio and two
+# siteaug.runtime.config_checks.check_config (called by the Snakefile) refuses a ratio above target_positive_ratio and two
 # ratios that get one name. The embedding_* arms train heads on the embeddings of EMBEDDING_MODEL_ARM's model, so that
 # arm runs (and is reported) whenever one of them does.
 ARMS = workflow_arms(config["classifier"]["arms"], config["classifier"]["ratio_sweep"])
@@ -31,7 +31,7 @@ ENV = "../envs/siteaug.yaml"
 # Feature-group ablation settings, name ("sequence+structure") -> groups; empty when report.feature_ablation is off.
 if config["report"]["feature_ablation"]:
     # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
-    from siteaug.ablation import ablation_settings
+    from siteaug.evaluation.ablation import ablation_settings
 
     ABLATION = ablation_settings(config["report"]["feature_ablation"], config["features"]["groups"])
 else:
@@ -69,7 +69,7 @@ def prepare_inputs(wildcards):
     return inputs
 
 
-# Where each arm's tables come from (siteaug.arm_registry.Arm says which it needs).
+# Where each arm's tables come from (siteaug.arms.registry.Arm says which it needs).
 FEATURE_TABLES = {
     FEATURE_TABLE: out("features/residues.parquet"),
     EMBEDDING_TABLE: out("embedding/features/residues.parquet"),

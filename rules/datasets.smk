@@ -1,8 +1,8 @@
-# Several datasets in one DAG (config key datasets names the sheet, siteaug.datasets): each dataset is a module of
+# Several datasets in one DAG (config key datasets names the sheet, siteaug.inputs.datasets): each dataset is a module of
 # this workflow's own Snakefile, run with the config its row gives and its outputs under output.directory/<name>/;
 # its rules are named <name>_<rule>. Rule dataset_summary compares the datasets.
 
-from siteaug.datasets import SUMMARY_FOLDER, dataset_configs
+from siteaug.inputs.datasets import SUMMARY_FOLDER, dataset_configs
 
 DATASETS = config_checks.stop_on(dataset_configs, config, config["datasets"])
 

@@ -2,7 +2,7 @@
 # dataset's module when it names a datasets sheet (rules/datasets.smk). The Snakefile has loaded and validated the config.
 
 if config["report"]["feature_ablation"]:  # common.smk builds the settings; a bad one stops here in one line
-    from siteaug.ablation import ablation_settings
+    from siteaug.evaluation.ablation import ablation_settings
 
     config_checks.stop_on(ablation_settings, config["report"]["feature_ablation"], config["features"]["groups"])
 

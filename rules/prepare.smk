@@ -1,8 +1,9 @@
-from siteaug.provenance import checksums  # this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+# this checkout's: Snakemake puts the Snakefile's folder first on sys.path
+from siteaug.runtime.provenance import checksums
 
 # Every input the run reads, config key -> path (None when unset). The demo's files are outputs of make_demo, which
-# Snakemake tracks itself; the user's files get content checksums (siteaug.provenance) in the params of the rules that
-# read them, so a changed path or file content reruns those rules and everything downstream.
+# Snakemake tracks itself; the user's files get content checksums (siteaug.runtime.provenance) in the params of the
+# rules that read them, so a changed path or file content reruns those rules and everything downstream.
 INPUT_PATHS = {
     "input.labels": label_file(),
     "input.structures": structure_dir(),

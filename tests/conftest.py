@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from siteaug.diffusion import DiffusionConfig, SiteDiffusion
+from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
 
 FEATURES = ["f_a", "f_b", "f_c"]
 

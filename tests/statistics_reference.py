@@ -1,4 +1,4 @@
-"""The bootstrap metrics as computed before the matrix-product version in siteaug/statistics.py (kept only here).
+"""The bootstrap metrics as computed before the matrix-product version in siteaug/evaluation/statistics.py (kept only here).
 
 The old ranking metrics take a weighted cumulative sum over every residue for each resample; the old per-protein
 values call scikit-learn on each protein. tests/test_statistics.py checks that the new code gives the same numbers.
@@ -6,7 +6,7 @@ values call scikit-learn on each protein. tests/test_statistics.py checks that t
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from siteaug.statistics import METRICS, _confusion_metrics
+from siteaug.evaluation.statistics import METRICS, _confusion_metrics
 
 
 def ranking_metrics(labels, protein, scores, weights) -> dict[str, np.ndarray]:

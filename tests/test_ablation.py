@@ -9,12 +9,12 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from helpers import LEAN, new_workdir, run_snakemake, write_config
-from siteaug.ablation import SPLITS, ablation_settings, display_table, summarise, write_outputs
-from siteaug.arms import train_arm
-from siteaug.demo import make_demo
-from siteaug.features import BASE_FEATURES, build_feature_tables, feature_columns, feature_names, standardise
-from siteaug.io import InputError
-from siteaug.prepare import prepare_proteins
+from siteaug.arms.protocol import train_arm
+from siteaug.evaluation.ablation import SPLITS, ablation_settings, display_table, summarise, write_outputs
+from siteaug.features.residues import BASE_FEATURES, build_feature_tables, feature_columns, feature_names, standardise
+from siteaug.inputs.demo import make_demo
+from siteaug.inputs.prepare import prepare_proteins
+from siteaug.runtime.io import InputError
 
 SETTINGS = [["sequence"], ["sequence", "structure"]]
 CLASSIFIER = {"hidden": [16], "dropout": 0.1, "epochs": 3, "batch_size": 256, "lr": 1e-2, "threshold_metric": "mcc"}

@@ -1,4 +1,4 @@
-"""siteaug.arm_registry: one description per arm, the schema's arm list, and what the workflow and training read from it."""
+"""siteaug.arms.registry: one description per arm, the schema's arm list, and what the workflow and training read from it."""
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from helpers import REPO
-from siteaug import arm_registry
-from siteaug.arm_registry import (
+from siteaug.arms import registry as arm_registry
+from siteaug.arms.protocol import FitContext, train_arm
+from siteaug.arms.registry import (
     ARM_NAMES,
     BALANCED_ROWS,
     COMMON_SETTINGS,
@@ -25,7 +26,6 @@ from siteaug.arm_registry import (
     sweep_arm,
     workflow_arms,
 )
-from siteaug.arms import FitContext, train_arm
 from test_classifier import SETTINGS, residue_table
 
 
@@ -42,7 +42,7 @@ def test_schema_lists_exactly_the_registry_arms_in_registry_order():
 
 def test_importing_the_registry_imports_neither_torch_nor_pandas():
     """rules/common.smk and the config checks use it while Snakemake parses the workflow."""
-    code = "import sys, siteaug.arm_registry; assert not {'torch', 'pandas'} & set(sys.modules), sorted(sys.modules)"
+    code = "import sys, siteaug.arms.registry; assert not {'torch', 'pandas'} & set(sys.modules), sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 

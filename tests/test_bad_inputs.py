@@ -30,12 +30,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from helpers import REPO, config_with, copy_config, run_snakemake, tiny_yaml, write_config
-from siteaug.demo import make_demo
-from siteaug.diffusion import load_model
-from siteaug.features import build_feature_tables
-from siteaug.io import InputError, read_label_fasta
-from siteaug.precomputed import load_distance_map, load_feature_group
-from siteaug.prepare import prepare_proteins, split_proteins
+from siteaug.features.precomputed import load_distance_map, load_feature_group
+from siteaug.features.residues import build_feature_tables
+from siteaug.generative.diffusion import load_model
+from siteaug.inputs.demo import make_demo
+from siteaug.inputs.prepare import prepare_proteins, split_proteins
+from siteaug.runtime.io import InputError, read_label_fasta
 
 TINY = tiny_yaml()
 SPLIT = dict(validation_fraction=TINY["split"]["validation"], test_fraction=TINY["split"]["test"], seed=TINY["seed"])
@@ -292,8 +292,8 @@ def test_nan_in_a_non_ca_atom_is_an_input_error(demo_template, tmp_path):
 
     inputs.edit_pdb(nan_in_third_n)
     # In a child process: NaN coordinates once crashed freesasa with a segfault, which must fail this test, not pytest.
-    code = ("import sys; from siteaug.prepare import prepare_proteins; from siteaug.features import build_feature_tables\n"
-            "from siteaug.io import InputError\n"
+    code = ("import sys; from siteaug.inputs.prepare import prepare_proteins; from siteaug.features.residues import build_feature_tables\n"
+            "from siteaug.runtime.io import InputError\n"
             f"t = prepare_proteins({str(inputs.labels)!r}, {str(inputs.pdb_dir)!r}, 0.2, 0.2, 3)\n"
             "try:\n    build_feature_tables(t)\nexcept InputError as err:\n    print(err); sys.exit(3)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -328,7 +328,7 @@ def test_one_class_proteins_are_kept_with_a_warning(demo_template, tmp_path, cap
                 lines[k + 2] = ("0" if lines[k][1:] == no_positive else "1") * len(lines[k + 2])
 
     inputs.edit_labels(edit)
-    with caplog.at_level(logging.WARNING, logger="siteaug.prepare"):
+    with caplog.at_level(logging.WARNING, logger="siteaug.inputs.prepare"):
         table = prepare(inputs)
     assert {no_positive, only_positive} <= set(table["protein_id"])
     assert f"with no positive residues kept: {no_positive}" in caplog.text
@@ -516,7 +516,7 @@ def test_every_loader_refuses_pickle():
     """torch.load only with weights_only=True, np.load only with allow_pickle=False, skops loads only with an explicit
     trusted-type list, and no pickle loading at all."""
     problems = []
-    for path in sorted([*(REPO / "siteaug").glob("*.py"), *(REPO / "workflow_scripts").glob("*.py")]):
+    for path in sorted([*(REPO / "siteaug").rglob("*.py"), *(REPO / "workflow_scripts").glob("*.py")]):
         tree = ast.parse(path.read_text())
         skops_loads = {f"{name}.load" for name in skops_io_names(tree)}
         for name, keywords in loader_calls(tree):

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.balance import assign_shards, balance_training, generation_plan, positives_needed, shard_seed, synthetic_quota
+from siteaug.generative.balance import assign_shards, balance_training, generation_plan, positives_needed, shard_seed, synthetic_quota
 
 FEATURES = ["f_a", "f_b"]
 

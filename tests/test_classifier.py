@@ -9,9 +9,9 @@ import skops.io as skops_io
 from sklearn.metrics import roc_auc_score
 from skops.io.exceptions import UntrustedTypesFoundException
 
-from siteaug.arms import arm_training_rows, class_weight, sweep_arm, sweep_ratio, train_arm, uses_balanced_table
-from siteaug.classifier import MLPClassifier, MLPConfig
-from siteaug.reference_models import GBDT_TRUSTED_TYPES, GBDTClassifier
+from siteaug.arms.classifier import MLPClassifier, MLPConfig
+from siteaug.arms.protocol import arm_training_rows, class_weight, sweep_arm, sweep_ratio, train_arm, uses_balanced_table
+from siteaug.arms.reference_models import GBDT_TRUSTED_TYPES, GBDTClassifier
 
 FEATURES = ["f_a", "f_b", "f_c", "f_d"]
 

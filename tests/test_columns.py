@@ -1,4 +1,4 @@
-"""Column kinds and the feature-space <-> model-space codec (siteaug.columns), and generation through it."""
+"""Column kinds and the feature-space <-> model-space codec (siteaug.generative.columns), and generation through it."""
 import io
 
 import numpy as np
@@ -8,11 +8,11 @@ import torch
 from sklearn.preprocessing import QuantileTransformer
 
 from conftest import tiny_config
-from siteaug.columns import ColumnCodec, fit_codec
-from siteaug.diffusion import SiteDiffusion
-from siteaug.features import SCALES, base_feature_names, protein_features, standardise
-from siteaug.generation import generate_candidates
-from siteaug.io import AMINO_ACIDS
+from siteaug.features.residues import SCALES, base_feature_names, protein_features, standardise
+from siteaug.generative.columns import ColumnCodec, fit_codec
+from siteaug.generative.diffusion import SiteDiffusion
+from siteaug.generative.generation import generate_candidates
+from siteaug.runtime.io import AMINO_ACIDS
 
 
 def sequence_table(n_proteins=40, length=50, seed=0) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def test_features_takes_every_core_unless_capped(tmp_path, cores, cap, processes
 
 
 def test_a_failed_job_shows_its_log_on_the_console(tmp_path_factory):
-    from siteaug.demo import make_demo
+    from siteaug.inputs.demo import make_demo
 
     workdir = new_workdir(tmp_path_factory, "failedlog")
     make_demo(workdir / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from helpers import LEAN, REPO, TINY, run_snakemake
-from siteaug.datasets import dataset_configs, read_sheet, summarise_datasets, summary_html
-from siteaug.io import InputError
-from siteaug.report import build_report
+from siteaug.evaluation.report import build_report
+from siteaug.inputs.datasets import dataset_configs, read_sheet, summarise_datasets, summary_html
+from siteaug.runtime.io import InputError
 from test_report import _arm
 
 
@@ -105,7 +105,7 @@ def test_summary_lists_every_dataset_and_arm_with_the_paired_verdicts(tmp_path):
 
 @pytest.mark.workflow
 def test_two_datasets_run_in_one_dag_with_a_summary(tmp_path):
-    from siteaug.demo import make_demo
+    from siteaug.inputs.demo import make_demo
 
     for name, seed in (("alpha", 0), ("beta", 1)):
         make_demo(tmp_path / name, n_proteins=24, min_length=40, max_length=70, seed=seed)

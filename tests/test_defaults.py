@@ -8,7 +8,11 @@ import pytest
 import yaml
 
 from helpers import REPO
-from siteaug import classifier, device, diffusion, features, generation, graph_transformer, reference_models, sample_quality
+from siteaug.arms import classifier, graph_transformer, reference_models
+from siteaug.evaluation import sample_quality
+from siteaug.features import residues as features
+from siteaug.generative import diffusion, generation
+from siteaug.runtime import device
 
 
 def schema_defaults(properties: dict) -> dict:
@@ -74,4 +78,4 @@ def test_function_defaults_are_the_schema_defaults(function, parameters):
 
 def test_the_lock_directory_default_is_written_once():
     assert device.DEFAULT_LOCK_DIR == SCHEMA["gpu"]["lock_dir"]
-    assert (REPO / "siteaug/device.py").read_text().count(SCHEMA["gpu"]["lock_dir"]) == 1
+    assert (REPO / "siteaug/runtime/device.py").read_text().count(SCHEMA["gpu"]["lock_dir"]) == 1

@@ -1,8 +1,8 @@
 import numpy as np
 
-from siteaug.demo import make_demo
-from siteaug.io import read_label_fasta
-from siteaug.pdb import read_ca_trace
+from siteaug.inputs.demo import make_demo
+from siteaug.inputs.pdb import read_ca_trace
+from siteaug.runtime.io import read_label_fasta
 
 
 def files(folder):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import copy_config, run_snakemake
-from siteaug.io import write_parquet
+from siteaug.runtime.io import write_parquet
 
 
 def run_workflow(workdir: Path) -> Path:

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from siteaug.device import candidate_devices, gpu_slot, resolve_device
+from siteaug.runtime.device import candidate_devices, gpu_slot, resolve_device
 
 
 def test_scheduler_assignment_is_respected(tmp_path):

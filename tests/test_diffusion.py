@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conftest import tiny_config, tiny_model
-from siteaug.diffusion import SiteDiffusion, load_model, noise_schedule, sample, sampler_plan, save_model, time_modulation_table
+from siteaug.generative.diffusion import SiteDiffusion, load_model, noise_schedule, sample, sampler_plan, save_model, time_modulation_table
 
 N, D = 5, 3
 

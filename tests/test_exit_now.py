@@ -1,4 +1,4 @@
-"""siteaug.workflow: a rule script's fast exit keeps what a normal exit guarantees; its process start time."""
+"""siteaug.runtime.workflow: a rule script's fast exit keeps what a normal exit guarantees; its process start time."""
 import os
 import subprocess
 import sys
@@ -22,8 +22,8 @@ def test_exit_now_flushes_output_and_runs_exit_handlers(tmp_path):
     done = run_script(tmp_path, """
         import atexit, ctypes, tempfile
         from pathlib import Path
-        from siteaug.io import write_text
-        from siteaug.workflow import exit_now
+        from siteaug.runtime.io import write_text
+        from siteaug.runtime.workflow import exit_now
         write_text("complete", "out.txt")
         folder = tempfile.TemporaryDirectory(dir=".")  # removed by a weakref finalizer at exit
         Path("folder_name").write_text(folder.name)
@@ -45,7 +45,7 @@ def test_exit_now_waits_like_a_normal_exit_for_a_running_thread(tmp_path):
     done = run_script(tmp_path, """
         import threading, time
         from pathlib import Path
-        from siteaug.workflow import exit_now
+        from siteaug.runtime.workflow import exit_now
         threading.Thread(target=lambda: (time.sleep(0.5), Path("thread_done").write_text("yes"))).start()
         exit_now()
         Path("continued").write_text("yes")
@@ -58,8 +58,8 @@ def test_a_failing_rule_never_reaches_exit_now(tmp_path):
     """An InputError inside rule_logging still gives the one-line error and exit status 1."""
     done = run_script(tmp_path, """
         from types import SimpleNamespace
-        from siteaug.io import InputError
-        from siteaug.workflow import exit_now, rule_logging
+        from siteaug.runtime.io import InputError
+        from siteaug.runtime.workflow import exit_now, rule_logging
         snakemake = SimpleNamespace(log=["rule.log"], threads=1, rule="demo")
         with rule_logging(snakemake):
             raise InputError("bad.fa: record p1 (line 3): empty id")
@@ -75,7 +75,7 @@ def test_process_age_puts_the_start_between_launch_and_return(tmp_path):
     before = time.time()
     done = run_script(tmp_path, """
         import time
-        from siteaug.workflow import process_age
+        from siteaug.runtime.workflow import process_age
         print(time.time() - process_age())
     """)
     after = time.time()

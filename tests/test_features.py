@@ -4,8 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.demo import backbone_atoms, ca_trace, pdb_text
-from siteaug.features import (
+from siteaug.features.residues import (
     BASE_FEATURES,
     BLOSUM62,
     CONTEXT_FEATURES,
@@ -20,9 +19,10 @@ from siteaug.features import (
     residue_graph,
     standardise,
 )
-from siteaug.io import AMINO_ACIDS, InputError
-from siteaug.pdb import read_chain_atoms
-from siteaug.structure import CONTEXT_COLUMNS, STRUCTURE_COLUMNS
+from siteaug.features.structure import CONTEXT_COLUMNS, STRUCTURE_COLUMNS
+from siteaug.inputs.demo import backbone_atoms, ca_trace, pdb_text
+from siteaug.inputs.pdb import read_chain_atoms
+from siteaug.runtime.io import AMINO_ACIDS, InputError
 
 THREE = {"A": "ALA", "C": "CYS", "D": "ASP", "E": "GLU", "F": "PHE", "G": "GLY", "H": "HIS", "I": "ILE",
          "K": "LYS", "L": "LEU", "M": "MET", "N": "ASN", "P": "PRO", "Q": "GLN", "R": "ARG", "S": "SER",
@@ -211,7 +211,7 @@ def test_sequence_only_group_ignores_the_structure(chain_of):
 def test_structure_context_is_mean_within_each_radius(chain_of):
     rng = np.random.default_rng(4)
     seq = "".join(rng.choice(list(AMINO_ACIDS), 40))
-    from siteaug.demo import ca_trace
+    from siteaug.inputs.demo import ca_trace
     ca = ca_trace(40, rng)
     x, names, _ = protein_features(seq, chain_of(seq, ca))
     assert np.isfinite(x).all() and (column(names, x, "has_structure") == 1).all()
@@ -258,7 +258,7 @@ def ppi_like(tmp_path):
 
 def test_build_tables_from_precomputed_groups(ppi_like, caplog):
     proteins, folders, dm, _ = ppi_like
-    with caplog.at_level("INFO", logger="siteaug.features"):
+    with caplog.at_level("INFO", logger="siteaug.features.residues"):
         residues, edges = build_feature_tables(proteins, groups=["sequence", "emb"], precomputed=folders,
                                                distance_maps=dm, threads=2)
     cols = feature_columns(residues)
@@ -279,7 +279,7 @@ def test_bad_precomputed_file_errors_or_is_skipped(ppi_like, caplog):
     np.save(tmp_path / "emb" / "p1X.npy", np.zeros((8, 3), dtype=np.float32))  # one row short
     with pytest.raises(InputError, match=r"emb/p1X\.npy: record p1X: shape \(8, 3\) does not match the sequence length 9"):
         build_feature_tables(proteins, groups=["sequence", "emb"], precomputed=folders, distance_maps=dm)
-    with caplog.at_level("WARNING", logger="siteaug.features"):
+    with caplog.at_level("WARNING", logger="siteaug.features.residues"):
         residues, edges = build_feature_tables(proteins, groups=["sequence", "emb"], precomputed=folders,
                                                distance_maps=dm, invalid_protein="skip")
     assert sorted(residues.protein_id.unique()) == ["p0X", "p2X"] and "p1X" not in set(edges.protein_id)

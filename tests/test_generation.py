@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-import siteaug.generation as generation
+import siteaug.generative.generation as generation
 from conftest import FEATURES
-from siteaug.diffusion import load_model, save_model
-from siteaug.generation import generate_candidates
-from siteaug.graphs import encode_contexts, protein_contexts, protein_graphs
+from siteaug.features.graphs import encode_contexts, protein_contexts, protein_graphs
+from siteaug.generative.diffusion import load_model, save_model
+from siteaug.generative.generation import generate_candidates
 
 COUNTS = pd.Series({"p0": 4, "p1": 0, "p2": 3})
 # The tiny model has T = 10 steps, fewer than the default 20 sampler steps: these tests sample with the ancestral
@@ -70,7 +70,7 @@ def test_sampling_model_without_encoder(model, fake_tables, tmp_path):
 
 
 def test_generation_does_not_import_torch_geometric():
-    code = "import sys, siteaug.generation, siteaug.diffusion; assert 'torch_geometric' not in sys.modules"
+    code = "import sys, siteaug.generative.generation, siteaug.generative.diffusion; assert 'torch_geometric' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
@@ -103,7 +103,7 @@ def fake_sampler(nan_rows):
 
 def test_nonfinite_rows_dropped_with_warning(model, fake_tables, monkeypatch, caplog):
     monkeypatch.setattr(generation, "sample", fake_sampler([0, 3, 6]))
-    with caplog.at_level(logging.WARNING, logger="siteaug.generation"):
+    with caplog.at_level(logging.WARNING, logger="siteaug.generative.generation"):
         table = generate(model, fake_tables)
     assert "dropped 3 of 7" in caplog.text
     assert list(zip(table["protein_id"], table["candidate_id"])) == [("p0", 1), ("p0", 2), ("p2", 0), ("p2", 1)]

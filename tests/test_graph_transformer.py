@@ -7,9 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from siteaug.arms import embedding_arm, train_arm
-from siteaug.features import EDGE_GEOMETRY_COLUMNS, edge_geometry, residue_graph
-from siteaug.graph_transformer import (
+from siteaug.arms.graph_transformer import (
     EDGE_DIM,
     GraphTransformerClassifier,
     GraphTransformerConfig,
@@ -18,7 +16,9 @@ from siteaug.graph_transformer import (
     embedding_table,
     member_seed,
 )
-from siteaug.tables import feature_columns
+from siteaug.arms.protocol import embedding_arm, train_arm
+from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS, edge_geometry, residue_graph
+from siteaug.runtime.tables import feature_columns
 
 SETTINGS = {"hidden": 16, "layers": 2, "heads": 2, "dropout": 0.0, "alpha": 0.1, "epochs": 30, "patience": 30,
             "batch_proteins": 4, "lr": 1e-2, "weight_decay": 0.0, "members": 1, "tree_input": False}

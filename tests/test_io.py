@@ -6,8 +6,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import siteaug.io as sio
-from siteaug.io import InputError, atomic_path, read_label_fasta, read_parquet, write_parquet, write_text
+import siteaug.runtime.io as sio
+from siteaug.runtime.io import InputError, atomic_path, read_label_fasta, read_parquet, write_parquet, write_text
 
 
 def fasta(tmp_path, text: str, name: str = "labels.fa"):

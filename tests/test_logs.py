@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from tqdm import tqdm
 
-from siteaug.workflow import rule_logging
+from siteaug.runtime.workflow import rule_logging
 
 
 def test_progress_bars_and_records_each_get_their_own_line(tmp_path):
@@ -33,7 +33,7 @@ def test_progress_bars_and_records_each_get_their_own_line(tmp_path):
 def test_rounded_rounds_floats_at_any_depth_and_leaves_the_rest():
     import numpy as np
 
-    from siteaug.workflow import rounded
+    from siteaug.runtime.workflow import rounded
 
     value = {"loss": 0.5435059666633606, "n": 3, "per_seed": [np.float32(0.123456), 2], "pair": (1.0000001, "x"), "none": None}
     assert rounded(value) == {"loss": 0.5435, "n": 3, "per_seed": [0.1235, 2], "pair": (1.0, "x"), "none": None}

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from siteaug.io import InputError
-from siteaug.metrics import METRIC_KEYS, choose_threshold, classification_metrics
+from siteaug.evaluation.metrics import METRIC_KEYS, choose_threshold, classification_metrics
+from siteaug.runtime.io import InputError
 
 
 def _toy(seed: int, n: int = 300):

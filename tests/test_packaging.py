@@ -72,7 +72,7 @@ def test_pyproject_ranges_admit_the_pinned_versions():
 
 def _imported_top_level_modules() -> set[str]:
     modules = set()
-    for path in [*(REPO / "siteaug").glob("*.py"), *(REPO / "workflow_scripts").glob("*.py")]:
+    for path in [*(REPO / "siteaug").rglob("*.py"), *(REPO / "workflow_scripts").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 modules |= {alias.name.split(".")[0] for alias in node.names}

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siteaug.io import InputError, read_label_fasta
-from siteaug.pdb import chain_from_id, read_ca_trace, read_chain_atoms
+from siteaug.inputs.pdb import chain_from_id, read_ca_trace, read_chain_atoms
+from siteaug.runtime.io import InputError, read_label_fasta
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "graphsite_dna"
 

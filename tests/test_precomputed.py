@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siteaug.io import InputError, read_label_fasta
-from siteaug.precomputed import group_width, load_distance_map, load_feature_group, unknown_distance_pairs
+from siteaug.features.precomputed import group_width, load_distance_map, load_feature_group, unknown_distance_pairs
+from siteaug.runtime.io import InputError, read_label_fasta
 
 PPI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "graphppis_ppi"
 

@@ -2,9 +2,9 @@ from collections import Counter
 
 import pytest
 
-from siteaug.demo import make_demo
-from siteaug.io import InputError, read_label_fasta
-from siteaug.prepare import prepare_proteins, split_proteins
+from siteaug.inputs.demo import make_demo
+from siteaug.inputs.prepare import prepare_proteins, split_proteins
+from siteaug.runtime.io import InputError, read_label_fasta
 
 IDS = [f"q{i:03d}" for i in range(100)]
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from helpers import REPO, new_workdir, run_snakemake, write_config
-from siteaug.io import InputError
-from siteaug.provenance import checksum, checksums, git_commit, machine_provenance
+from siteaug.runtime.io import InputError
+from siteaug.runtime.provenance import checksum, checksums, git_commit, machine_provenance
 
 
 def test_file_checksum_is_sha256_of_the_content(tmp_path):
@@ -76,7 +76,7 @@ def _touch_like(path: Path, reference: os.stat_result) -> None:
 
 @pytest.mark.workflow
 def test_input_source_paths_and_contents_decide_reruns(tmp_path_factory):
-    from siteaug.demo import make_demo
+    from siteaug.inputs.demo import make_demo
 
     workdir = new_workdir(tmp_path_factory, "inputs")
     make_demo(workdir / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)

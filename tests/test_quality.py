@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from siteaug.quality import RealismModel, nearest_neighbours, passed_filter, quality_scores, select_candidates, top_per_protein
+from siteaug.generative.quality import RealismModel, nearest_neighbours, passed_filter, quality_scores, select_candidates, top_per_protein
 
 
 @pytest.fixture

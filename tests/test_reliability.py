@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from helpers import tiny_yaml
-from siteaug.demo import make_demo
-from siteaug.identity import alignment_identity, identity_groups, similar_pairs
-from siteaug.io import InputError, read_label_fasta
-from siteaug.prepare import prepare_proteins, split_proteins
+from siteaug.inputs.demo import make_demo
+from siteaug.inputs.identity import alignment_identity, identity_groups, similar_pairs
+from siteaug.inputs.prepare import prepare_proteins, split_proteins
+from siteaug.runtime.io import InputError, read_label_fasta
 
 TINY = tiny_yaml()
 SPLIT = dict(validation_fraction=TINY["split"]["validation"], test_fraction=TINY["split"]["test"], seed=TINY["seed"])
@@ -69,9 +69,9 @@ def own_lines(stderr: str) -> list[str]:
 @pytest.mark.parametrize("block", [512, 5], ids=["one-block", "blocks-of-5"])
 def test_candidate_search_misses_no_pair(block, monkeypatch):
     """The k-mer prefilter against aligning every pair: same pairs at several thresholds."""
-    import siteaug.identity
+    import siteaug.inputs.identity
 
-    monkeypatch.setattr(siteaug.identity, "_BLOCK", block)
+    monkeypatch.setattr(siteaug.inputs.identity, "_BLOCK", block)
     rng = np.random.default_rng(1)
     letters = list("ACDEFGHIKLMNPQRSTVWY")
     sequences = ["".join(rng.choice(letters, rng.integers(30, 120))) for _ in range(12)]
@@ -111,7 +111,7 @@ def test_identical_sequence_under_another_id_stays_in_one_split(inputs, caplog):
     write_records(inputs / "labels.fa", records + [copy])
     shutil.copy(inputs / "pdb" / "demo0000_A.pdb", inputs / "pdb" / "DEMO0000_A.pdb")
     for seed in range(8):
-        with caplog.at_level(logging.INFO, logger="siteaug.identity"):
+        with caplog.at_level(logging.INFO, logger="siteaug.inputs.identity"):
             table = prepare_proteins(str(inputs / "labels.fa"), str(inputs / "pdb"), 0.2, 0.2, seed).set_index("protein_id")
         assert table.loc["demo0000_A", "split"] == table.loc["DEMO0000_A", "split"], seed
     assert "proteins demo0000_A and DEMO0000_A share a split group (identical sequences)" in caplog.text
@@ -123,14 +123,14 @@ def test_near_identical_sequences_stay_in_one_split(inputs, caplog):
     mutant = sequence[:10] + ("A" if sequence[10] != "A" else "G") + sequence[11:]
     write_records(inputs / "labels.fa", records + [[">mutant_A", mutant, records[3][2]]])
     pdb = (inputs / "pdb" / f"{records[3][0][1:]}.pdb").read_text()
-    from siteaug.demo import THREE_LETTER
+    from siteaug.inputs.demo import THREE_LETTER
     old, new = THREE_LETTER[sequence[10]], THREE_LETTER[mutant[10]]
     lines = [line[:17] + new + line[20:] if line.startswith("ATOM") and line[22:26].strip() == "11" else line
              for line in pdb.splitlines()]
     assert old != new
     (inputs / "pdb" / "mutant_A.pdb").write_text("\n".join(lines) + "\n")
     for seed in range(8):
-        with caplog.at_level(logging.INFO, logger="siteaug.identity"):
+        with caplog.at_level(logging.INFO, logger="siteaug.inputs.identity"):
             table = prepare_proteins(str(inputs / "labels.fa"), str(inputs / "pdb"), 0.2, 0.2, seed).set_index("protein_id")
         assert table.loc[records[3][0][1:], "split"] == table.loc["mutant_A", "split"], seed
     assert f"proteins {records[3][0][1:]} and mutant_A share a split group (sequence identity 0.9" in caplog.text
@@ -166,7 +166,7 @@ def test_external_test_set_sharing_a_training_sequence_is_refused(inputs):
 
 def test_external_test_overlap_allowed_is_recorded(inputs, caplog):
     ext = external_copy(inputs)
-    with caplog.at_level(logging.WARNING, logger="siteaug.prepare"):
+    with caplog.at_level(logging.WARNING, logger="siteaug.inputs.prepare"):
         table = prepare(inputs, external_test_labels=str(ext / "labels.fa"), external_test_structures=str(ext / "pdb"),
                         external_test_overlap="allow")
     row = table.set_index("protein_id").loc["renamed_A"]
@@ -207,7 +207,7 @@ STRUCTURE_CASES = [
 
 @pytest.mark.parametrize("name, transform, fragment", STRUCTURE_CASES, ids=[c[0] for c in STRUCTURE_CASES])
 def test_degenerate_structure_is_refused_or_skipped(inputs, name, transform, fragment, caplog):
-    from siteaug.features import build_feature_tables
+    from siteaug.features.residues import build_feature_tables
 
     pdb = inputs / "pdb" / "demo0002_A.pdb"
     transform_atoms(pdb, transform)
@@ -216,14 +216,14 @@ def test_degenerate_structure_is_refused_or_skipped(inputs, name, transform, fra
         build_feature_tables(table)
     message = str(err.value)
     assert "\n" not in message and f"{pdb}: record demo0002_A" in message and fragment in message, message
-    with caplog.at_level(logging.WARNING, logger="siteaug.features"):
+    with caplog.at_level(logging.WARNING, logger="siteaug.features.residues"):
         residues, edges = build_feature_tables(table, invalid_protein="skip")
     assert "demo0002_A" not in set(residues["protein_id"]) and "demo0002_A" not in set(edges["protein_id"])
     assert "skipped 1 of 12 proteins" in caplog.text
 
 
 def test_degenerate_distance_map_is_refused(inputs, tmp_path):
-    from siteaug.features import build_feature_tables
+    from siteaug.features.residues import build_feature_tables
 
     table = prepare(inputs)
     folder = tmp_path / "maps"
@@ -238,8 +238,8 @@ def test_degenerate_distance_map_is_refused(inputs, tmp_path):
 # ---- config values that pass the schema but would crash late ------------------------------------------------------
 
 from helpers import REPO, config_with, copy_config, run_snakemake, write_config  # noqa: E402
-from siteaug.config_checks import check_config, check_config_against_data, check_config_files  # noqa: E402
-from siteaug.io import StorageError, read_parquet, write_parquet  # noqa: E402
+from siteaug.runtime.config_checks import check_config, check_config_against_data, check_config_files  # noqa: E402
+from siteaug.runtime.io import StorageError, read_parquet, write_parquet  # noqa: E402
 
 
 def full_config(overrides=None) -> dict:
@@ -252,7 +252,7 @@ def full_config(overrides=None) -> dict:
 
 
 def sweep_names(config):
-    from siteaug.arms import sweep_arm
+    from siteaug.arms.protocol import sweep_arm
 
     return [sweep_arm(r) for r in config["classifier"]["ratio_sweep"]]
 
@@ -385,7 +385,7 @@ def test_long_id_is_refused_as_an_id(inputs):
 FULL_DISK = """
 import resource, signal, sys
 import pandas as pd
-from siteaug.io import InputError, write_parquet, write_json
+from siteaug.runtime.io import InputError, write_parquet, write_json
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then fails the write with EFBIG instead of killing us
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 try:
@@ -446,7 +446,7 @@ def test_workflow_with_truncated_intermediate_stops_in_one_line(tmp_path):
 def test_diffusion_without_synthetic_rows_gets_no_verdict(tmp_path):
     import json
 
-    from siteaug.report import build_report
+    from siteaug.evaluation.report import build_report
     from test_report import _arm
 
     predictions = {"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion": _arm(2.0, 3)}
@@ -463,7 +463,7 @@ def test_diffusion_without_synthetic_rows_gets_no_verdict(tmp_path):
 
 
 def test_zero_width_precomputed_group_is_refused(tmp_path):
-    from siteaug.precomputed import group_width
+    from siteaug.features.precomputed import group_width
 
     (tmp_path / "emb").mkdir()
     np.save(tmp_path / "emb" / "p1_A.npy", np.zeros((7, 0), np.float32))
@@ -519,7 +519,7 @@ def test_existing_results_checked_unless_inputs_are_newer(tmp_path):
     newer than that table means prepare runs again (and checks), so the stale table must not block the run."""
     import os
 
-    from siteaug.config_checks import check_config_against_existing_results
+    from siteaug.runtime.config_checks import check_config_against_existing_results
 
     write_parquet(data_proteins(3), tmp_path / "results" / "data" / "proteins.parquet")
     labels = tmp_path / "labels.fa"
@@ -536,7 +536,7 @@ def test_existing_results_checked_unless_inputs_are_newer(tmp_path):
 
 def test_truncated_model_file_names_the_file(tmp_path):
     from conftest import tiny_model
-    from siteaug.diffusion import load_model, save_model
+    from siteaug.generative.diffusion import load_model, save_model
 
     path = tmp_path / "model.pt"
     save_model(tiny_model(), path, {})
@@ -547,7 +547,7 @@ def test_truncated_model_file_names_the_file(tmp_path):
 
 
 def test_pdb_with_byte_order_mark_reads_the_same(inputs):
-    from siteaug.pdb import read_chain_atoms
+    from siteaug.inputs.pdb import read_chain_atoms
 
     pdb = inputs / "pdb" / "demo0000_A.pdb"
     reference = read_chain_atoms(pdb, "A")

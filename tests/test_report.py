@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.io import InputError
-from siteaug.report import _difference_figure, build_report, evidence_warnings, read_benchmarks, verdict_sentence
+from siteaug.evaluation.report import _difference_figure, build_report, evidence_warnings, read_benchmarks, verdict_sentence
+from siteaug.runtime.io import InputError
 
 
 def _arm(separation: float, seed: int, seeds=(0, 1), n: int = 600) -> pd.DataFrame:

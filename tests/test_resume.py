@@ -20,7 +20,7 @@ import pytest
 
 from helpers import LEAN, TINY, copy_config
 from helpers import snakemake_command as tiny_snakemake_command
-from siteaug.io import atomic_path, write_text
+from siteaug.runtime.io import atomic_path, write_text
 
 # Every stage of the tiny workflow, but with the lean overlay (three classifier arms, one seed): the test runs the
 # workflow about eleven times, and the other arms and seeds only add more of the same train_classifier jobs.

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from siteaug.sample_quality import (
+from siteaug.evaluation.sample_quality import (
     acceptance_rate,
     c2st_auc,
     continuous_columns,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from siteaug.diffusion import noise_schedule, sample, sampler_plan, sampler_step, trailing_timesteps
+from siteaug.generative.diffusion import noise_schedule, sample, sampler_plan, sampler_step, trailing_timesteps
 
 MU = torch.tensor([1.5, -0.5])
 SD = torch.tensor([0.5, 2.0])

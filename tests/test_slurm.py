@@ -148,7 +148,7 @@ def test_gpu_rules_get_a_slurm_gpu_and_use_that_card(cluster, runs):
     allocated = {jobid for jobid, text in details.items() if "JOB_GRES=gpu:1" in text}
     assert declared and allocated == declared
     assert all("TresPerJob=gres:gpu:1" in details[jobid] for jobid in declared)
-    # Inside each GPU job, siteaug.device took the card that SLURM put in CUDA_VISIBLE_DEVICES, and logged it. The run
+    # Inside each GPU job, siteaug.runtime.device took the card that SLURM put in CUDA_VISIBLE_DEVICES, and logged it. The run
     # was started without that variable, so SLURM's GPU allocation is the only thing that can have set it. (A finished
     # job no longer shows its card's index in scontrol, so the card is checked against the node's cards.)
     used = {}

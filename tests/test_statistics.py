@@ -10,8 +10,7 @@ from sklearn.metrics import (
 )
 
 import statistics_reference
-from siteaug.io import InputError
-from siteaug.statistics import (
+from siteaug.evaluation.statistics import (
     METRICS,
     ArmScores,
     _ranking_metrics,
@@ -24,6 +23,7 @@ from siteaug.statistics import (
     threshold_curves,
     verdict,
 )
+from siteaug.runtime.io import InputError
 
 
 def _test_set(seed: int, n_proteins: int = 12, separation: float = 1.0):

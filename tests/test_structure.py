@@ -3,9 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siteaug.io import InputError
-from siteaug.pdb import ChainAtoms, chain_from_id, read_chain_atoms
-from siteaug.structure import (
+from siteaug.features.structure import (
     MAX_ASA_TIEN2013,
     STRUCTURE_COLUMNS,
     backbone_dihedrals,
@@ -17,6 +15,8 @@ from siteaug.structure import (
     structure_descriptors,
     virtual_cb,
 )
+from siteaug.inputs.pdb import ChainAtoms, chain_from_id, read_chain_atoms
+from siteaug.runtime.io import InputError
 
 DNA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "graphsite_dna"
 

@@ -16,7 +16,7 @@ TEMPLATE = REPO / "config" / "template.yaml"
 
 def _filled(workdir: Path, external: bool) -> Path:
     """The template with its placeholders replaced by demo files made in ``workdir`` (and an external test set)."""
-    from siteaug.demo import make_demo
+    from siteaug.inputs.demo import make_demo
 
     make_demo(workdir / "mine", n_proteins=12, min_length=30, max_length=40, seed=0)
     text = TEMPLATE.read_text()

@@ -5,9 +5,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from conftest import tiny_config
-from siteaug.diffusion import load_model, save_model
-from siteaug.graphs import protein_graphs
-from siteaug.training import EarlyStopping, _validation_loss, best_step, ema_averager, train_diffusion
+from siteaug.features.graphs import protein_graphs
+from siteaug.generative.diffusion import load_model, save_model
+from siteaug.generative.training import EarlyStopping, _validation_loss, best_step, ema_averager, train_diffusion
 
 
 @pytest.fixture

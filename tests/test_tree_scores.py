@@ -1,9 +1,9 @@
-"""Out-of-fold tree scores (siteaug.tree_scores): leak-free for training residues, joined to every residue."""
+"""Out-of-fold tree scores (siteaug.arms.tree_scores): leak-free for training residues, joined to every residue."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.tree_scores import TREE_SCORE_COLUMN, out_of_fold_tree_scores, with_tree_scores
+from siteaug.arms.tree_scores import TREE_SCORE_COLUMN, out_of_fold_tree_scores, with_tree_scores
 
 GBDT = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 30, "max_features": 1.0, "cv_folds": 3}
 

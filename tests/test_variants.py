@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.balance import generation_plan, positives_needed
-from siteaug.classifier import MLPClassifier, MLPConfig
-from siteaug.io import InputError
-from siteaug.variants import smote_filtered_table, sweep_table, unfiltered_table
+from siteaug.arms.classifier import MLPClassifier, MLPConfig
+from siteaug.generative.balance import generation_plan, positives_needed
+from siteaug.generative.variants import smote_filtered_table, sweep_table, unfiltered_table
+from siteaug.runtime.io import InputError
 
 FEATURES = ["f_a", "f_b", "f_c"]
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import REPO, SNAKEMAKE, TINY, new_workdir, run_snakemake, tiny_yaml, write_config
-from siteaug.arm_registry import lookup_arm, workflow_arms
+from siteaug.arms.registry import lookup_arm, workflow_arms
 
 pytestmark = pytest.mark.workflow
 
@@ -205,7 +205,7 @@ def test_bad_config_fails_before_any_job(tmp_path_factory, overrides, message):
     ids=["length-mismatch", "non-binary-label", "duplicate-id", "unknown-residue", "missing-pdb", "pdb-sequence-mismatch"],
 )
 def test_bad_input_gives_one_line_error_and_no_output(tmp_path_factory, mutate, message):
-    from siteaug.demo import make_demo
+    from siteaug.inputs.demo import make_demo
 
     workdir = new_workdir(tmp_path_factory, "badinput")
     make_demo(workdir / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)

@@ -5,11 +5,11 @@ import sys
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from siteaug.ablation import SPLITS
-from siteaug.arms import train_arm
-from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.tables import feature_columns
-from siteaug.workflow import rounded, rule_logging
+from siteaug.arms.protocol import train_arm
+from siteaug.evaluation.ablation import SPLITS
+from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.tables import feature_columns
+from siteaug.runtime.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, setting = snakemake.params, snakemake.wildcards.setting

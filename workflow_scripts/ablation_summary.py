@@ -1,9 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.ablation import summarise, write_outputs
-from siteaug.io import read_parquet
-from siteaug.tables import read_json
-from siteaug.workflow import rule_logging
+from siteaug.evaluation.ablation import summarise, write_outputs
+from siteaug.runtime.io import read_parquet
+from siteaug.runtime.tables import read_json
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     p, i, o = snakemake.params, snakemake.input, snakemake.output

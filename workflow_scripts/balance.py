@@ -1,9 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.balance import balance_training
-from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.tables import feature_columns, read_parquet_parts, train_rows
-from siteaug.workflow import rounded, rule_logging
+from siteaug.generative.balance import balance_training
+from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.tables import feature_columns, read_parquet_parts, train_rows
+from siteaug.runtime.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log:
     residues = read_parquet(snakemake.input.residues)

@@ -2,9 +2,9 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 import pandas as pd
 
-from siteaug.datasets import summarise_datasets, summary_html
-from siteaug.io import atomic_path, write_text
-from siteaug.workflow import rule_logging
+from siteaug.inputs.datasets import summarise_datasets, summary_html
+from siteaug.runtime.io import atomic_path, write_text
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     i, p = snakemake.input, snakemake.params

@@ -2,14 +2,14 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from pathlib import Path
 
-from siteaug.arm_registry import EMBEDDING_MODEL_ARM, lookup_arm
-from siteaug.device import resolve_device
-from siteaug.features import standardise
-from siteaug.graph_transformer import GraphTransformerClassifier, embedding_table
-from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.tables import feature_columns
-from siteaug.tree_scores import with_tree_scores
-from siteaug.workflow import rule_logging
+from siteaug.arms.graph_transformer import GraphTransformerClassifier, embedding_table
+from siteaug.arms.registry import EMBEDDING_MODEL_ARM, lookup_arm
+from siteaug.arms.tree_scores import with_tree_scores
+from siteaug.features.residues import standardise
+from siteaug.runtime.device import resolve_device
+from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.tables import feature_columns
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     p = snakemake.params

@@ -1,9 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.features import build_feature_tables, standardise
-from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.tables import feature_columns
-from siteaug.workflow import rule_logging
+from siteaug.features.residues import build_feature_tables, standardise
+from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.tables import feature_columns
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     proteins = read_parquet(snakemake.input[0])

@@ -2,12 +2,12 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 import numpy as np
 
-from siteaug.classifier import MLPClassifier
-from siteaug.device import gpu_slot, resolve_device
-from siteaug.io import read_parquet, write_parquet
-from siteaug.quality import RealismModel, passed_filter, quality_scores, top_per_protein
-from siteaug.tables import feature_columns, train_rows
-from siteaug.workflow import rule_logging
+from siteaug.arms.classifier import MLPClassifier
+from siteaug.generative.quality import RealismModel, passed_filter, quality_scores, top_per_protein
+from siteaug.runtime.device import gpu_slot, resolve_device
+from siteaug.runtime.io import read_parquet, write_parquet
+from siteaug.runtime.tables import feature_columns, train_rows
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
     p = snakemake.params

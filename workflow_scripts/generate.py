@@ -2,12 +2,12 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 import time
 
-from siteaug.columns import ColumnCodec
-from siteaug.device import gpu_slot, resolve_device
-from siteaug.diffusion import load_model
-from siteaug.generation import generate_candidates
-from siteaug.io import read_parquet, write_parquet
-from siteaug.workflow import exit_now, process_age, rule_logging
+from siteaug.generative.columns import ColumnCodec
+from siteaug.generative.diffusion import load_model
+from siteaug.generative.generation import generate_candidates
+from siteaug.runtime.device import gpu_slot, resolve_device
+from siteaug.runtime.io import read_parquet, write_parquet
+from siteaug.runtime.workflow import exit_now, process_age, rule_logging
 
 IMPORTED = time.time()
 STARTED = IMPORTED - process_age()
@@ -23,7 +23,7 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     device = resolve_device(p.device)
     model, extra = load_model(snakemake.input.model, device, with_encoder=False)
     if "codec" not in extra:
-        raise ValueError(f"{snakemake.input.model}: no column codec in the model file (written before siteaug.columns); rerun train_diffusion")
+        raise ValueError(f"{snakemake.input.model}: no column codec in the model file (written before siteaug.generative.columns); rerun train_diffusion")
     codec = ColumnCodec.from_state(extra["codec"])
     contexts = read_parquet(snakemake.input.contexts).set_index("protein_id")
     plan = read_parquet(snakemake.input.plan)  # rule plan_generation: each protein's quota, shard and seed
@@ -45,4 +45,4 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     phase = time.perf_counter()
     write_parquet(candidates, snakemake.output[0], compress_floats=False)  # LZ4 does not shrink samples
     log.info("write %d rows: %.1f s", len(candidates), time.perf_counter() - phase)
-exit_now()  # output renamed into place, log closed: skip the ~0.4 s interpreter teardown (siteaug.workflow.exit_now)
+exit_now()  # output renamed into place, log closed: skip the ~0.4 s interpreter teardown (siteaug.runtime.workflow.exit_now)

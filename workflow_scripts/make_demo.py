@@ -2,8 +2,8 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from pathlib import Path
 
-from siteaug.demo import make_demo
-from siteaug.workflow import rule_logging
+from siteaug.inputs.demo import make_demo
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     p = snakemake.params

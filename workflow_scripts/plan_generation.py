@@ -1,9 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.balance import generation_plan
-from siteaug.io import read_parquet, write_parquet
-from siteaug.tables import train_rows
-from siteaug.workflow import rule_logging
+from siteaug.generative.balance import generation_plan
+from siteaug.runtime.io import read_parquet, write_parquet
+from siteaug.runtime.tables import train_rows
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     p = snakemake.params

@@ -1,9 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.config_checks import check_config_against_data, expected_feature_count
-from siteaug.io import write_parquet
-from siteaug.prepare import prepare_proteins
-from siteaug.workflow import rule_logging
+from siteaug.inputs.prepare import prepare_proteins
+from siteaug.runtime.config_checks import check_config_against_data, expected_feature_count
+from siteaug.runtime.io import write_parquet
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     p, i = snakemake.params, snakemake.input

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import numpy as np
 
-from siteaug.arm_registry import EMBEDDING_TABLE, FEATURE_TABLE, RATIO_SWEEP, SHARED, lookup_arm, sweep_ratio
-from siteaug.io import read_parquet
-from siteaug.provenance import checksums, machine_provenance
-from siteaug.report import build_report, read_benchmarks
-from siteaug.tables import SPLITS, read_json, read_parquet_parts
-from siteaug.workflow import rule_logging
+from siteaug.arms.registry import EMBEDDING_TABLE, FEATURE_TABLE, RATIO_SWEEP, SHARED, lookup_arm, sweep_ratio
+from siteaug.evaluation.report import build_report, read_benchmarks
+from siteaug.runtime.io import read_parquet
+from siteaug.runtime.provenance import checksums, machine_provenance
+from siteaug.runtime.tables import SPLITS, read_json, read_parquet_parts
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     i, p = snakemake.input, snakemake.params

@@ -2,10 +2,10 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 import numpy as np
 
-from siteaug.io import InputError, atomic_path, read_parquet, write_json, write_text
-from siteaug.sample_quality import loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
-from siteaug.tables import feature_columns, read_json, read_parquet_parts, split_rows
-from siteaug.workflow import rounded, rule_logging
+from siteaug.evaluation.sample_quality import loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
+from siteaug.runtime.io import InputError, atomic_path, read_parquet, write_json, write_text
+from siteaug.runtime.tables import feature_columns, read_json, read_parquet_parts, split_rows
+from siteaug.runtime.workflow import rounded, rule_logging
 
 
 def save_png(fig, path) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from siteaug.arm_registry import lookup_arm
-from siteaug.arms import train_arm
-from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.tree_scores import with_tree_scores
-from siteaug.workflow import rounded, rule_logging
+from siteaug.arms.protocol import train_arm
+from siteaug.arms.registry import lookup_arm
+from siteaug.arms.tree_scores import with_tree_scores
+from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, i, arm = snakemake.params, snakemake.input, snakemake.wildcards.arm

@@ -1,9 +1,9 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.classifier import MLPClassifier, mlp_config
-from siteaug.io import read_parquet
-from siteaug.tables import feature_columns, train_rows
-from siteaug.workflow import rule_logging
+from siteaug.arms.classifier import MLPClassifier, mlp_config
+from siteaug.runtime.io import read_parquet
+from siteaug.runtime.tables import feature_columns, train_rows
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log:
     residues = read_parquet(snakemake.input[0])

@@ -1,13 +1,13 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.columns import fit_codec
-from siteaug.device import gpu_slot, resolve_device
-from siteaug.diffusion import diffusion_config, save_model
-from siteaug.graphs import protein_contexts
-from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.tables import feature_columns, train_rows
-from siteaug.training import best_step, train_diffusion
-from siteaug.workflow import rule_logging
+from siteaug.features.graphs import protein_contexts
+from siteaug.generative.columns import fit_codec
+from siteaug.generative.diffusion import diffusion_config, save_model
+from siteaug.generative.training import best_step, train_diffusion
+from siteaug.runtime.device import gpu_slot, resolve_device
+from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.tables import feature_columns, train_rows
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
     d = snakemake.params.diffusion
@@ -16,7 +16,7 @@ with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], s
     edges = read_parquet(snakemake.input.edges)
     device = resolve_device(d["device"])
     log.info("training on %s", device)
-    # Column kinds and the quantile transform, from the training rows (siteaug.columns); saved with the model.
+    # Column kinds and the quantile transform, from the training rows (siteaug.generative.columns); saved with the model.
     codec = fit_codec(residues, snakemake.params.seed, quantile=d["quantile_transform"], discrete=d["discrete_columns"])
     config = diffusion_config(d, codec.model_dim)
     model, history = train_diffusion(

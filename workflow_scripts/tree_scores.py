@@ -2,9 +2,9 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from threadpoolctl import threadpool_limits
 
-from siteaug.io import read_parquet, write_json, write_parquet
-from siteaug.tree_scores import out_of_fold_tree_scores
-from siteaug.workflow import rule_logging
+from siteaug.arms.tree_scores import out_of_fold_tree_scores
+from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):
     table, summary = out_of_fold_tree_scores(read_parquet(snakemake.input[0]), snakemake.params.gbdt, snakemake.params.seed)

@@ -1,0 +1,214 @@
+"""The arms of the comparison: the same protocol, and (except the reference arms) the same MLP, on different training rows.
+
+Protocol for every arm and seed: fit on training-split rows (synthetic rows only ever here), choose the decision
+threshold on the validation split, freeze it, score the test split. Seeds ``seed, seed + 1, ...`` change the
+classifier's initialisation and batches and, for the resampling arms, the resampling itself; the arms that read a
+balanced table (diffusion ones, smote_filtered) use one table for all seeds.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from imblearn.over_sampling import SMOTE, BorderlineSMOTE, RandomOverSampler
+
+from siteaug.arms.classifier import MLPClassifier, mlp_config
+from siteaug.arms.reference_models import GBDTClassifier, GNNClassifier, gnn_config
+from siteaug.arms.registry import ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, sweep_arm, sweep_ratio  # noqa: F401
+from siteaug.evaluation.metrics import choose_threshold
+from siteaug.features.graphs import protein_graphs
+from siteaug.generative.balance import positives_needed
+from siteaug.runtime.tables import feature_columns, sorted_split
+
+log = logging.getLogger(__name__)
+
+# The arms themselves (names, tables, fit functions) are described in siteaug.arms.registry.
+ALL_ARMS = ARM_NAMES
+
+
+def embedding_arm(arm: str) -> str | None:
+    """For an ``embedding_<base>`` arm, the arm whose protocol it repeats on the embedding table (none, smote,
+    diffusion); None for any other arm."""
+    return lookup_arm(arm).base
+
+
+def uses_balanced_table(arm: str) -> bool:
+    return lookup_arm(arm).balanced is not None
+
+
+def _oversample(sampler_cls, train, ratio, seed, feature_cols, **kwargs):
+    y = train["label"].to_numpy(np.int64)
+    n_pos = int(y.sum())
+    target = n_pos + positives_needed(n_pos, len(y) - n_pos, ratio)
+    sampler = sampler_cls(sampling_strategy={1: target}, random_state=seed, **kwargs)
+    X, y = sampler.fit_resample(train[feature_cols].to_numpy(np.float32), y)
+    if int(y.sum()) < target:
+        # BorderlineSMOTE adds nothing when no positive is "in danger"; say so rather than pretend it balanced.
+        log.warning("%s reached %d of %d positives (ratio %.3f instead of %.3f)", sampler_cls.__name__, int(y.sum()), target, y.mean(), ratio)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def arm_training_rows(arm: str, train: pd.DataFrame, balanced: pd.DataFrame | None, ratio: float, seed: int, feature_cols: list[str]):
+    """(X, y) an arm trains on. Only training-split rows ever enter; synthetic rows come only from ``balanced``."""
+    rows = lookup_arm(arm).rows
+    n_pos = int(train["label"].sum())
+    if rows == REAL_ROWS:
+        return train[feature_cols].to_numpy(np.float32), train["label"].to_numpy(np.int64)
+    if rows == "random_oversampling":
+        return _oversample(RandomOverSampler, train, ratio, seed, feature_cols)
+    if rows == "smote":
+        return _oversample(SMOTE, train, ratio, seed, feature_cols, k_neighbors=min(5, n_pos - 1))
+    if rows == "borderline_smote":
+        return _oversample(BorderlineSMOTE, train, ratio, seed, feature_cols, k_neighbors=min(5, n_pos - 1), m_neighbors=min(10, len(train) - 1))
+    if rows == BALANCED_ROWS:
+        if balanced is None:
+            raise ValueError(f"the {arm} arm needs its balanced training table")
+        return balanced[feature_cols].to_numpy(np.float32), balanced["label"].to_numpy(np.int64)
+    if rows == GRAPHS:
+        raise ValueError(f"the {arm} arm trains on residue graphs, not on rows")
+    raise ValueError(f"arm {arm}: no builder for training rows {rows!r}")
+
+
+def class_weight(y: np.ndarray, ratio: float) -> float:
+    """Loss weight of a positive row that gives positives the share ``ratio`` of the total weight."""
+    n_pos = float(np.sum(y))
+    return ratio / (1 - ratio) * (len(y) - n_pos) / n_pos
+
+
+def _prediction_frame(part: pd.DataFrame, scores: np.ndarray, threshold: float, seed: int, split: str) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "protein_id": part["protein_id"].to_numpy(),
+        "position": part["position"].to_numpy(np.int32),
+        "label": part["label"].to_numpy(np.int8),
+        "seed": np.int32(seed),
+        "score": np.asarray(scores, np.float32),
+        "threshold": np.float32(threshold),
+        "split": split,
+    })
+    frame["predicted"] = (frame["score"] >= frame["threshold"]).astype(np.int8)
+    return frame
+
+
+def train_arm(
+    arm: str,
+    residues: pd.DataFrame,
+    settings: dict,
+    ratio: float,
+    seeds: list[int],
+    balanced: pd.DataFrame | None = None,
+    edges: pd.DataFrame | None = None,
+    device="cpu",
+    progress=None,
+    splits=("test",),
+):
+    """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary).
+
+    ``settings`` holds the keys of the config's ``classifier`` section that the arm reads (``arm_settings``). Predictions hold one row per test residue and seed, ordered
+    by (seed, protein_id, position), with that seed's validation-frozen threshold. ``splits=("validation", "test")``
+    adds the validation rows (scored with the same model and threshold) before each seed's test rows. An
+    ``embedding_<base>`` arm gets the embedding table as ``residues`` (and its balanced table) and runs ``<base>``.
+    """
+    spec = lookup_arm(arm)
+    unknown = [s for s in splits if s not in ("validation", "test")]
+    if unknown:
+        raise ValueError(f"train_arm scores the validation and test splits, not {unknown[0]!r}")
+    feature_cols = feature_columns(residues)
+    train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
+    metric = settings["threshold_metric"]
+    fit = spec.fit_function()
+    context = FitContext(spec, train, validation, test, balanced, edges, feature_cols, settings, ratio, device, progress)
+    frames, models, summary = [], [], []
+    for seed in seeds:
+        model, val_scores, test_scores, info = fit(context, seed)
+        threshold = choose_threshold(validation["label"].to_numpy(), val_scores, metric)
+        log.info("arm %s seed %d: threshold %.4f frozen from the validation split", arm, seed, threshold)
+        scored = {"validation": (validation, val_scores), "test": (test, test_scores)}
+        frames += [_prediction_frame(*scored[split], threshold, seed, split) for split in splits]
+        models.append(model)
+        summary.append({"seed": seed, "threshold": threshold, **info})
+    return pd.concat(frames, ignore_index=True), models, summary
+
+
+@dataclass
+class FitContext:
+    """What every seed of one arm's fit sees: the arm, its tables, the ``classifier`` settings and where to train.
+
+    A fit function takes ``(context, seed)`` and returns (model, validation scores, test scores, training summary).
+    """
+
+    arm: Arm
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    balanced: pd.DataFrame | None
+    edges: pd.DataFrame | None
+    feature_cols: list[str]
+    settings: dict
+    ratio: float
+    device: object = "cpu"
+    progress: Callable | None = None
+    # What the first seed computes and later seeds reuse (the gbdt grid point, the graphs of the graph arms).
+    cache: dict = field(default_factory=dict)
+
+    def training_rows(self, seed: int):
+        return arm_training_rows(self.arm.name, self.train, self.balanced, self.ratio, seed, self.feature_cols)
+
+    def scores(self, model) -> tuple:
+        """The model's validation and test scores of a row model."""
+        return tuple(model.predict_proba(part[self.feature_cols].to_numpy(np.float32)) for part in (self.validation, self.test))
+
+
+def _fit_mlp(context: FitContext, seed: int):
+    X, y = context.training_rows(seed)
+    weight = class_weight(y, context.ratio) if context.arm.positive_weight else None
+    config = mlp_config(context.settings, len(context.feature_cols), seed, positive_weight=weight)
+    model = MLPClassifier(config, context.device).fit(X, y, progress=context.progress)
+    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "positive_weight": weight}
+    return model, *context.scores(model), info
+
+
+def _fit_gbdt(context: FitContext, seed: int):
+    X, y = context.training_rows(seed)
+    cache = context.cache
+    model = GBDTClassifier(context.settings["gbdt"], seed, cache.get("params"))
+    if "params" not in cache:  # tuned once, with the first seed; every seed then fits with the chosen grid point
+        cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy())
+    model.fit(X, y)
+    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": cache["params"]}
+    return model, *context.scores(model), info
+
+
+def _split_graphs(context: FitContext, build) -> dict:
+    """The train/validation/test graphs of a graph arm, built by ``build`` with the first seed and kept in the cache."""
+    if context.edges is None:
+        raise ValueError(f"the {context.arm.name} arm needs the residue graph edges")
+    if "graphs" not in context.cache:
+        parts = (("train", context.train), ("validation", context.validation), ("test", context.test))
+        context.cache["graphs"] = {name: build(part, context.edges, context.feature_cols, part["protein_id"].unique())
+                                   for name, part in parts}
+    return context.cache["graphs"]
+
+
+def _fit_gnn(context: FitContext, seed: int):
+    graphs = _split_graphs(context, protein_graphs)
+    config = gnn_config(context.settings["gnn"], len(context.feature_cols), seed)
+    model = GNNClassifier(config, context.device).fit(graphs["train"], progress=context.progress)
+    train = context.train
+    info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()), "training_proteins": len(graphs["train"])}
+    return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info
+
+
+def _fit_graph_transformer(context: FitContext, seed: int):
+    from siteaug.arms.graph_transformer import GraphTransformerClassifier, attributed_graphs, graph_transformer_config
+
+    graphs = _split_graphs(context, attributed_graphs)
+    config = graph_transformer_config(context.settings["graph_transformer"], len(context.feature_cols), seed)
+    model = GraphTransformerClassifier(config, context.device).fit(graphs["train"], graphs["validation"], progress=context.progress)
+    train = context.train
+    info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()),
+            "training_proteins": len(graphs["train"]), "best_epoch": model.best_epoch, "member_best_epochs": model.best_epochs,
+            "history": model.history}
+    return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info

@@ -1,0 +1,178 @@
+"""Reference arms without augmentation: gradient-boosted trees on the residue rows and a GNN on the residue graphs.
+
+They show where the augmented MLP stands against what a user would otherwise pick. Both see real training rows only.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import skops.io as skops_io
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from torch import nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn.models import GraphSAGE
+
+from siteaug.runtime.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# The one type of a fitted HistGradientBoostingClassifier that skops does not trust by default. No code runs when it is
+# loaded, but scikit-learn indexes its node arrays without bounds checks, so GBDTClassifier.load checks them itself.
+GBDT_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+
+
+def gbdt_estimator(settings: dict, seed: int, **params) -> HistGradientBoostingClassifier:
+    """The unfitted trees of the config's ``classifier.gbdt`` settings, with grid ``params`` (learning rate, leaves)."""
+    # Early stopping would hold out random residues, not proteins; a fixed number of iterations is used instead.
+    return HistGradientBoostingClassifier(
+        max_iter=settings["max_iter"], max_features=settings["max_features"], early_stopping=False,
+        random_state=seed, **params,
+    )
+
+
+class GBDTClassifier:
+    """HistGradientBoostingClassifier, its grid tuned once by protein-grouped cross-validation on AUPRC."""
+
+    def __init__(self, settings: dict, seed: int, params: dict | None = None):
+        self.settings = settings
+        self.seed = seed
+        self.params = params or {}
+        self.model: HistGradientBoostingClassifier | None = None
+
+    def _estimator(self, **params) -> HistGradientBoostingClassifier:
+        return gbdt_estimator(self.settings, self.seed, **params)
+
+    def tune(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
+        """Pick learning rate and leaf count by GroupKFold over proteins (no protein in two folds)."""
+        grid = {"learning_rate": list(self.settings["learning_rates"]), "max_leaf_nodes": list(self.settings["max_leaf_nodes"])}
+        folds = min(self.settings["cv_folds"], len(np.unique(groups)))
+        search = GridSearchCV(self._estimator(), grid, scoring="average_precision", cv=GroupKFold(n_splits=folds), refit=False)
+        search.fit(X, y, groups=groups)
+        self.params = dict(search.best_params_)
+        log.info("gbdt: grouped %d-fold CV AUPRC %.4f with %s", folds, search.best_score_, self.params)
+        return self.params
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> GBDTClassifier:
+        self.model = self._estimator(**self.params).fit(X, y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(X)[:, 1]
+
+    def save(self, path) -> None:
+        """Write the fitted model in the skops format (a zip of JSON and .npy arrays, no pickle); read it with ``load``."""
+        with atomic_path(path) as tmp:
+            skops_io.dump({"params": self.params, "settings": self.settings, "seed": self.seed, "model": self.model}, tmp)
+
+    @classmethod
+    def load(cls, path) -> GBDTClassifier:
+        """Read a file written by ``save``.
+
+        skops builds only the types it trusts by default plus ``GBDT_TRUSTED_TYPES``. A file holding any other type
+        raises ``skops.io.exceptions.UntrustedTypesFoundException`` before any object is built. The trees are then
+        bounds-checked, because scikit-learn's prediction reads their node indices unchecked.
+        """
+        payload = skops_io.load(path, trusted=list(GBDT_TRUSTED_TYPES))
+        if not isinstance(payload, dict) or not isinstance(payload.get("model"), HistGradientBoostingClassifier):
+            raise ValueError(f"{path}: not a saved GBDTClassifier")
+        _check_trees(payload["model"], path)
+        gbdt = cls(payload["settings"], payload["seed"], payload["params"])
+        gbdt.model = payload["model"]
+        return gbdt
+
+
+def _check_trees(model: HistGradientBoostingClassifier, path) -> None:
+    """Refuse trees whose node indices would make scikit-learn's prediction read outside its arrays or never end.
+
+    scikit-learn numbers a tree's nodes depth first, so both children of a split come after it. Requiring that, and
+    in-range feature indices, keeps every walk from the root inside the node array and makes it end at a leaf.
+    Categorical splits are refused: this workflow never fits categorical features.
+    """
+    n_features = int(model.n_features_in_)
+    for iteration in model._predictors:
+        if len(iteration) != model.n_trees_per_iteration_:
+            raise ValueError(f"{path}: {len(iteration)} trees in an iteration, expected {model.n_trees_per_iteration_}")
+        for predictor in iteration:
+            nodes = predictor.nodes
+            if not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE or nodes.ndim != 1 or not len(nodes):
+                raise ValueError(f"{path}: malformed tree node array")
+            index = np.arange(len(nodes))
+            split = nodes["is_leaf"] == 0
+            children_ok = all(((nodes[side][split] > index[split]) & (nodes[side][split] < len(nodes))).all()
+                              for side in ("left", "right"))
+            features = nodes["feature_idx"][split]
+            features_ok = ((features >= 0) & (features < n_features)).all()
+            if not (children_ok and features_ok) or nodes["is_categorical"].any():
+                raise ValueError(f"{path}: a tree node points outside its tree or its features")
+
+
+@dataclass
+class GNNConfig:
+    input_dim: int
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_proteins: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+
+
+# The config file's classifier.gnn keys: every field but the two the arm sets.
+GNN_SETTING_KEYS = tuple(f.name for f in fields(GNNConfig) if f.name not in ("input_dim", "seed"))
+
+
+def gnn_config(settings: dict, input_dim: int, seed: int) -> GNNConfig:
+    """A GNNConfig from the config file's ``classifier.gnn`` section."""
+    return GNNConfig(input_dim=input_dim, seed=seed, **{k: settings[k] for k in GNN_SETTING_KEYS})
+
+
+class GNNClassifier:
+    """GraphSAGE node classifier: one logit per residue from its features and its neighbours' in the residue graph."""
+
+    def __init__(self, config: GNNConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        torch.manual_seed(config.seed)
+        self.network = GraphSAGE(config.input_dim, config.hidden, config.layers, out_channels=1, dropout=config.dropout).to(self.device)
+
+    def fit(self, graphs: list[Data], progress=None) -> GNNClassifier:
+        cfg = self.config
+        if not any(int(g.y.sum()) > 0 for g in graphs):
+            raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
+        optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        loss_fn = nn.BCEWithLogitsLoss()
+        rng = np.random.default_rng(cfg.seed)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+            self.network.train()
+            epochs = range(cfg.epochs) if progress is None else progress(range(cfg.epochs))
+            for _ in epochs:
+                order = rng.permutation(len(graphs))
+                for start in range(0, len(order), cfg.batch_proteins):
+                    batch = Batch.from_data_list([graphs[i] for i in order[start : start + cfg.batch_proteins]]).to(self.device)
+                    loss = loss_fn(self.network(batch.x, batch.edge_index).squeeze(1), batch.y.float())
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+        self.network.eval()
+        return self
+
+    @torch.inference_mode()
+    def predict_graphs(self, graphs: list[Data]) -> np.ndarray:
+        """Probabilities of every residue of ``graphs``, concatenated in graph order."""
+        out = []
+        for start in range(0, len(graphs), self.config.batch_proteins):
+            batch = Batch.from_data_list(graphs[start : start + self.config.batch_proteins]).to(self.device)
+            out.append(torch.sigmoid(self.network(batch.x, batch.edge_index)).squeeze(1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    def save(self, path) -> None:
+        with atomic_path(path) as tmp:
+            torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict()}, tmp)
+

@@ -1,0 +1,1 @@
+"""Features: per-residue feature tables (rule features), structure descriptors, precomputed groups and residue graphs."""

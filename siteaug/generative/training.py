@@ -1,0 +1,174 @@
+"""Joint training of the context encoder and the denoiser on training-split positives."""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+from torch_geometric.data import Batch
+from tqdm import tqdm
+
+from siteaug.features.graphs import protein_graphs
+from siteaug.generative.columns import ColumnCodec
+from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
+from siteaug.runtime.tables import feature_columns, split_rows
+
+log = logging.getLogger(__name__)
+
+
+def _batch_loss(model: SiteDiffusion, graphs, device, generator) -> torch.Tensor:
+    batch = Batch.from_data_list(graphs).to(device)
+    context = model.encoder(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+    positive = batch.y == 1
+    return model.loss(batch.x[positive], context[batch.batch[positive]], generator)
+
+
+def _proteins_with_positives(residues: pd.DataFrame, split: str) -> list[str]:
+    part = split_rows(residues, split)
+    counts = part.groupby("protein_id", sort=True)["label"].sum()
+    return counts[counts > 0].index.tolist()
+
+
+def ema_averager(decay: float):
+    """``multi_avg_fn`` for AveragedModel: an EMA whose decay warms up as min(decay, (1 + n) / (10 + n)).
+
+    Without the warm-up the average would be dominated by the random initial weights for the first ~1/(1 - decay)
+    steps, which is most of a short run.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        weight = 1 - min(decay, (1 + n) / (10 + n))
+        for a, c in zip(averaged, current):
+            a.lerp_(c, weight)
+
+    return update
+
+
+@dataclass
+class EarlyStopping:
+    """Keeps the EMA weights of the best validation loss; says stop after ``patience`` evaluations without a gain.
+
+    ``patience`` 0 never stops early (the best weights are still the ones kept).
+    """
+
+    patience: int
+    best_loss: float = math.inf
+    best_step: int = 0
+    best_state: dict | None = None
+    since_best: int = 0
+
+    def update(self, step: int, loss: float, model: nn.Module) -> bool:
+        """Record an evaluation; True when training should stop."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.since_best = loss, step, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.since_best += 1
+        return self.patience > 0 and self.since_best >= self.patience
+
+
+def train_diffusion(
+    residues: pd.DataFrame,
+    edges: pd.DataFrame,
+    config: DiffusionConfig,
+    steps: int,
+    batch_proteins: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+    eval_every: int = 100,
+    progress: bool = True,
+    ema_decay: float = 0.999,
+    patience: int = 0,
+    codec: ColumnCodec | None = None,
+) -> tuple[SiteDiffusion, list[dict]]:
+    """Train on positives of training proteins and return the EMA weights with the best validation loss.
+
+    Every ``eval_every`` steps the validation denoising loss (fixed noise, validation-split positives) of the EMA
+    weights, and of the online weights for comparison, goes into the history. Training stops after ``patience``
+    evaluations without improvement (0: runs all ``steps``). Without validation positives the final EMA is returned.
+    ``ema_decay`` 0 makes the EMA a copy of the online weights.
+
+    With a ``codec`` (:mod:`siteaug.generative.columns`) the model learns, and its context encoder reads, the codec's model space
+    (quantile-normal numeric columns, ±1 one-hot categories); without one, the feature columns as they are.
+    """
+    if codec is not None:
+        residues = codec.encode_table(residues)
+        feature_cols = codec.model_columns
+    else:
+        feature_cols = feature_columns(residues)
+    if len(feature_cols) != config.feature_dim:
+        raise ValueError(f"the model has feature_dim {config.feature_dim} but the table gives {len(feature_cols)} columns to learn")
+    train_ids = _proteins_with_positives(residues, "train")
+    val_ids = _proteins_with_positives(residues, "validation")
+    if not train_ids:
+        raise ValueError("no training protein has a positive residue: the diffusion model has nothing to learn")
+    train_graphs = protein_graphs(residues, edges, feature_cols, train_ids)
+    val_graphs = protein_graphs(residues, edges, feature_cols, val_ids)
+    torch.manual_seed(seed)
+    model = SiteDiffusion(config).to(device)
+    model.set_feature_range(torch.cat([g.x[g.y == 1] for g in train_graphs]).to(device))
+    # Buffers (schedule, feature range) are constants: the average copies them once and leaves them alone.
+    ema = AveragedModel(model, multi_avg_fn=ema_averager(ema_decay), use_buffers=False)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1), eta_min=lr * 0.05)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    stopping = EarlyStopping(patience)
+    history: list[dict] = []
+    bar = tqdm(range(1, steps + 1), file=sys.stderr, mininterval=10, disable=not progress, desc="train_diffusion")
+    running = []
+    for step in bar:
+        model.train()
+        chosen = rng.choice(len(train_graphs), size=min(batch_proteins, len(train_graphs)), replace=False)
+        loss = _batch_loss(model, [train_graphs[i] for i in chosen], device, generator)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        scheduler.step()
+        ema.update_parameters(model)
+        running.append(loss.item())
+        if step % eval_every == 0 or step == steps:
+            record = {
+                "step": step,
+                "train_loss": float(np.mean(running)),
+                "validation_loss": _validation_loss(ema.module, val_graphs, device, seed),
+                "validation_loss_online": _validation_loss(model, val_graphs, device, seed),
+            }
+            running = []
+            history.append(record)
+            log.info("step %d train loss %.4f validation loss %s (online weights %s)", step, record["train_loss"],
+                     *(f"{v:.4f}" if v is not None else "none" for v in (record["validation_loss"], record["validation_loss_online"])))
+            if record["validation_loss"] is not None and stopping.update(step, record["validation_loss"], ema.module):
+                log.info("early stop at step %d: no validation gain in %d evaluations since step %d", step, patience, stopping.best_step)
+                break
+    best = ema.module
+    if stopping.best_state is not None:
+        best.load_state_dict(stopping.best_state)
+        log.info("kept the EMA weights of step %d (validation loss %.4f)", stopping.best_step, stopping.best_loss)
+    return best.eval(), history
+
+
+def best_step(history: list[dict]) -> int | None:
+    """Step whose EMA weights train_diffusion kept: the first lowest validation loss (None without validation)."""
+    scored = [r for r in history if r.get("validation_loss") is not None]
+    return min(scored, key=lambda r: r["validation_loss"])["step"] if scored else None
+
+
+@torch.no_grad()
+def _validation_loss(model: SiteDiffusion, graphs, device, seed: int, batch: int = 32) -> float | None:
+    if not graphs:
+        return None
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed + 1)
+    losses = [_batch_loss(model, graphs[i : i + batch], device, generator).item() for i in range(0, len(graphs), batch)]
+    return float(np.mean(losses))
