@@ -1,22 +1,60 @@
-rule report:
+# The report in three jobs: evaluate (bootstrap metrics, paired differences, verdicts: report/metrics.json and the two
+# TSVs), report_figures (the PNGs, drawn from the predictions and metrics.json) and report (the HTML page). A change to
+# the page or a figure reruns neither the bootstrap nor the other job.
+
+
+def stage_benchmarks(wildcards):
+    """The benchmark file of every job this run's report depends on, for its time-per-stage table. Declared, not
+    globbed, so the files of an arm or shard that an earlier run had and this one has not are not read."""
+    files = [
+        rules.prepare.benchmark,
+        rules.features.benchmark,
+        rules.train_diffusion.benchmark,
+        rules.plan_generation.benchmark,
+        *expand(rules.generate.benchmark, shard=SHARDS),
+        rules.train_critic.benchmark,
+        *expand(rules.filter_shard.benchmark, shard=SHARDS),
+        rules.balance.benchmark,
+        *expand(rules.balance_variant.benchmark, variant=VARIANTS),
+        *expand(rules.train_classifier.benchmark, arm=ARMS),
+        rules.sample_quality.benchmark,
+        rules.evaluate.benchmark,
+        rules.report_figures.benchmark,
+    ]
+    if config["input"]["source"] == "demo":
+        files.append(rules.make_demo.benchmark)
+    if EMBEDDING_MODEL_ARM in ARMS and tree_score_inputs():
+        files.append(rules.tree_scores.benchmark)
+    if any(lookup_arm(a).table == EMBEDDING_TABLE for a in ARMS):
+        files.append(rules.embed_residues.benchmark)
+    if EMBEDDING_AUGMENTATION:
+        files += [
+            rules.embedding_train_diffusion.benchmark,
+            rules.embedding_plan_generation.benchmark,
+            *expand(rules.embedding_generate.benchmark, shard=SHARDS),
+            rules.embedding_train_critic.benchmark,
+            *expand(rules.embedding_filter_shard.benchmark, shard=SHARDS),
+            rules.embedding_balance.benchmark,
+            rules.embedding_sample_quality.benchmark,
+        ]
+    if ABLATION:
+        files += [
+            *expand(rules.ablation_features.benchmark, setting=ABLATION),
+            *expand(rules.ablation_classifier.benchmark, setting=ABLATION),
+            rules.ablation_summary.benchmark,
+        ]
+    return files
+
+
+rule evaluate:
     input:
         predictions=expand(out("classifier/{arm}/predictions.parquet"), arm=ARMS),
         training=expand(out("classifier/{arm}/summary.json"), arm=ARMS),
         proteins=out("data/proteins.parquet"),
-        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
+        # for the no-verdict check of a diffusion arm without synthetic rows
         balance=out("balanced/summary.json"),
-        # for the no-verdict check of an arm on the balanced embedding table without synthetic rows
         embedding_balance=[out("embedding/balanced/summary.json")] if EMBEDDING_AUGMENTATION else [],
-        sample_quality=out("sample_quality/metrics.json"),
-        history=out("diffusion/history.json"),
-        sections=report_section_files(),
     output:
-        html=report(
-            out("report/report.html"),
-            caption="../report/report_page.rst",
-            category="Report",
-            labels={"file": "report.html"},
-        ),
         tsv=report(
             out("report/metrics.tsv"),
             caption="../report/metrics.rst",
@@ -35,12 +73,29 @@ rule report:
             category="Report",
             labels={"file": "metrics.json"},
         ),
-        provenance=report(
-            out("report/provenance.json"),
-            caption="../report/provenance.rst",
-            category="Report",
-            labels={"file": "provenance.json"},
-        ),
+    log:
+        out("logs/evaluate.log"),
+    benchmark:
+        out("benchmarks/evaluate.tsv")
+    conda:
+        ENV
+    params:
+        arms=ARMS,
+        bootstrap_resamples=lookup(within=config, dpath="report/bootstrap_resamples"),
+        confidence=lookup(within=config, dpath="report/confidence"),
+        threshold=lookup(within=config, dpath="filter/quality_threshold"),
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule report_figures:
+    input:
+        predictions=expand(out("classifier/{arm}/predictions.parquet"), arm=ARMS),
+        proteins=out("data/proteins.parquet"),
+        evaluation=out("report/metrics.json"),
+        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
+    output:
         intervals=report(
             out("report/auprc_intervals.png"),
             caption="../report/auprc_intervals.rst",
@@ -88,18 +143,51 @@ rule report:
             else []
         ),
     log:
+        out("logs/report_figures.log"),
+    benchmark:
+        out("benchmarks/report_figures.tsv")
+    conda:
+        ENV
+    params:
+        arms=ARMS,
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
+        threshold=lookup(within=config, dpath="filter/quality_threshold"),
+    script:
+        "../workflow_scripts/report_figures.py"
+
+
+rule report:
+    input:
+        evaluation=out("report/metrics.json"),
+        figures=rules.report_figures.output,
+        proteins=out("data/proteins.parquet"),
+        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
+        balance=out("balanced/summary.json"),
+        sample_quality=out("sample_quality/metrics.json"),
+        history=out("diffusion/history.json"),
+        sections=report_section_files(),
+        benchmarks=stage_benchmarks,
+    output:
+        html=report(
+            out("report/report.html"),
+            caption="../report/report_page.rst",
+            category="Report",
+            labels={"file": "report.html"},
+        ),
+        provenance=report(
+            out("report/provenance.json"),
+            caption="../report/provenance.rst",
+            category="Report",
+            labels={"file": "provenance.json"},
+        ),
+    log:
         out("logs/report.log"),
     benchmark:
         out("benchmarks/report.tsv")
     conda:
         ENV
     params:
-        arms=ARMS,
-        threshold=config["filter"]["quality_threshold"],
-        ratio=config["balance"]["target_positive_ratio"],
-        seed=config["seed"],
-        report=config["report"],
-        benchmarks=out("benchmarks"),
+        threshold=lookup(within=config, dpath="filter/quality_threshold"),
         extra_sections=REPORT_SECTIONS,
         # Provenance block: the config as run, and the inputs whose checksums the page lists (computed by the job).
         config=config,

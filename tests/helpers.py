@@ -68,3 +68,26 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 900, **options) ->
     """Run ``snakemake_command(workdir, *args, **options)`` in ``workdir``, capturing its output (no check)."""
     return subprocess.run(snakemake_command(workdir, *args, **options), cwd=workdir, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def write_report(predictions: dict, out_dir: Path, proteins=None, n_resamples: int = 1000, confidence: float = 0.95,
+                 seed: int = 0, no_verdict=None, training=None, sweep=None, quality_scores=None, quality_threshold=None,
+                 **page):
+    """The three report jobs in a row, as the rules evaluate, report_figures and report run them, into ``out_dir``:
+    metrics.tsv, differences.tsv, metrics.json, the figures, report.html (and provenance.json when ``page`` has a
+    provenance block). ``page``: the other keyword arguments of report_page. Returns the metrics.tsv frame."""
+    from siteaug.evaluation.comparison import compare, write_evaluation
+    from siteaug.evaluation.figures import report_figures, save_png
+    from siteaug.evaluation.report import report_page
+    from siteaug.runtime.io import write_json, write_text
+
+    out_dir = Path(out_dir)
+    evaluation = compare(predictions, proteins, n_resamples, confidence, seed, no_verdict=no_verdict, training=training)
+    metrics = write_evaluation(evaluation, out_dir / "metrics.tsv", out_dir / "differences.tsv", out_dir / "metrics.json")
+    figures = report_figures(predictions, proteins, evaluation, sweep, quality_scores, quality_threshold)
+    for name, fig in figures.items():
+        save_png(fig, out_dir / name)
+    if page.get("provenance"):
+        write_json(page["provenance"], out_dir / "provenance.json")
+    write_text(report_page(evaluation, {name: out_dir / name for name in figures}, **page), out_dir / "report.html")
+    return metrics

@@ -9,8 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from helpers import LEAN, REPO, TINY, run_snakemake
-from siteaug.evaluation.report import build_report
+from helpers import LEAN, REPO, TINY, run_snakemake, write_report
 from siteaug.inputs.datasets import dataset_configs, read_sheet, summarise_datasets, summary_html
 from siteaug.runtime.io import InputError
 from test_report import _arm
@@ -87,7 +86,7 @@ def test_summary_lists_every_dataset_and_arm_with_the_paired_verdicts(tmp_path):
     metrics, differences = {}, {}
     for name, strong in (("alpha", 2.0), ("beta", 0.2)):
         out = tmp_path / name
-        build_report({"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion": _arm(strong, 3)}, out, n_resamples=1000)
+        write_report({"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion": _arm(strong, 3)}, out, n_resamples=1000)
         metrics[name] = pd.read_csv(out / "metrics.tsv", sep="\t")
         differences[name] = pd.read_csv(out / "differences.tsv", sep="\t")
     summary = summarise_datasets(metrics, differences)

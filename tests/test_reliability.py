@@ -446,12 +446,12 @@ def test_workflow_with_truncated_intermediate_stops_in_one_line(tmp_path):
 def test_diffusion_without_synthetic_rows_gets_no_verdict(tmp_path):
     import json
 
-    from siteaug.evaluation.report import build_report
+    from helpers import write_report
     from test_report import _arm
 
     predictions = {"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion": _arm(2.0, 3)}
     reason = "it trained on 0 synthetic rows"
-    build_report(predictions, tmp_path, n_resamples=1000, no_verdict={"diffusion": reason, "absent_arm": "x"})
+    write_report(predictions, tmp_path, n_resamples=1000, no_verdict={"diffusion": reason, "absent_arm": "x"})
     data = json.loads((tmp_path / "metrics.json").read_text())
     assert [v["arm"] for v in data["verdicts"]] == ["none", "smote"] and data["no_verdict"] == {"diffusion": reason}
     assert "diffusion" in {m["arm"] for m in data["metrics"]}  # its metrics stay

@@ -5,7 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siteaug.evaluation.report import _difference_figure, build_report, evidence_warnings, read_benchmarks, verdict_sentence
+from helpers import write_report
+from siteaug.evaluation.comparison import verdict_sentence
+from siteaug.evaluation.figures import _difference_figure
+from siteaug.evaluation.report import evidence_warnings, read_benchmarks
 from siteaug.runtime.io import InputError
 
 
@@ -28,7 +31,7 @@ def report(tmp_path_factory):
     (out / "quality.json").write_text(json.dumps({"precision": 0.8, "nested": {"recall": 0.5}}))
     predictions = {"none": _arm(0.3, 1), "smote": _arm(0.35, 2), "diffusion <aug>": _arm(2.0, 3),
                    "diffusion_ratio0.5": _arm(1.0, 4)}
-    metrics = build_report(
+    metrics = write_report(
         predictions, out, n_resamples=1000, seed=0, sweep={"diffusion_ratio0.5": 0.5, "diffusion <aug>": 0.9},
         quality_scores=np.random.default_rng(0).random(200), quality_threshold=0.6,
         stage_counts={"labels": 1200, "candidates": 200, "kept": 150},
@@ -39,7 +42,7 @@ def report(tmp_path_factory):
     return out, metrics
 
 
-def test_build_report_writes_all_files(report):
+def test_write_report_writes_all_files(report):
     out, metrics = report
     for name in ("metrics.tsv", "differences.tsv", "metrics.json", "report.html", "roc.png", "pr.png", "thresholds.png",
                  "auprc_intervals.png", "auprc_differences.png", "ratio_sweep.png", "quality_scores.png"):
@@ -98,7 +101,7 @@ def test_paired_difference_figure_shows_each_compared_arm_with_its_interval_and_
 
 
 def test_paired_difference_figure_without_a_reference_says_so(tmp_path):
-    build_report({"a": _arm(1.0, 3), "b": _arm(0.5, 4)}, tmp_path, n_resamples=1000)
+    write_report({"a": _arm(1.0, 3), "b": _arm(0.5, 4)}, tmp_path, n_resamples=1000)
     assert (tmp_path / "auprc_differences.png").stat().st_size > 0
     fig = _difference_figure(pd.read_csv(tmp_path / "differences.tsv", sep="\t"))
     assert "nothing to compare" in fig.axes[0].texts[0].get_text()
@@ -134,7 +137,7 @@ def test_external_test_set_is_reported_separately(tmp_path):
     predictions = {"none": _arm(0.5, 1, seeds=(0,)), "smote": _arm(1.0, 2, seeds=(0,))}
     ids = sorted(predictions["none"]["protein_id"].unique())
     proteins = pd.DataFrame({"protein_id": ids, "source": ["labels"] * 10 + ["external_test"] * 10})
-    metrics = build_report(predictions, tmp_path, proteins=proteins, n_resamples=1000)
+    metrics = write_report(predictions, tmp_path, proteins=proteins, n_resamples=1000)
     assert metrics["test_set"].unique().tolist() == ["test", "external test"]
     assert (metrics["n_proteins"] == 10).all()
     text = (tmp_path / "report.html").read_text()
@@ -142,24 +145,24 @@ def test_external_test_set_is_reported_separately(tmp_path):
 
 
 def test_report_without_optional_sections(tmp_path):
-    build_report({"only": _arm(1.0, 3)}, tmp_path, n_resamples=1000)
+    write_report({"only": _arm(1.0, 3)}, tmp_path, n_resamples=1000)
     text = (tmp_path / "report.html").read_text()
     assert text.count("data:image/png;base64,") == 5 and not (tmp_path / "quality_scores.png").exists()
     assert "neither none nor smote" in text
 
 
-def test_build_report_rejects_bad_predictions(tmp_path):
+def test_write_report_rejects_bad_predictions(tmp_path):
     df = _arm(1.0, 4)
     with pytest.raises(InputError, match="one frozen threshold per seed"):
-        build_report({"a": df.assign(threshold=np.linspace(0, 1, len(df)))}, tmp_path)
+        write_report({"a": df.assign(threshold=np.linspace(0, 1, len(df)))}, tmp_path)
     with pytest.raises(InputError, match="test split"):
-        build_report({"a": df.assign(split="val")}, tmp_path)
+        write_report({"a": df.assign(split="val")}, tmp_path)
     with pytest.raises(InputError, match="missing column"):
-        build_report({"a": df.drop(columns="score")}, tmp_path)
+        write_report({"a": df.drop(columns="score")}, tmp_path)
     with pytest.raises(InputError, match="other residues"):
-        build_report({"a": df[~((df["seed"] == 1) & (df["position"] == 0))]}, tmp_path)
+        write_report({"a": df[~((df["seed"] == 1) & (df["position"] == 0))]}, tmp_path)
     with pytest.raises(InputError, match="not found"):
-        build_report({"a": df}, tmp_path, extra_sections={"x": {"images": [str(tmp_path / "absent.png")]}})
+        write_report({"a": df}, tmp_path, extra_sections={"x": {"images": [str(tmp_path / "absent.png")]}})
 
 
 def test_read_benchmarks(tmp_path):
@@ -190,7 +193,7 @@ def small_report(tmp_path_factory):
                   "gpu": "none (CPU only)", "packages": {"numpy": "9.9"},
                   "inputs": {"input.labels": {"path": "in/labels.fa", "sha256": "ab" * 32, "files": 1, "bytes": 123}},
                   "config": {"seed": 0, "classifier": {"epochs": 5}}}
-    metrics = build_report(predictions, out, n_resamples=300, timings={"a_fast": 1.0, "b_slow": 30.0, "c_mid": 9.0},
+    metrics = write_report(predictions, out, n_resamples=300, timings={"a_fast": 1.0, "b_slow": 30.0, "c_mid": 9.0},
                            quality_metrics={"c2st_auc_continuous": 0.998}, diffusion_history=history, provenance=provenance)
     return out, metrics, (out / "report.html").read_text()
 
@@ -241,6 +244,6 @@ def test_provenance_is_on_the_page_and_beside_it_but_not_in_the_tables(small_rep
 
 
 def test_answer_without_a_diffusion_arm_names_the_best_arm(tmp_path):
-    build_report({"none": _arm(0.3, 1), "smote": _arm(1.5, 2)}, tmp_path, n_resamples=200)
+    write_report({"none": _arm(0.3, 1), "smote": _arm(1.5, 2)}, tmp_path, n_resamples=200)
     answer = re.search(r'<p class="answer">(.*?)</p>', (tmp_path / "report.html").read_text()).group(1)
     assert "no diffusion arm; the best arm is smote" in answer

@@ -95,7 +95,7 @@ def test_every_output_exists_with_its_schema(tiny_run):
     inputs = json.loads((results / "report/provenance.json").read_text())["inputs"]
     assert inputs["input.labels"]["sha256"] == hashlib.sha256((results / "demo/labels.fa").read_bytes()).hexdigest()
     assert "<h2>Provenance</h2>" in html and inputs["input.structures"]["sha256"] in html
-    for log in ("prepare", "features", "train_diffusion", "balance", "report"):
+    for log in ("prepare", "features", "train_diffusion", "balance", "evaluate", "report_figures", "report"):
         assert (results / f"logs/{log}.log").stat().st_size > 0
     assert (results / "benchmarks/train_diffusion.tsv").exists()
 
@@ -150,14 +150,30 @@ def planned_jobs(workdir: Path, overrides: dict) -> tuple[dict, set]:
     return jobs, set(re.findall(r"Training arm (\S+) \(", output))
 
 
+REPORT_JOBS = {"evaluate": 1, "report_figures": 1, "report": 1}
+
+
 def test_removing_an_arm_reruns_only_the_report(tiny_run):
     arms = [a for a in tiny_yaml()["classifier"]["arms"] if a != "gnn"]
-    assert planned_jobs(tiny_run, {"classifier.arms": arms}) == ({"report": 1}, set())
+    assert planned_jobs(tiny_run, {"classifier.arms": arms}) == (REPORT_JOBS, set())
+
+
+def test_the_report_reads_only_the_benchmarks_of_this_runs_jobs(tiny_run):
+    """Stage times come from declared benchmark files: without gnn, its benchmark file (left by the run that had it)
+    is no input of the report job."""
+    assert (tiny_run / "results/benchmarks/train_classifier_gnn.tsv").exists()
+    arms = [a for a in tiny_yaml()["classifier"]["arms"] if a != "gnn"]
+    result = snakemake(tiny_run, "-n", configfile=write_config(tiny_run, {"classifier.arms": arms}, name="changed.yaml"))
+    output = result.stdout + result.stderr
+    inputs = output[output.index("rule report:"):].split("\n")[1]
+    assert inputs.startswith("    input: ")
+    assert "results/benchmarks/train_classifier_none.tsv" in inputs and "results/benchmarks/evaluate.tsv" in inputs
+    assert "train_classifier_gnn" not in inputs
 
 
 def test_adding_an_arm_plans_only_its_own_jobs_and_the_report(tiny_run):
     jobs, arms = planned_jobs(tiny_run, {"classifier.ratio_sweep": [0.4, 0.3]})
-    assert jobs == {"balance_variant": 1, "train_classifier": 1, "report": 1} and arms == {"diffusion_ratio0.3"}
+    assert jobs == {"balance_variant": 1, "train_classifier": 1, **REPORT_JOBS} and arms == {"diffusion_ratio0.3"}
 
 
 def test_a_classifier_hyper_parameter_reruns_only_the_arms_that_read_it(tiny_run):
@@ -166,7 +182,7 @@ def test_a_classifier_hyper_parameter_reruns_only_the_arms_that_read_it(tiny_run
     mlp_arms = {a for a in workflow_arms(classifier["arms"], classifier["ratio_sweep"]) if "epochs" in lookup_arm(a).settings}
     assert {"none", "diffusion", "embedding_diffusion", "diffusion_ratio0.4"} <= mlp_arms and "gbdt" not in mlp_arms
     # No generation, filter (the critic has its own filter.critic keys), balance or graph_transformer (embedding) job.
-    assert jobs == {"train_classifier": len(mlp_arms), "report": 1} and arms == mlp_arms
+    assert jobs == {"train_classifier": len(mlp_arms), **REPORT_JOBS} and arms == mlp_arms
 
 
 def test_lint_is_clean():

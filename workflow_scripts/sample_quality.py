@@ -2,17 +2,11 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 import numpy as np
 
+from siteaug.evaluation.figures import save_png
 from siteaug.evaluation.sample_quality import loss_curve_figure, pca_figure, sample_quality, score_histogram_figure
-from siteaug.runtime.io import InputError, atomic_path, read_parquet, write_json, write_text
+from siteaug.runtime.io import InputError, read_parquet, write_json, write_text
 from siteaug.runtime.tables import feature_columns, read_json, read_parquet_parts, split_rows
 from siteaug.runtime.workflow import rounded, rule_logging
-
-
-def save_png(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        # No software-version metadata, so the same data gives the same bytes across matplotlib versions.
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-
 
 with rule_logging(snakemake) as log:
     p, i = snakemake.params, snakemake.input

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from siteaug.evaluation.report import _DISPLAY, _ci, _png, arm_scores
+from siteaug.evaluation.comparison import arm_scores
+from siteaug.evaluation.figures import save_png
+from siteaug.evaluation.report import METRIC_NAMES, interval_text
 from siteaug.evaluation.statistics import compare_arms
 from siteaug.runtime.io import InputError, atomic_path, write_json
 
@@ -118,10 +120,10 @@ def display_table(rows: list[dict], confidence: float) -> pd.DataFrame:
         cells = {"setting": row["setting"], "features": row["features"]}
         for split in SPLITS:
             for metric in ABLATION_METRICS:
-                cells[f"{split} {_DISPLAY[metric]} [{pct} CI]"] = _ci(
+                cells[f"{split} {METRIC_NAMES[metric]} [{pct} CI]"] = interval_text(
                     row[f"{split}_{metric}"], row[f"{split}_{metric}_low"], row[f"{split}_{metric}_high"])
         diff = [row[f"test_auprc_diff{s}"] for s in ("", "_low", "_high")]
-        cells[f"Δ test AUPRC vs {row['reference']}"] = "—" if row["setting"] == row["reference"] else _ci(*diff, signed=True)
+        cells[f"Δ test AUPRC vs {row['reference']}"] = "—" if row["setting"] == row["reference"] else interval_text(*diff, signed=True)
         out.append(cells)
     return pd.DataFrame(out)
 
@@ -139,8 +141,8 @@ def ablation_figure(rows: list[dict], confidence: float) -> Figure:
             ax.errorbar(x + (k - 0.5) * 0.2, values, yerr=errors, fmt="o", capsize=3, color=colour, label=split)
         ax.set_xticks(x, [r["setting"].replace(SEPARATOR, f"\n{SEPARATOR}") for r in rows])
         ax.set_xlim(-0.6, len(rows) - 0.4)
-        ax.set(ylabel=f"{_DISPLAY[metric]} (pooled, mean over seeds)",
-               title=f"{_DISPLAY[metric]} per feature setting ({confidence * 100:g} % CI)")
+        ax.set(ylabel=f"{METRIC_NAMES[metric]} (pooled, mean over seeds)",
+               title=f"{METRIC_NAMES[metric]} per feature setting ({confidence * 100:g} % CI)")
     axes[0].legend(fontsize="small")
     return fig
 
@@ -151,8 +153,7 @@ def write_outputs(rows: list[dict], protocol: dict, confidence: float, json_path
     flat = pd.DataFrame([{k: v for k, v in row.items() if not k.endswith("_per_seed")} for row in rows])
     _write_tsv(flat, tsv_path, float_format="%.4f")
     _write_tsv(display_table(rows, confidence), table_path)
-    with atomic_path(png_path) as tmp:
-        tmp.write_bytes(_png(ablation_figure(rows, confidence)))
+    save_png(ablation_figure(rows, confidence), png_path)
 
 
 def _write_tsv(frame: pd.DataFrame, path: str | os.PathLike, **kwargs) -> None:

@@ -136,7 +136,7 @@ def summarise_datasets(metrics: dict[str, pd.DataFrame], differences: dict[str, 
     and differences.tsv."""
     import pandas as pd
 
-    from siteaug.evaluation.report import REFERENCES
+    from siteaug.evaluation.comparison import REFERENCES
     from siteaug.evaluation.statistics import PRIMARY_METRIC
 
     rows = []
@@ -172,7 +172,8 @@ def summary_html(summary: pd.DataFrame, sheet: str) -> str:
     each reference that ran (green / red where the verdict is better / worse), each dataset's size first."""
     import html
 
-    from siteaug.evaluation.report import _CSS, _REFERENCE_NAMES, REFERENCES, _ci, _table
+    from siteaug.evaluation.comparison import REFERENCE_NAMES, REFERENCES
+    from siteaug.evaluation.report import PAGE_CSS, html_table, interval_text
 
     datasets = list(dict.fromkeys(summary["dataset"]))
     parts = ["<h1>siteaug: datasets compared</h1>",
@@ -186,10 +187,10 @@ def summary_html(summary: pd.DataFrame, sheet: str) -> str:
         cell = {(r.dataset, r.arm): r for r in part.itertuples()}
         sizes = [[d, f"{int(cell[(d, arms[0])].n_proteins)}" if (d, arms[0]) in cell else "—",
                   f"{int(cell[(d, arms[0])].n_positives):,}" if (d, arms[0]) in cell else "—"] for d in datasets]
-        parts += [f"<h2>{html.escape(test_set)} set</h2>", _table(["dataset", "test proteins", "test positives"], sizes)]
-        rows = [[arm, *(_ci(cell[(d, arm)].auprc, cell[(d, arm)].auprc_low, cell[(d, arm)].auprc_high)
+        parts += [f"<h2>{html.escape(test_set)} set</h2>", html_table(["dataset", "test proteins", "test positives"], sizes)]
+        rows = [[arm, *(interval_text(cell[(d, arm)].auprc, cell[(d, arm)].auprc_low, cell[(d, arm)].auprc_high)
                         if (d, arm) in cell else "—" for d in datasets)] for arm in arms]
-        parts += ["<h3>AUPRC [95 % CI]</h3>", _table(["arm", *datasets], rows)]
+        parts += ["<h3>AUPRC [95 % CI]</h3>", html_table(["arm", *datasets], rows)]
         for reference in REFERENCES:
             column = f"auprc_vs_{reference}"
             if column not in part or part[column].isna().all():
@@ -203,15 +204,15 @@ def summary_html(summary: pd.DataFrame, sheet: str) -> str:
                         row.append("—")
                         continue
                     verdict = getattr(r, f"verdict_vs_{reference}")
-                    row.append(f"{_ci(getattr(r, column), getattr(r, column + '_low'), getattr(r, column + '_high'), signed=True)} {verdict}")
+                    row.append(f"{interval_text(getattr(r, column), getattr(r, column + '_low'), getattr(r, column + '_high'), signed=True)} {verdict}")
                     if verdict in ("better", "worse"):
                         classes[(i, j)] = verdict
                 rows.append(row)
-            parts += [f"<h3>Δ AUPRC vs {html.escape(_REFERENCE_NAMES[reference])} [95 % CI] and verdict</h3>",
-                      _table(["arm", *datasets], rows, classes)]
+            parts += [f"<h3>Δ AUPRC vs {html.escape(REFERENCE_NAMES[reference])} [95 % CI] and verdict</h3>",
+                      html_table(["arm", *datasets], rows, classes)]
     parts.append('<p class="note">Machine-readable: summary.tsv beside this page.</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>siteaug: datasets compared</title>"
-            f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
+            f"<style>{PAGE_CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
 def _missing(value) -> bool:
