@@ -3,7 +3,7 @@
     python bench/issue13_report.py RESULTS_DIR [--resamples 1000] [--json OUT]
 
 RESULTS_DIR holds classifier/<arm>/predictions.parquet (test split, one block per seed). Uses the report's own
-evaluation (siteaug.evaluation.report.evaluate: test proteins resampled, metrics averaged over seeds in every resample).
+evaluation (siteaug.evaluation.comparison.evaluate: test proteins resampled, metrics averaged over seeds in every resample).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from siteaug.evaluation.report import evaluate
+from siteaug.evaluation.comparison import evaluate
 
 
 def main() -> None:

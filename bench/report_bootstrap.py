@@ -5,8 +5,8 @@
 
 "before" is siteaug/statistics.py as of --before (read with `git show`, default 2acf429, the last commit with the
 per-resample cumulative sum and the per-protein scikit-learn loop); "after" is this checkout's. Both run what
-report.evaluate runs per test set: compare_arms for the pooled and the per-protein aggregation over every arm. The
-two must agree (largest difference printed); "report, end to end" also times build_report (statistics, figures, page)
+comparison.evaluate runs per test set: compare_arms for the pooled and the per-protein aggregation over every arm. The
+two must agree (largest difference printed); "report, end to end" also times the three report jobs (evaluation, figures, page)
 on the same predictions. Medians of --repeats runs are printed; every time goes to the JSON.
 """
 from __future__ import annotations
@@ -28,7 +28,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import siteaug.evaluation.statistics as after  # noqa: E402
-from siteaug.evaluation.report import AGGREGATIONS, build_report  # noqa: E402
+from siteaug.evaluation.comparison import AGGREGATIONS, compare, write_evaluation  # noqa: E402
+from siteaug.evaluation.figures import report_figures, save_png  # noqa: E402
+from siteaug.evaluation.report import report_page  # noqa: E402
 
 
 def module_at(commit: str) -> types.ModuleType:
@@ -41,6 +43,17 @@ def module_at(commit: str) -> types.ModuleType:
     sys.modules[module.__name__] = module  # dataclasses look their module up there
     exec(compile(source, f"{commit}:siteaug/statistics.py", "exec"), module.__dict__)
     return module
+
+
+def report_end_to_end(predictions: dict[str, pd.DataFrame], out_dir: str, resamples: int) -> None:
+    """What the rules evaluate, report_figures and report do, one after the other."""
+    out = Path(out_dir)
+    evaluation = compare(predictions, None, resamples, 0.95, 0)
+    write_evaluation(evaluation, out / "metrics.tsv", out / "differences.tsv", out / "metrics.json")
+    figures = report_figures(predictions, None, evaluation)
+    for name, fig in figures.items():
+        save_png(fig, out / name)
+    (out / "report.html").write_text(report_page(evaluation, {name: out / name for name in figures}))
 
 
 def synthetic_arms(residues: int, proteins: int, arms: int, seeds: int, seed: int = 0) -> dict[str, after.ArmScores]:
@@ -113,7 +126,7 @@ def main() -> None:
     after_times, after_result = timed(lambda: statistics_run(after, arms, args.resamples), args.repeats)
     predictions = predictions_frame(arms)
     with tempfile.TemporaryDirectory() as out_dir:
-        report_times, _ = timed(lambda: build_report(predictions, out_dir, n_resamples=args.resamples), args.repeats)
+        report_times, _ = timed(lambda: report_end_to_end(predictions, out_dir, args.resamples), args.repeats)
     rows = {f"statistics before ({args.before})": before_times, "statistics after": after_times,
             "report, end to end (after)": report_times}
     difference = largest_difference(before_result, after_result)
