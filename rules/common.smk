@@ -45,6 +45,16 @@ wildcard_constraints:
     setting="|".join(map(re.escape, ABLATION)) or "(?!)",
 
 
+# Every core of --cores unless features.threads caps it (Snakemake lowers a larger cap to --cores); without --cores (a
+# dry run, --lint, a cluster executor) the top-level threads. A cluster job's own Snakemake runs with `--cores all`
+# (every core of its node): it keeps the count the job was submitted with, or its step asks SLURM for more CPUs than
+# the job was given.
+def features_threads():
+    submitting = workflow.is_main_process and workflow.local_exec
+    cores = workflow.resource_settings.cores if submitting else None
+    return config["features"]["threads"] or cores or config["threads"]
+
+
 def label_file():
     if config["input"]["source"] == "demo":
         return out("demo/labels.fa")
@@ -161,3 +171,46 @@ ABLATION_TARGETS = [out("ablation/metrics.tsv")] if ABLATION else []
 
 def report_section_files():
     return [f for section in REPORT_SECTIONS.values() for key in ("tables", "images") for f in section.get(key, [])]
+
+
+def stage_benchmarks(wildcards):
+    """The benchmark file of every job this run's report depends on, for its time-per-stage table. Declared, not
+    globbed, so the files of an arm or shard that an earlier run had and this one has not are not read."""
+    files = [
+        rules.prepare.benchmark,
+        rules.features.benchmark,
+        rules.train_diffusion.benchmark,
+        rules.plan_generation.benchmark,
+        *expand(rules.generate.benchmark, shard=SHARDS),
+        rules.train_critic.benchmark,
+        *expand(rules.filter_shard.benchmark, shard=SHARDS),
+        rules.balance.benchmark,
+        *expand(rules.balance_variant.benchmark, variant=VARIANTS),
+        *expand(rules.train_classifier.benchmark, arm=ARMS),
+        rules.sample_quality.benchmark,
+        rules.evaluate.benchmark,
+        rules.report_figures.benchmark,
+    ]
+    if config["input"]["source"] == "demo":
+        files.append(rules.make_demo.benchmark)
+    if EMBEDDING_MODEL_ARM in ARMS and tree_score_inputs():
+        files.append(rules.tree_scores.benchmark)
+    if any(lookup_arm(a).table == EMBEDDING_TABLE for a in ARMS):
+        files.append(rules.embed_residues.benchmark)
+    if EMBEDDING_AUGMENTATION:
+        files += [
+            rules.embedding_train_diffusion.benchmark,
+            rules.embedding_plan_generation.benchmark,
+            *expand(rules.embedding_generate.benchmark, shard=SHARDS),
+            rules.embedding_train_critic.benchmark,
+            *expand(rules.embedding_filter_shard.benchmark, shard=SHARDS),
+            rules.embedding_balance.benchmark,
+            rules.embedding_sample_quality.benchmark,
+        ]
+    if ABLATION:
+        files += [
+            *expand(rules.ablation_features.benchmark, setting=ABLATION),
+            *expand(rules.ablation_classifier.benchmark, setting=ABLATION),
+            rules.ablation_summary.benchmark,
+        ]
+    return files

@@ -1,13 +1,3 @@
-# Every core of --cores unless features.threads caps it (Snakemake lowers a larger cap to --cores); without --cores (a
-# dry run, --lint, a cluster executor) the top-level threads. A cluster job's own Snakemake runs with `--cores all`
-# (every core of its node): it keeps the count the job was submitted with, or its step asks SLURM for more CPUs than
-# the job was given.
-def features_threads():
-    submitting = workflow.is_main_process and workflow.local_exec
-    cores = workflow.resource_settings.cores if submitting else None
-    return config["features"]["threads"] or cores or config["threads"]
-
-
 rule features:
     input:
         out("data/proteins.parquet"),
