@@ -65,7 +65,13 @@ def parameter_defaults(function, names) -> dict:
                                      "groups": "features.groups", "distance_maps": "features.distance_maps",
                                      "invalid_protein": "features.invalid_protein"}),
     (sample_quality.sample_quality, {"k": "quality.knn_k", "max_rows": "quality.max_rows", "c2st_folds": "quality.c2st_folds"}),
-], ids=["generate_candidates", "gpu_slot", "build_feature_tables", "sample_quality"])
+    (sample_quality.c2st_auc, {"folds": "quality.c2st_folds"}),
+    (features.feature_names, {"radii": "features.neighbour_radii", "groups": "features.groups"}),
+    (features.base_feature_names, {"radii": "features.neighbour_radii", "groups": "features.groups"}),
+    (features.protein_features, {"radii": "features.neighbour_radii", "graph_radius": "features.graph_radius",
+                                 "groups": "features.groups"}),
+], ids=["generate_candidates", "gpu_slot", "build_feature_tables", "sample_quality", "c2st_auc", "feature_names",
+        "base_feature_names", "protein_features"])
 def test_function_defaults_are_the_schema_defaults(function, parameters):
     def schema_value(path):
         value = SCHEMA
@@ -79,3 +85,13 @@ def test_function_defaults_are_the_schema_defaults(function, parameters):
 def test_the_lock_directory_default_is_written_once():
     assert device.DEFAULT_LOCK_DIR == SCHEMA["gpu"]["lock_dir"]
     assert (REPO / "siteaug/runtime/device.py").read_text().count(SCHEMA["gpu"]["lock_dir"]) == 1
+
+
+def test_the_feature_settings_default_to_the_schema_and_the_radii_are_written_once():
+    settings = dataclass_defaults(features.FeatureSettings)
+    section = SCHEMA["features"]
+    assert {"radii": settings["radii"], "graph_radius": settings["graph_radius"], "groups": settings["groups"]} == \
+        {"radii": section["neighbour_radii"], "graph_radius": section["graph_radius"], "groups": section["groups"]}
+    source = (REPO / "siteaug/features/residues.py").read_text()
+    assert source.count(repr(tuple(section["neighbour_radii"]))) == 1  # DEFAULT_RADII; every function refers to it
+

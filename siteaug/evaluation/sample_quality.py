@@ -41,7 +41,7 @@ def _on_manifold(reference: np.ndarray, queries: np.ndarray, k: int, device) -> 
     return realism >= 1.0
 
 
-def knn_precision_recall(real: np.ndarray, synthetic: np.ndarray, k: int = 5, device="cpu") -> tuple[float, float]:
+def knn_precision_recall(real: np.ndarray, synthetic: np.ndarray, k: int, device="cpu") -> tuple[float, float]:
     """Improved precision and recall of Kynkäänniemi et al. (2019) with k-NN balls."""
     precision = float(_on_manifold(real, synthetic, k, device).mean())
     recall = float(_on_manifold(synthetic, real, k, device).mean())

@@ -93,7 +93,11 @@ SCALES = {
 
 SEQUENCE, STRUCTURE = "sequence", "structure"
 BUILTIN_GROUPS = (SEQUENCE, STRUCTURE)
+# The schema's defaults of features.groups, neighbour_radii and graph_radius, written once here for the functions that
+# default to them (feature names of a default run without a config); tests/test_defaults.py checks they are the schema's.
 DEFAULT_GROUPS = (SEQUENCE, STRUCTURE)
+DEFAULT_RADII = (8.0, 12.0)
+DEFAULT_GRAPH_RADIUS = 10.0
 # Residue-level context that would be meaningless (or constant within a protein) when averaged over neighbours.
 _NOT_AGGREGATED = ("rel_position", "has_structure")
 _LETTER_INDEX = {a: i for i, a in enumerate(AMINO_ACIDS + "X")}
@@ -121,12 +125,12 @@ def _group_names(group: str, radii, widths: dict[str, int]) -> list[str]:
     return [f"{group}_{k}" for k in range(widths[group])]
 
 
-def base_feature_names(radii=(8.0, 12.0), groups=DEFAULT_GROUPS, widths: dict[str, int] | None = None) -> list[str]:
+def base_feature_names(radii=DEFAULT_RADII, groups=DEFAULT_GROUPS, widths: dict[str, int] | None = None) -> list[str]:
     """Per-residue feature names of ``groups`` in order; ``widths`` gives each precomputed group's column count."""
     return [name for group in groups for name in _group_names(group, radii, widths or {})]
 
 
-def feature_names(radii=(8.0, 12.0), groups=DEFAULT_GROUPS, widths: dict[str, int] | None = None) -> list[str]:
+def feature_names(radii=DEFAULT_RADII, groups=DEFAULT_GROUPS, widths: dict[str, int] | None = None) -> list[str]:
     """Base names, neighbour means over the residue graph, then (with structure) spatial context at each radius."""
     base = base_feature_names(radii, groups, widths)
     names = base + [f"nbr_{n}" for n in base if n not in _NOT_AGGREGATED]
@@ -255,8 +259,8 @@ def _structure_block(chain: ChainAtoms | None, distances: np.ndarray | None, len
 def protein_features(
     sequence: str,
     chain: ChainAtoms | None = None,
-    radii=(8.0, 12.0),
-    graph_radius: float = 10.0,
+    radii=DEFAULT_RADII,
+    graph_radius: float = DEFAULT_GRAPH_RADIUS,
     *,
     groups=DEFAULT_GROUPS,
     precomputed: dict[str, np.ndarray] | None = None,
@@ -322,8 +326,8 @@ def _structure_sequence_check(path: str, protein_id: str, structure_seq: str, re
 class FeatureSettings:
     """What the features stage computes; the config's ``features`` section maps onto it."""
 
-    radii: tuple[float, ...] = (8.0, 12.0)
-    graph_radius: float = 10.0
+    radii: tuple[float, ...] = DEFAULT_RADII
+    graph_radius: float = DEFAULT_GRAPH_RADIUS
     groups: tuple[str, ...] = DEFAULT_GROUPS
     precomputed: tuple[tuple[str, str], ...] = ()  # (group, folder of <id>.npy)
     distance_maps: str | None = None  # folder of <id>.npy Cα distance maps
@@ -400,8 +404,8 @@ def _with_widths(settings: FeatureSettings, ids: list[str]) -> FeatureSettings:
 
 def build_feature_tables(
     proteins: pd.DataFrame,
-    radii=(8.0, 12.0),
-    graph_radius: float = 10.0,
+    radii=DEFAULT_RADII,
+    graph_radius: float = DEFAULT_GRAPH_RADIUS,
     threads: int = 1,
     progress=None,
     *,

@@ -35,7 +35,7 @@ class RealismModel:
     k: int
 
     @classmethod
-    def fit(cls, positives: np.ndarray, k: int = 5, device="cpu") -> RealismModel:
+    def fit(cls, positives: np.ndarray, k: int, device="cpu") -> RealismModel:
         reference = torch.tensor(np.asarray(positives, np.float32), device=device)
         if len(reference) <= k:
             raise ValueError(f"need more than k={k} real training positives for the realism term, got {len(reference)}")
