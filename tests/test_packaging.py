@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from importlib import metadata
 
 import tomllib
@@ -108,3 +109,19 @@ def test_pip_finds_every_dependency_of_the_workflow_extra_installed(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert [item["metadata"]["name"] for item in json.loads(result.stdout)["install"]] == ["siteaug"]
+
+
+def test_the_wheel_holds_every_module_of_every_stage_folder(tmp_path):
+    """pyproject's packages.find picks up the stage subpackages (siteaug/inputs, features, ...), not only siteaug/."""
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(REPO / "pyproject.toml", source)
+    shutil.copytree(REPO / "siteaug", source / "siteaug", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
+                    "--wheel-dir", str(tmp_path / "wheel"), str(source)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "wheel").glob("siteaug-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = {name for name in archive.namelist() if name.startswith("siteaug/") and name.endswith(".py")}
+    modules = {path.relative_to(REPO).as_posix() for path in (REPO / "siteaug").rglob("*.py")}
+    assert any("/" in m.removeprefix("siteaug/") for m in modules)  # the stage folders exist
+    assert packaged == modules
