@@ -28,6 +28,7 @@ from torch_geometric.nn import TransformerConv
 from siteaug.features.graphs import protein_graphs
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS
 from siteaug.runtime.io import atomic_path
+from siteaug.runtime.tables import FEATURE_PREFIX, is_feature_column
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,6 @@ def embedding_table(model: GraphTransformerClassifier, residues: pd.DataFrame, e
     ordered = residues.sort_values(["protein_id", "position"], kind="stable").reset_index(drop=True)
     proteins = list(dict.fromkeys(ordered["protein_id"]))
     embeddings = model.embed_graphs(attributed_graphs(ordered, edges, feature_cols, proteins))
-    keep = [c for c in ordered.columns if not c.startswith("f_")]
-    columns = pd.DataFrame(embeddings, columns=[f"f_emb_{k}" for k in range(embeddings.shape[1])])
+    keep = [c for c in ordered.columns if not is_feature_column(c)]
+    columns = pd.DataFrame(embeddings, columns=[f"{FEATURE_PREFIX}emb_{k}" for k in range(embeddings.shape[1])])
     return pd.concat([ordered[keep], columns], axis=1)

@@ -26,6 +26,7 @@ from siteaug.evaluation.figures import save_png
 from siteaug.evaluation.report import METRIC_NAMES, interval_text
 from siteaug.evaluation.statistics import compare_arms
 from siteaug.runtime.io import InputError, atomic_path, write_json
+from siteaug.runtime.tables import split_rows
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _split_scores(predictions: dict[str, pd.DataFrame], split: str) -> dict:
     """ArmScores of every setting on the proteins of ``split`` that every setting scored."""
     parts = {}
     for name, df in predictions.items():
-        parts[name] = df[df["split"] == split]
+        parts[name] = split_rows(df, split)
         if parts[name].empty:
             raise InputError(f"predictions of ablation setting {name!r}: no {split} rows")
     proteins = sorted(set.intersection(*(set(part["protein_id"]) for part in parts.values())))
