@@ -12,7 +12,7 @@ with the config's sampler, and measures with siteaug.evaluation.sample_quality:
 
 - ``val_*``: synthetic rows against the **validation** positives, at the validation split's size (the issue-13 targets:
   ``val_c2st_auc_continuous`` <= 0.75, ``val_knn_precision`` >= 0.5);
-- ``train_*``: the rule ``generation_quality``'s metrics (against training positives, DCR against validation ones);
+- ``train_*``: the rule ``sample_quality``'s metrics (against training positives, DCR against validation ones);
 - the row ``real``: training positives (subsampled to the validation size) against validation positives, what a
   perfect generator would get (protein-level split: not 0.5).
 

@@ -2,7 +2,7 @@
 
     python bench/sample_quality_tables.py RESULTS_DIR [--space features|embedding] [--json OUT]
 
-Computes what the generation_quality rule computes (siteaug.evaluation.sample_quality.sample_quality against the real training
+Computes what the sample_quality rule computes (siteaug.evaluation.sample_quality.sample_quality against the real training
 positives; DCR against held-back validation positives), plus C2ST on the continuous columns against the held-back
 *validation* positives, the target issue 13 names. Quality settings are the schema defaults.
 """
