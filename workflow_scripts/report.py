@@ -7,7 +7,7 @@ import numpy as np
 from siteaug.arm_registry import EMBEDDING_TABLE, FEATURE_TABLE, RATIO_SWEEP, SHARED, lookup_arm, sweep_ratio
 from siteaug.io import read_parquet
 from siteaug.provenance import checksums, machine_provenance
-from siteaug.report import build_report, read_benchmarks
+from siteaug.report import benchmark_intervals, build_report, read_benchmarks
 from siteaug.tables import SPLITS, read_json, read_parquet_parts
 from siteaug.workflow import rule_logging
 
@@ -62,7 +62,8 @@ with rule_logging(snakemake) as log:
         predictions, Path(snakemake.output.html).parent, proteins=proteins, n_resamples=p.report["bootstrap_resamples"],
         confidence=p.report["confidence"], seed=p.seed, sweep=sweep, quality_scores=scores["quality_score"].to_numpy(np.float32),
         quality_threshold=p.threshold, stage_counts=stage_counts, training=training,
-        timings=read_benchmarks(benchmarks) if benchmarks else None, extra_sections=extra_sections, no_verdict=no_verdict,
+        timings=read_benchmarks(benchmarks) if benchmarks else None,
+        job_intervals=benchmark_intervals(benchmarks) if benchmarks else None, extra_sections=extra_sections, no_verdict=no_verdict,
         quality_metrics=read_json(i.sample_quality), diffusion_history=read_json(i.history),
         provenance={"inputs": checksums(dict(p.inputs)), **machine_provenance(p.checkout), "config": dict(p.config)},
     )
