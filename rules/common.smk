@@ -174,8 +174,8 @@ def report_section_files():
 
 
 def stage_benchmarks(wildcards):
-    """The benchmark file of every job this run's report depends on, for its time-per-stage table. Declared, not
-    globbed, so the files of an arm or shard that an earlier run had and this one has not are not read."""
+    """The benchmark file of every job this run's report depends on, for its time-per-stage and critical-path tables.
+    Declared, not globbed, so the files of an arm or shard that an earlier run had and this one has not are not read."""
     files = [
         rules.prepare.benchmark,
         rules.features.benchmark,

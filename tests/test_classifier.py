@@ -202,8 +202,9 @@ SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr"
 
 
 @pytest.mark.parametrize("arm", ["none", "class_weight", "smote", "gbdt", "gnn"])
-def test_train_arm_scores_the_test_split_once_per_seed(arm):
+def test_train_arm_scores_the_test_split_once_per_seed(arm, caplog):
     residues, edges = residue_table()
+    caplog.set_level("INFO")
     predictions, models, summary = train_arm(arm, residues, SETTINGS, 0.5, [3, 4], edges=edges)
     test = residues[residues["split"] == "test"]
     assert len(predictions) == 2 * len(test) and predictions["seed"].tolist() == [3] * len(test) + [4] * len(test)
@@ -214,6 +215,11 @@ def test_train_arm_scores_the_test_split_once_per_seed(arm):
         assert roc_auc_score(part["label"], part["score"]) > 0.75  # the signal is learnable by every arm
     if arm == "gbdt":
         assert summary[0]["params"] == summary[1]["params"] and summary[0]["params"]["max_leaf_nodes"] in (7, 15)
+        # Records before the silent parts, so the console's progress line says what a long gbdt job is doing.
+        messages = [r.getMessage() for r in caplog.records]
+        rows = int((residues["split"] == "train").sum())
+        assert f"gbdt: grouped 3-fold CV of 2 grid points (6 fits) on {rows} rows" in messages
+        assert [m.split(":")[0] for m in messages if m.startswith("gbdt seed")] == ["gbdt seed 3", "gbdt seed 4"]
     if arm == "class_weight":
         assert summary[0]["positive_weight"] > 1
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from helpers import SNAKEMAKE, new_workdir, run_snakemake, write_config
+from helpers import SNAKEMAKE, new_workdir, run_snakemake, snakemake_command, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -52,3 +52,23 @@ def test_a_failed_job_shows_its_log_on_the_console(tmp_path_factory):
     # show-failed-logs (profiles/default): the log's own lines, not only its name, are on the console.
     assert "Logfile results/logs/prepare.log:" in console
     assert "ERROR root: " in console and "labels must be 0/1" in console
+
+
+def test_a_running_job_reports_its_progress_on_the_console(tmp_path_factory):
+    """The rule scripts' progress lines (siteaug.runtime.workflow.rule_logging) reach Snakemake's console, named by job."""
+    import os
+    import re
+
+    from siteaug.inputs.demo import make_demo
+
+    workdir = new_workdir(tmp_path_factory, "progress")
+    make_demo(workdir / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)
+    config = write_config(workdir, {"input": {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"}})
+    env = {**os.environ, "SITEAUG_PROGRESS_SECONDS": "0.05"}  # every job here takes longer than that
+    result = subprocess.run(snakemake_command(workdir, "--until", "features", configfiles=(config,)), cwd=workdir,
+                            capture_output=True, text=True, timeout=300, env=env)
+    console = result.stdout + result.stderr
+    assert result.returncode == 0, console[-3000:]
+    for rule in ("prepare", "features"):
+        assert re.search(rf"^\[\d\d:\d\d:\d\d\] {rule}: running \d+ s", console, re.MULTILINE), console[-3000:]
+    assert "] prepare: running" not in (workdir / "results/logs/prepare.log").read_text()  # the console only

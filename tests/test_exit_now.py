@@ -60,7 +60,7 @@ def test_a_failing_rule_never_reaches_exit_now(tmp_path):
         from types import SimpleNamespace
         from siteaug.runtime.io import InputError
         from siteaug.runtime.workflow import exit_now, rule_logging
-        snakemake = SimpleNamespace(log=["rule.log"], threads=1, rule="demo")
+        snakemake = SimpleNamespace(log=["rule.log"], threads=1, rule="demo", wildcards={})
         with rule_logging(snakemake):
             raise InputError("bad.fa: record p1 (line 3): empty id")
         exit_now()

@@ -88,6 +88,35 @@ def test_seeded_for_a_given_chunk_size(model, fake_tables):
     assert not np.allclose(first[FEATURES], generate(model, fake_tables, seed=4, chunk_size=3)[FEATURES])
 
 
+def test_the_progress_bar_names_the_chunk_and_sampler_step_and_changes_no_row(model, fake_tables, capsys, monkeypatch):
+    contexts = protein_contexts(model, *fake_tables, FEATURES, ["p0", "p1", "p2"], "cpu")
+    quiet = generate(model, fake_tables, seed=3, chunk_size=4)
+    # Every step counts as "10 s later", so each one redraws the bar with its position.
+    clock = iter(range(0, 10_000, 20))
+    monkeypatch.setattr(generation.time, "perf_counter", lambda: float(next(clock)))
+    shown = generate_candidates(model, contexts, FEATURES, COUNTS, seed=3, device=torch.device("cpu"), progress=True,
+                                chunk_size=4, **ANCESTRAL)
+    pd.testing.assert_frame_equal(quiet, shown)
+    bars = capsys.readouterr().err
+    steps = len(model.alpha_bar)  # T: the ancestral sampler visits every step
+    for chunk in (1, 2):
+        for step in (1, steps // 2, steps - 1):
+            assert f"chunk {chunk} of 2, step {step}/{steps}" in bars, bars[-2000:]
+    # A chunk's last step is drawn by the row update that follows it; the closed bar shows the end.
+    assert bars.rstrip().rsplit("\r", 1)[-1].startswith("generate: 100%") and bars.rstrip().endswith(f"chunk 2 of 2, step {steps}/{steps}]")
+
+
+def test_sample_reports_each_step_to_on_step(model):
+    from siteaug.generative.diffusion import sample
+
+    calls = []
+    x_T = torch.randn(5, model.config.feature_dim, generator=torch.Generator().manual_seed(0))
+    context = model.denoiser.context_modulation(torch.zeros(5, model.config.context))
+    sample(model, context, x_T, torch.Generator().manual_seed(1), sampler="ddpm", on_step=lambda k, n: calls.append((k, n)))
+    steps = len(model.alpha_bar)
+    assert calls == [(k, steps) for k in range(1, steps + 1)]
+
+
 def test_no_requested_rows(model, fake_tables):
     table = generate(model, fake_tables, counts=pd.Series({"p0": 0, "p1": 0}))
     assert table.empty and list(table.columns) == ["protein_id", "candidate_id", *FEATURES]

@@ -8,7 +8,7 @@ import pytest
 from helpers import write_report
 from siteaug.evaluation.comparison import verdict_sentence
 from siteaug.evaluation.figures import _difference_figure
-from siteaug.evaluation.report import evidence_warnings, read_benchmarks
+from siteaug.evaluation.report import benchmark_intervals, critical_path, evidence_warnings, read_benchmarks
 from siteaug.runtime.io import InputError
 
 
@@ -194,6 +194,7 @@ def small_report(tmp_path_factory):
                   "inputs": {"input.labels": {"path": "in/labels.fa", "sha256": "ab" * 32, "files": 1, "bytes": 123}},
                   "config": {"seed": 0, "classifier": {"epochs": 5}}}
     metrics = write_report(predictions, out, n_resamples=300, timings={"a_fast": 1.0, "b_slow": 30.0, "c_mid": 9.0},
+                           job_intervals={"a_fast": (1000.0, 1001.0), "c_mid": (1001.4, 1010.4), "b_slow": (1010.6, 1040.6)},
                            quality_metrics={"c2st_auc_continuous": 0.998}, diffusion_history=history, provenance=provenance)
     return out, metrics, (out / "report.html").read_text()
 
@@ -231,6 +232,40 @@ def test_stage_times_sorted_longest_first_with_total(small_report):
     assert cells == sorted(cells)
     assert "<td>total (sum of job times; jobs that ran in parallel overlap)</td><td>40.0</td>" in section
     assert "<td>75 %</td>" in section  # b_slow: 30 of 40 s
+
+
+def test_critical_path_follows_what_each_job_waited_on():
+    intervals = {"prepare": (0.0, 5.0), "features": (5.2, 20.0), "train_critic": (20.1, 25.0), "train_diffusion": (20.3, 80.0),
+                 "train_classifier_none": (25.2, 60.0), "plan_generation": (80.2, 81.0), "generate_shard_1": (81.1, 100.0),
+                 "generate_shard_2": (81.0, 99.5)}
+    assert critical_path(intervals) == ["prepare", "features", "train_diffusion", "plan_generation", "generate_shard_1"]
+    # A job of an earlier run (more than a minute before) ends the chain; one second of clock error is allowed.
+    rerun = {"features": (-500.0, -400.0), "train_classifier_none": (0.0, 30.0), "report_input": (30.5, 40.0)}
+    assert critical_path(rerun) == ["train_classifier_none", "report_input"]
+    assert critical_path({"a": (0.0, 10.0), "b": (9.5, 12.0)}) == ["a", "b"]
+    assert critical_path({}) == []
+
+
+def test_benchmark_intervals_end_when_the_file_was_written(tmp_path):
+    import os
+
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    (tmp_path / "features.tsv").write_text(header + "12.5\t0:00:12\t1\t1\t1\t1\t0\t0\t95.0\t11.9\n")
+    os.utime(tmp_path / "features.tsv", (1_000_000.0, 1_000_000.0))
+    assert benchmark_intervals([tmp_path / "features.tsv"]) == {"features": (999_987.5, 1_000_000.0)}
+    (tmp_path / "bad.tsv").write_text("seconds\n1\n")
+    with pytest.raises(InputError, match="first column is 's'"):
+        benchmark_intervals([tmp_path / "bad.tsv"])
+
+
+def test_the_critical_path_is_under_the_stage_times(small_report):
+    _, _, text = small_report
+    section = text[text.index("<h3>Critical path</h3>"):text.index("<h2>Provenance</h2>")]
+    assert text.index("Time per stage") < text.index("<h3>Critical path</h3>")
+    cells = [section.index(f"<td>{stage}</td>") for stage in ("a_fast", "c_mid", "b_slow")]  # in run order
+    assert cells == sorted(cells)
+    assert "<td>b_slow</td><td>10.6</td><td>30.0</td>" in section
+    assert "<td>critical path, first start to last end</td><td></td><td>40.6</td>" in section
 
 
 def test_provenance_is_on_the_page_and_beside_it_but_not_in_the_tables(small_report):

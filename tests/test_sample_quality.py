@@ -115,9 +115,13 @@ def test_subsample_is_seeded_and_bounded():
     assert np.array_equal(subsample(rows, 500, np.random.default_rng(3)), rows)
 
 
-def test_sample_quality_on_a_good_and_a_bad_generator():
+def test_sample_quality_on_a_good_and_a_bad_generator(caplog):
     real, held = gaussian(600, seed=1), gaussian(300, seed=2)
+    caplog.set_level("INFO", logger="siteaug.evaluation.sample_quality")
     good = sample_quality(real, held, gaussian(600, seed=3), seed=0, max_rows=500)
+    # One record before each part of a job of minutes, for the console's progress line.
+    assert [r.getMessage().split(":")[0].split(" (")[0] for r in caplog.records] == [
+        "k-NN precision and recall", "C2ST", "distance to the closest real row"]
     bad = sample_quality(real, held, gaussian(600, shift=2.0, seed=3), seed=0, max_rows=500)
     assert good["rows_real_train"] == 500 and good["rows_held_back"] == 300
     assert good["c2st_auc"] < 0.65 < 0.95 < bad["c2st_auc"]

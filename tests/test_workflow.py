@@ -98,6 +98,10 @@ def test_every_output_exists_with_its_schema(tiny_run):
     for log in ("prepare", "features", "train_diffusion", "balance", "evaluate", "report_figures", "report"):
         assert (results / f"logs/{log}.log").stat().st_size > 0
     assert (results / "benchmarks/train_diffusion.tsv").exists()
+    # Every network fitted gets its own numbered bar: 2 seeds x 2 members of graph_transformer.
+    bars = (results / "logs/train_classifier/graph_transformer.log").read_text()
+    assert all(f"train_classifier graph_transformer, model {n} of 4:" in bars for n in (1, 2, 3, 4))
+    assert "<h3>Critical path</h3>" in html and "critical path, first start to last end" in html
 
 
 def test_a_second_run_has_nothing_to_do(tiny_run):

@@ -2,7 +2,7 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from pathlib import Path
 
-from siteaug.evaluation.report import read_benchmarks, report_page
+from siteaug.evaluation.report import benchmark_intervals, read_benchmarks, report_page
 from siteaug.runtime.io import read_parquet, write_json, write_text
 from siteaug.runtime.provenance import checksums, machine_provenance
 from siteaug.runtime.tables import SPLITS, read_json, read_parquet_parts
@@ -38,8 +38,8 @@ with rule_logging(snakemake) as log:
     provenance = {"inputs": checksums(dict(p.inputs)), **machine_provenance(p.checkout), "config": dict(p.config)}
     page = report_page(
         read_json(i.evaluation), figures={Path(path).name: path for path in i.figures}, stage_counts=stage_counts,
-        timings=read_benchmarks(i.benchmarks), extra_sections=extra_sections, quality_metrics=read_json(i.sample_quality),
-        diffusion_history=read_json(i.history), provenance=provenance,
+        timings=read_benchmarks(i.benchmarks), job_intervals=benchmark_intervals(i.benchmarks), extra_sections=extra_sections,
+        quality_metrics=read_json(i.sample_quality), diffusion_history=read_json(i.history), provenance=provenance,
     )
     write_json(provenance, snakemake.output.provenance)
     write_text(page, snakemake.output.html)

@@ -1,5 +1,6 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -20,9 +21,14 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
     balanced = read_parquet(i.balanced) if "balanced" in i.keys() else None
     edges = read_parquet(i.edges) if "edges" in i.keys() else None
     seeds = [p.seed + k for k in range(p.settings["seeds"])]
+    # Each network fitted (one per seed; graph_transformer: members per seed) gets its own bar, numbered, so the bar
+    # that starts again at 0 % reads as the next model, not as progress lost.
+    members = p.settings["graph_transformer"]["members"] if "graph_transformer" in p.settings else 1
+    fits = itertools.count(1)
     predictions, models, summary = train_arm(
         arm, residues, p.settings, p.ratio, seeds, balanced=balanced, edges=edges, device=p.settings["device"],
-        progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"train_classifier {arm}"),
+        progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10,
+                                     desc=f"train_classifier {arm}, model {next(fits)} of {len(seeds) * members}"),
     )
     suffix = lookup_arm(arm).model_suffix
     for seed, model, info in zip(seeds, models, summary):

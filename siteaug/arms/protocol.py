@@ -176,6 +176,7 @@ def _fit_gbdt(context: FitContext, seed: int):
     model = GBDTClassifier(context.settings["gbdt"], seed, cache.get("params"))
     if "params" not in cache:  # tuned once, with the first seed; every seed then fits with the chosen grid point
         cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy())
+    log.info("gbdt seed %d: fitting %d rows with %s", seed, len(y), cache["params"])
     model.fit(X, y)
     info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": cache["params"]}
     return model, *context.scores(model), info

@@ -52,6 +52,8 @@ class GBDTClassifier:
         grid = {"learning_rate": list(self.settings["learning_rates"]), "max_leaf_nodes": list(self.settings["max_leaf_nodes"])}
         folds = min(self.settings["cv_folds"], len(np.unique(groups)))
         search = GridSearchCV(self._estimator(), grid, scoring="average_precision", cv=GroupKFold(n_splits=folds), refit=False)
+        points = len(grid["learning_rate"]) * len(grid["max_leaf_nodes"])
+        log.info("gbdt: grouped %d-fold CV of %d grid points (%d fits) on %d rows", folds, points, folds * points, len(y))
         search.fit(X, y, groups=groups)
         self.params = dict(search.best_params_)
         log.info("gbdt: grouped %d-fold CV AUPRC %.4f with %s", folds, search.best_score_, self.params)

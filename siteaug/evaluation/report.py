@@ -215,6 +215,45 @@ def _timing_table(timings: dict[str, float]) -> str:
     return html_table(["stage", "seconds", "share"], rows)
 
 
+def critical_path(intervals: dict[str, tuple[float, float]], max_gap: float = 60.0, slack: float = 1.0) -> list[str]:
+    """The chain of jobs the run waited on, first to last, from each job's (start, end) time in seconds.
+
+    From the job that finished last, each job's predecessor is the job that finished last at or before its start
+    (``slack`` seconds of clock and rounding error allowed): the dependency it waited for, or the job whose cores it
+    took. A predecessor that ended more than ``max_gap`` seconds before the start belongs to an earlier run and ends
+    the chain.
+    """
+    if not intervals:
+        return []
+    current = max(intervals, key=lambda k: (intervals[k][1], k))
+    chain = [current]
+    while True:
+        start = intervals[current][0]
+        before = [k for k, (_, end) in intervals.items() if k not in chain and end <= start + slack]
+        if not before:
+            break
+        previous = max(before, key=lambda k: (intervals[k][1], k))
+        if start - intervals[previous][1] > max_gap:
+            break
+        chain.append(previous)
+        current = previous
+    return chain[::-1]
+
+
+def _critical_path_html(intervals: dict[str, tuple[float, float]]) -> list[str]:
+    chain = critical_path(intervals)
+    first = min(start for start, _ in (intervals[k] for k in chain))
+    last = intervals[chain[-1]][1]
+    rows = [[k, f"{intervals[k][0] - first:.1f}", f"{intervals[k][1] - intervals[k][0]:.1f}"] for k in chain]
+    rows.append(["critical path, first start to last end", "", f"{last - first:.1f}"])
+    return ["<h3>Critical path</h3>",
+            '<p class="note">The chain of jobs this run waited on, from the start and end times of their benchmark '
+            "files: from the job that finished last, each job is preceded by the one that finished last before it "
+            "started (the job it depended on, or whose cores it took). Shortening a job off this chain does not "
+            "shorten the run.</p>",
+            html_table(["stage", "started (s after the first)", "seconds"], rows)]
+
+
 def _provenance_html(provenance: dict) -> list[str]:
     """Inputs with checksums, software, machine, commit, date and the config as run."""
     parts = ["<h2>Provenance</h2>",
@@ -239,6 +278,7 @@ def report_page(
     figures: dict[str, str | os.PathLike],
     stage_counts: dict[str, int | float] | None = None,
     timings: dict[str, float] | None = None,
+    job_intervals: dict[str, tuple[float, float]] | None = None,
     extra_sections: dict[str, dict] | None = None,
     quality_metrics: dict | None = None,
     diffusion_history: list[dict] | None = None,
@@ -252,6 +292,8 @@ def report_page(
     ``_extra_section``), e.g. the generation-quality stage's metrics and plots. ``quality_metrics``
     (sample_quality/metrics.json) and ``diffusion_history`` (diffusion/history.json) feed the warnings; ``provenance``
     (inputs with checksums, config, machine, versions, commit, date) goes into the page, never into the metric tables.
+    ``timings`` (stage → seconds, :func:`read_benchmarks`) is the time table; ``job_intervals`` (stage → start and end,
+    :func:`benchmark_intervals`) adds the run's critical path below it.
     """
     missing = [name for name in CORE_FIGURES if name not in figures]
     if missing:
@@ -319,6 +361,8 @@ def report_page(
                                              for k, v in stage_counts.items()])]
     if timings:
         parts += ["<h2>Time per stage</h2>", _timing_table(timings)]
+    if job_intervals:
+        parts += _critical_path_html(job_intervals)
     if provenance:
         parts += _provenance_html(provenance)
     parts.append('<p class="note">Machine-readable: metrics.tsv, differences.tsv and metrics.json beside this page.</p>')
@@ -349,4 +393,15 @@ def read_benchmarks(paths) -> dict[str, float]:
         if path.stem in out:
             raise InputError(f"{path}: another benchmark file has the same name {path.stem!r}")
         out[path.stem] = float(seconds.mean())
+    return out
+
+
+def benchmark_intervals(paths) -> dict[str, tuple[float, float]]:
+    """{file stem: (start, end)} in seconds since the epoch: a job's benchmark file is written when it ends, so its
+    modification time is the end, and the start is the end less its wall-clock seconds (:func:`read_benchmarks`)."""
+    out = {}
+    for path in map(Path, paths):
+        seconds = read_benchmarks([path])[path.stem]
+        end = path.stat().st_mtime
+        out[path.stem] = (end - seconds, end)
     return out

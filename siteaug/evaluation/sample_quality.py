@@ -12,6 +12,7 @@ memorisation check also uses held-back real positives (validation proteins the g
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +24,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
 from siteaug.generative.quality import RealismModel, nearest_neighbours
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -135,16 +138,22 @@ def sample_quality(
     real = subsample(np.asarray(train_real, np.float32), max_rows, rng)
     held = subsample(np.asarray(held_back, np.float32), max_rows, rng)
     syn = subsample(np.asarray(synthetic, np.float32), max_rows, rng)
+    # One record before each part, so a job of minutes shows on the console what it is doing (siteaug.runtime.workflow).
+    log.info("k-NN precision and recall (k=%d): %d real training, %d synthetic rows", k, len(real), len(syn))
     precision, recall = knn_precision_recall(real, syn, k, device)
     continuous = continuous_columns(real)
+    log.info("C2ST: %d-fold gradient-boosted trees, real vs synthetic, all columns then the continuous ones", c2st_folds)
+    c2st = c2st_auc(real, syn, seed, c2st_folds, threads)
+    c2st_continuous = c2st_auc(real[:, continuous], syn[:, continuous], seed, c2st_folds, threads) if continuous.any() else None
+    log.info("distance to the closest real row (%d held-back rows as the reference), Wasserstein, correlations", len(held))
     metrics = {
         "rows_real_train": len(real),
         "rows_held_back": len(held),
         "rows_synthetic": len(syn),
         "knn_precision": precision,
         "knn_recall": recall,
-        "c2st_auc": c2st_auc(real, syn, seed, c2st_folds, threads),
-        "c2st_auc_continuous": c2st_auc(real[:, continuous], syn[:, continuous], seed, c2st_folds, threads) if continuous.any() else None,
+        "c2st_auc": c2st,
+        "c2st_auc_continuous": c2st_continuous,
         **dcr_summary(distance_to_closest(syn, real, device), distance_to_closest(held, real, device)),
         "wasserstein_mean": mean_wasserstein(real, syn),
         "correlation_distance": correlation_distance(real, syn),

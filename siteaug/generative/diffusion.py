@@ -285,6 +285,7 @@ def sample(
     rows: torch.Tensor | None = None,
     step=None,
     coefficients: torch.Tensor | None = None,
+    on_step=None,
 ) -> torch.Tensor:
     """Run a sampler on a batch whose row i is conditioned by ``context_modulation[i]``, or, given ``rows``, by
     ``context_modulation[rows[i]]`` (a per-protein table: each step adds the time read-out to the table, not to every
@@ -294,7 +295,8 @@ def sample(
     that batching changes no row), or None for the default generator. ``network`` replaces
     ``model.denoiser.forward_modulated``; ``step`` replaces ``sampler_step`` (e.g. a torch.compile'd version of it,
     which then fuses the network with the update); ``coefficients`` is ``plan.coefficients`` made beforehand (a
-    CUDA graph capture cannot copy it from the host).
+    CUDA graph capture cannot copy it from the host). ``on_step(k, n)`` is called on the host after step k of n
+    (progress; a captured graph replays without it).
     """
     plan = plan or sampler_plan(model.alpha_bar, sampler, steps)
     time_table = time_modulation_table(model) if time_table is None else time_table
@@ -312,6 +314,8 @@ def sample(
         if noisy[k]:
             z = noise[k] if isinstance(noise, torch.Tensor) else torch.randn(x.shape, device=x.device, generator=noise)
         x, x0_prev = step(network, x, context_modulation, time_table[t], rows, dtype, coefficients[k], low, high, x0_prev if uses_previous[k] else None, z)
+        if on_step is not None:
+            on_step(k + 1, len(plan.timesteps))
     return x
 
 

@@ -117,6 +117,7 @@ class ChunkedSampler:
         self.step = sampler_step
         self.use_graph = cuda_graph and self.device.type == "cuda"
         self.graph = None
+        self.on_step = None  # progress after each sampler step of an eager chunk (set by run)
         self.table_source = None
 
     def _fork_rng(self):
@@ -128,10 +129,10 @@ class ChunkedSampler:
         else:
             torch.manual_seed(value)
 
-    def _eager(self, rows: torch.Tensor, n_features: int) -> torch.Tensor:
+    def _eager(self, rows: torch.Tensor, n_features: int, on_step=None) -> torch.Tensor:
         x_T = torch.randn((rows.shape[0], n_features), device=self.device)
         return sample(self.model, self.table, x_T, None, plan=self.plan, time_table=self.time_table, network=self.network, rows=rows,
-                      step=self.step, coefficients=self.coefficients)
+                      step=self.step, coefficients=self.coefficients, on_step=on_step)
 
     def _capture(self, rows: int, n_features: int) -> None:
         self.static_rows = torch.zeros(rows, device=self.device, dtype=torch.long)
@@ -170,6 +171,18 @@ class ChunkedSampler:
         start, chunk_index = 0, 0
         began = time.perf_counter()
         bar = tqdm(total=len(row_protein), file=sys.stderr, mininterval=10, disable=not progress, desc="generate", unit="row")
+
+        redrawn = [time.perf_counter()]
+
+        def on_step(k: int, n: int) -> None:
+            # A chunk on a CPU takes minutes: the bar names the step within it, redrawn at most every 10 s (the bar's
+            # own mininterval only counts rows, which move once per chunk).
+            if time.perf_counter() - redrawn[0] >= 10 or k == n:
+                chunks = chunk_index + -(-(len(row_protein) - start) // chunk_size)
+                bar.set_postfix_str(f"chunk {chunk_index + 1} of {chunks}, step {k}/{n}", refresh=k < n)
+                redrawn[0] = time.perf_counter()
+
+        self.on_step = on_step if progress else None
         with self._fork_rng(), matmul_precision(self.precision, self.device):
             while start < len(row_protein):
                 rows = row_protein[start : start + chunk_size]
@@ -190,6 +203,7 @@ class ChunkedSampler:
                     log.info("first chunk of %d rows: %.1f s", len(rows), time.perf_counter() - began)
             copier.flush()
         bar.close()
+        self.on_step = None
         log.info("sampled %d rows in %d chunks: %.1f s", len(row_protein), chunk_index, time.perf_counter() - began)
         return out.T
 
@@ -198,7 +212,7 @@ class ChunkedSampler:
         n = rows.shape[0]
         self._seed(seed)
         if not self.use_graph:
-            samples = self._eager(rows, n_features)
+            samples = self._eager(rows, n_features, self.on_step)
         else:
             if self.graph is None or self.graph_rows != chunk_size:
                 self._capture(chunk_size, n_features)

@@ -27,6 +27,7 @@ class LogFileStream:
     def __init__(self, handle):
         self._handle = handle
         self._in_bar = False  # the last thing written is a bar redraw without its newline
+        self.last_line = ""  # the last non-blank line written (a bar redraw or a log record), for the console
 
     def write(self, text: str) -> int:
         if not text:
@@ -38,6 +39,9 @@ class LogFileStream:
         else:
             out = ("\n" if self._in_bar and not text.startswith("\n") else "") + text
             self._in_bar = False
+        lines = [line for line in out.split("\n") if line.strip()]
+        if lines:
+            self.last_line = lines[-1].strip()
         self._handle.write(out)
         return len(text)
 
@@ -71,9 +75,58 @@ def rounded(value, digits: int = 4):
     return value
 
 
+PROGRESS_SECONDS = "SITEAUG_PROGRESS_SECONDS"  # environment variable: seconds between a job's console progress lines
+
+
+def progress_interval(environ=os.environ) -> float:
+    """Seconds between a long job's progress lines on the console: $SITEAUG_PROGRESS_SECONDS, default 60."""
+    value = environ.get(PROGRESS_SECONDS, "60")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise InputError(f"environment variable {PROGRESS_SECONDS}: {value!r} is not a positive number of seconds")
+    return seconds
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _console_progress(label: str, stream: LogFileStream, console, interval: float, stop: threading.Event) -> None:
+    """Every ``interval`` seconds until ``stop``: one console line with the job, its running time and its last log line.
+
+    A job shorter than ``interval`` prints nothing; the bars and records themselves stay in the log.
+    """
+    start = time.perf_counter()
+    while not stop.wait(interval):
+        last = stream.last_line[:200]
+        console.write(f"[{time.strftime('%H:%M:%S')}] {label}: running {_duration(time.perf_counter() - start)}"
+                      + (f"; {last}" if last else "") + "\n")
+        console.flush()
+
+
+def job_label(snakemake) -> str:
+    """``rule`` or ``rule (name=value, ...)`` with the job's wildcards, as the console names a job."""
+    wildcards = ", ".join(f"{k}={v}" for k, v in snakemake.wildcards.items())
+    return f"{snakemake.rule} ({wildcards})" if wildcards else snakemake.rule
+
+
 @contextlib.contextmanager
 def rule_logging(snakemake):
-    """Send logging and stderr (tqdm) to the rule's log; turn an InputError into a one-line error and exit 1."""
+    """Send logging and stderr (tqdm) to the rule's log; turn an InputError into a one-line error and exit 1.
+
+    While the job runs, a line on the console (the job's real stderr) every ``progress_interval()`` seconds names the
+    job, its running time and the last line of its log (a progress bar or a record), so a job of minutes shows that it
+    is alive and how far it has come.
+    """
+    try:
+        interval = progress_interval()
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
     log_path = snakemake.log[0] if len(snakemake.log) else None
     stream = LogFileStream(open(log_path, "w", buffering=1)) if log_path else sys.stderr
     real_stderr = sys.stderr
@@ -84,6 +137,12 @@ def rule_logging(snakemake):
     root.setLevel(logging.INFO)
     sys.stderr = stream
     torch.set_num_threads(max(1, int(snakemake.threads)))
+    stop = threading.Event()
+    ticker = None
+    if stream is not real_stderr:
+        ticker = threading.Thread(target=_console_progress, args=(job_label(snakemake), stream, real_stderr, interval, stop),
+                                  daemon=True, name="console-progress")
+        ticker.start()
     start = time.perf_counter()
     try:
         yield logging.getLogger(f"siteaug.rule.{snakemake.rule}")
@@ -94,6 +153,9 @@ def rule_logging(snakemake):
         sys.stderr = real_stderr
         raise SystemExit(1) from None
     finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join()
         sys.stderr = real_stderr
         if stream is not real_stderr:
             stream.close()
