@@ -9,9 +9,10 @@ import skops.io as skops_io
 from sklearn.metrics import roc_auc_score
 from skops.io.exceptions import UntrustedTypesFoundException
 
+from siteaug.arms import reference_models
 from siteaug.arms.classifier import MLPClassifier, MLPConfig
 from siteaug.arms.protocol import arm_training_rows, class_weight, sweep_arm, sweep_ratio, train_arm, uses_balanced_table
-from siteaug.arms.reference_models import GBDT_TRUSTED_TYPES, GBDTClassifier
+from siteaug.arms.reference_models import GBDT_TRUSTED_TYPES, GBDTClassifier, fit_gbdt
 
 FEATURES = ["f_a", "f_b", "f_c", "f_d"]
 
@@ -62,7 +63,8 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 
-GBDT_SETTINGS = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 20, "max_features": 0.8, "cv_folds": 3}
+GBDT_SETTINGS = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 20, "max_features": 0.8, "cv_folds": 3,
+                 "early_stopping_rounds": 5}
 
 
 def fitted_gbdt():
@@ -197,7 +199,8 @@ def residue_table(n_proteins=12, length=30, seed=0):
 
 
 SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "threshold_metric": "mcc",
-            "gbdt": {"learning_rates": [0.1], "max_leaf_nodes": [7, 15], "max_iter": 30, "max_features": 0.8, "cv_folds": 3},
+            "gbdt": {"learning_rates": [0.1], "max_leaf_nodes": [7, 15], "max_iter": 30, "max_features": 0.8, "cv_folds": 3,
+                     "early_stopping_rounds": 5},
             "gnn": {"hidden": 16, "layers": 2, "dropout": 0.0, "epochs": 20, "batch_proteins": 4, "lr": 1e-2}}
 
 
@@ -227,3 +230,74 @@ def test_train_arm_scores_the_test_split_once_per_seed(arm, caplog):
 def test_unknown_arm():
     with pytest.raises(ValueError, match="unknown arm"):
         arm_training_rows("adasyn", train_frame(), None, 0.5, 0, FEATURES)
+
+
+def noise_labels(n, seed):
+    """Rows whose labels are coin flips: every iteration after the first few fits noise, so validation loss rises."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 2, n).astype(np.int64)
+
+
+NOISE_SETTINGS = {**GBDT_SETTINGS, "max_iter": 150, "early_stopping_rounds": 5}
+NOISE_PARAMS = {"learning_rate": 0.3, "max_leaf_nodes": 31}
+
+
+def test_gbdt_stops_early_on_the_validation_rows_when_their_loss_rises():
+    X, y = noise_labels(2000, 0)
+    validation = noise_labels(500, 1)
+    stopped = fit_gbdt(NOISE_SETTINGS, 3, X, y, validation, **NOISE_PARAMS)
+    assert stopped.n_iter_ < 30  # far below max_iter 150: no iteration lowered the validation loss for 5 in a row
+    assert len(stopped.validation_score_) == stopped.n_iter_ + 1  # scored on the rows passed, one score per iteration
+    np.testing.assert_array_equal(stopped.predict_proba(X), fit_gbdt(NOISE_SETTINGS, 3, X, y, validation, **NOISE_PARAMS).predict_proba(X))
+    off = fit_gbdt({**NOISE_SETTINGS, "early_stopping_rounds": None}, 3, X, y, validation, **NOISE_PARAMS)
+    assert off.n_iter_ == 150
+
+
+def test_gbdt_without_validation_rows_never_holds_out_random_residues():
+    # More than 10,000 rows is where scikit-learn's early_stopping="auto" would split off a random 10 %.
+    X, y = noise_labels(12000, 0)
+    model = fit_gbdt({**NOISE_SETTINGS, "max_iter": 40}, 3, X, y, **NOISE_PARAMS)
+    assert model.n_iter_ == 40 and not model.do_early_stopping_ and len(model.validation_score_) == 0
+
+
+def recorded_gbdt_fits(monkeypatch, module):
+    """Every fit_gbdt call that ``module`` makes, as (X, X_val or None)."""
+    calls, real = [], reference_models.fit_gbdt
+
+    def record(settings, seed, X, y, validation=None, **params):
+        calls.append((X, None if validation is None else validation[0]))
+        return real(settings, seed, X, y, validation, **params)
+
+    monkeypatch.setattr(module, "fit_gbdt", record)
+    return calls
+
+
+def test_gbdt_arm_stops_on_validation_proteins_and_tunes_on_held_out_folds_never_on_test(monkeypatch):
+    residues, _ = residue_table()
+    residues.loc[residues["split"] == "test", "f_d"] = 1000.0  # marks every test row
+    residues.loc[residues["split"] == "validation", "f_d"] = -1000.0  # and every validation row
+    calls = recorded_gbdt_fits(monkeypatch, reference_models)
+    _, _, summary = train_arm("gbdt", residues, SETTINGS, 0.5, [3, 4])
+    on_validation = [X_val is not None and (X_val[:, 3] == -1000).all() for _, X_val in calls]
+    final = [c for c, v in zip(calls, on_validation) if v]
+    cross_validation = [c for c, v in zip(calls, on_validation) if not v]
+    assert len(final) == 2  # one fit per seed, stopped on the validation rows
+    assert len(cross_validation) == 2 * 3  # two grid points, three folds, each stopped on its held-out rows
+    for X, X_val in calls:
+        assert not (X[:, 3] == 1000).any() and not (X_val[:, 3] == 1000).any()  # the test split is never passed
+        assert not (X[:, 3] == -1000).any()  # nor is validation ever fitted on
+    for X, X_val in cross_validation:
+        assert len(X_val) and not (X_val[:, 3] == -1000).any() and set(map(tuple, X)).isdisjoint(map(tuple, X_val))
+    assert all(1 <= s["iterations"] <= 30 for s in summary)
+
+
+def test_gbdt_tuning_holds_out_whole_proteins(monkeypatch):
+    X, y = toy(600)
+    groups = np.repeat(np.arange(12), 50)
+    calls = recorded_gbdt_fits(monkeypatch, reference_models)
+    GBDTClassifier({**GBDT_SETTINGS, "max_leaf_nodes": [7, 15]}, seed=0).tune(X, y, groups)
+    row_of = {row.tobytes(): i for i, row in enumerate(X)}
+    for fitted, held in calls:
+        fit_proteins = {groups[row_of[r.tobytes()]] for r in fitted}
+        held_proteins = {groups[row_of[r.tobytes()]] for r in held}
+        assert fit_proteins.isdisjoint(held_proteins) and len(fit_proteins | held_proteins) == 12

@@ -5,7 +5,8 @@ import pytest
 
 from siteaug.arms.tree_scores import TREE_SCORE_COLUMN, out_of_fold_tree_scores, with_tree_scores
 
-GBDT = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 30, "max_features": 1.0, "cv_folds": 3}
+GBDT = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 30, "max_features": 1.0, "cv_folds": 3,
+        "early_stopping_rounds": 2}
 
 
 def residue_table(seed=0, proteins=12, length=40):
@@ -66,3 +67,12 @@ def test_too_few_training_proteins_is_one_clear_error():
     residues.loc[residues["protein_id"] != "p00", "split"] = "validation"
     with pytest.raises(ValueError, match="at least 2 training proteins"):
         out_of_fold_tree_scores(residues, GBDT, seed=0)
+
+
+def test_out_of_fold_trees_never_stop_early():
+    # Stopping on held-out proteins would let their labels shape their own scores; early_stopping_rounds is the
+    # gbdt arm's, so the scores must be those of max_iter iterations whatever it says.
+    residues = residue_table()
+    with_rounds, _ = out_of_fold_tree_scores(residues, GBDT, seed=0)
+    without, _ = out_of_fold_tree_scores(residues, {**GBDT, "early_stopping_rounds": None}, seed=0)
+    np.testing.assert_array_equal(with_rounds[TREE_SCORE_COLUMN], without[TREE_SCORE_COLUMN])

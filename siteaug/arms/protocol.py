@@ -176,9 +176,13 @@ def _fit_gbdt(context: FitContext, seed: int):
     model = GBDTClassifier(context.settings["gbdt"], seed, cache.get("params"))
     if "params" not in cache:  # tuned once, with the first seed; every seed then fits with the chosen grid point
         cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy())
+    # The validation split's proteins stop the boosting (never the test split's); the same split then freezes the
+    # threshold, as for the graph_transformer arm, whose epoch it also chooses.
+    validation = (context.validation[context.feature_cols].to_numpy(np.float32), context.validation["label"].to_numpy(np.int64))
     log.info("gbdt seed %d: fitting %d rows with %s", seed, len(y), cache["params"])
-    model.fit(X, y)
-    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": cache["params"]}
+    model.fit(X, y, validation)
+    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": cache["params"],
+            "iterations": int(model.model.n_iter_)}
     return model, *context.scores(model), info
 
 

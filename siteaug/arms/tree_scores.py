@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 
-from siteaug.arms.reference_models import gbdt_estimator
+from siteaug.arms.reference_models import fit_gbdt, gbdt_grid
 from siteaug.runtime.tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
@@ -44,18 +44,20 @@ def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: i
     X_other = others[cols].to_numpy(np.float32)
     splits = list(GroupKFold(n_splits=folds).split(X, y, groups))
     best = None
-    for lr in gbdt_settings["learning_rates"]:
-        for leaves in gbdt_settings["max_leaf_nodes"]:
-            oof, other = np.zeros(len(train)), np.zeros(len(others))
-            for fit_rows, held_rows in splits:
-                model = gbdt_estimator(gbdt_settings, seed, learning_rate=lr, max_leaf_nodes=leaves).fit(X[fit_rows], y[fit_rows])
-                oof[held_rows] = model.predict_proba(X[held_rows])[:, 1]
-                if len(others):
-                    other += model.predict_proba(X_other)[:, 1] / folds
-            auprc = float(average_precision_score(y, oof))
-            log.info("tree scores: learning rate %g, %d leaves: out-of-fold AUPRC %.4f", lr, leaves, auprc)
-            if best is None or auprc > best[0]:
-                best = (auprc, {"learning_rate": lr, "max_leaf_nodes": leaves}, oof, other)
+    for params in gbdt_grid(gbdt_settings):
+        oof, other = np.zeros(len(train)), np.zeros(len(others))
+        for fit_rows, held_rows in splits:
+            # No early stopping (validation=None: max_iter iterations): stopping on the held-out proteins would let
+            # their labels shape their own scores, and stopping on the validation split would let its labels into the
+            # validation rows' tree feature, on which the graph model chooses its epoch and threshold.
+            model = fit_gbdt(gbdt_settings, seed, X[fit_rows], y[fit_rows], validation=None, **params)
+            oof[held_rows] = model.predict_proba(X[held_rows])[:, 1]
+            if len(others):
+                other += model.predict_proba(X_other)[:, 1] / folds
+        auprc = float(average_precision_score(y, oof))
+        log.info("tree scores: learning rate %g, %d leaves: out-of-fold AUPRC %.4f", params["learning_rate"], params["max_leaf_nodes"], auprc)
+        if best is None or auprc > best[0]:
+            best = (auprc, params, oof, other)
     auprc, params, oof, other = best
     table = pd.concat([
         pd.DataFrame({"protein_id": train["protein_id"].to_numpy(), "position": train["position"].to_numpy(), "p": oof}),

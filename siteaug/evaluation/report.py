@@ -25,6 +25,7 @@ from siteaug.evaluation.comparison import (
     pooled_metrics,
 )
 from siteaug.evaluation.figures import CORE_FIGURES, QUALITY_FIGURE, SWEEP_FIGURE
+from siteaug.evaluation.stage_timing import stages_longest_first
 from siteaug.evaluation.statistics import METRICS, PRIMARY_METRIC
 from siteaug.runtime.io import InputError
 
@@ -210,7 +211,7 @@ def _timing_table(timings: dict[str, float]) -> str:
     """Stages by time, longest first, with each one's share and the total."""
     total = float(sum(timings.values()))
     rows = [[str(k), f"{float(v):.1f}", f"{100 * float(v) / total:.0f} %" if total else "—"]
-            for k, v in sorted(timings.items(), key=lambda kv: (-float(kv[1]), kv[0]))]
+            for k, v in stages_longest_first(timings)]
     rows.append(["total (sum of job times; jobs that ran in parallel overlap)", f"{total:.1f}", "100 %" if total else "—"])
     return html_table(["stage", "seconds", "share"], rows)
 
