@@ -8,7 +8,8 @@ import pytest
 from helpers import write_report
 from siteaug.evaluation.comparison import verdict_sentence
 from siteaug.evaluation.figures import _difference_figure
-from siteaug.evaluation.report import benchmark_intervals, critical_path, evidence_warnings, read_benchmarks
+from siteaug.evaluation.report import critical_path, evidence_warnings
+from siteaug.evaluation.stage_timing import benchmark_intervals, read_benchmarks
 from siteaug.runtime.io import InputError
 
 

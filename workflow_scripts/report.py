@@ -2,7 +2,8 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
 from pathlib import Path
 
-from siteaug.evaluation.report import benchmark_intervals, read_benchmarks, report_page
+from siteaug.evaluation.report import report_page
+from siteaug.evaluation.stage_timing import benchmark_intervals, read_benchmarks
 from siteaug.runtime.io import read_parquet, write_json, write_text
 from siteaug.runtime.provenance import checksums, machine_provenance
 from siteaug.runtime.tables import SPLITS, read_json, read_parquet_parts

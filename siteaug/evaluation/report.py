@@ -293,8 +293,8 @@ def report_page(
     ``_extra_section``), e.g. the generation-quality stage's metrics and plots. ``quality_metrics``
     (sample_quality/metrics.json) and ``diffusion_history`` (diffusion/history.json) feed the warnings; ``provenance``
     (inputs with checksums, config, machine, versions, commit, date) goes into the page, never into the metric tables.
-    ``timings`` (stage → seconds, :func:`read_benchmarks`) is the time table; ``job_intervals`` (stage → start and end,
-    :func:`benchmark_intervals`) adds the run's critical path below it.
+    ``timings`` (stage → seconds, `stage_timing.read_benchmarks`) is the time table; ``job_intervals`` (stage → start and end,
+    `stage_timing.benchmark_intervals`) adds the run's critical path below it.
     """
     missing = [name for name in CORE_FIGURES if name not in figures]
     if missing:
@@ -371,38 +371,3 @@ def report_page(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{PAGE_CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
-
-
-def read_benchmarks(paths) -> dict[str, float]:
-    """Read Snakemake ``benchmark:`` files; return {file stem: wall-clock seconds (column ``s``)}.
-
-    A benchmark run with ``repeat(...)`` has one row per repeat; their mean is returned.
-    """
-    out: dict[str, float] = {}
-    for path in map(Path, paths):
-        if not path.is_file():
-            raise InputError(f"{path}: benchmark file not found")
-        try:
-            table = pd.read_csv(path, sep="\t")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise InputError(f"{path}: not a benchmark TSV ({err})") from None
-        if table.columns[:1].tolist() != ["s"] or table.empty:
-            raise InputError(f"{path}: expected a benchmark TSV whose first column is 's' and at least one row")
-        seconds = pd.to_numeric(table["s"], errors="coerce")
-        if seconds.isna().any():
-            raise InputError(f"{path}: column 's' holds non-numeric values")
-        if path.stem in out:
-            raise InputError(f"{path}: another benchmark file has the same name {path.stem!r}")
-        out[path.stem] = float(seconds.mean())
-    return out
-
-
-def benchmark_intervals(paths) -> dict[str, tuple[float, float]]:
-    """{file stem: (start, end)} in seconds since the epoch: a job's benchmark file is written when it ends, so its
-    modification time is the end, and the start is the end less its wall-clock seconds (:func:`read_benchmarks`)."""
-    out = {}
-    for path in map(Path, paths):
-        seconds = read_benchmarks([path])[path.stem]
-        end = path.stat().st_mtime
-        out[path.stem] = (end - seconds, end)
-    return out

@@ -4,6 +4,7 @@ The jobs and their dependencies come from ``snakemake --d3dag`` printed just bef
 output folder, so the same job ids), each job's time from its ``benchmark:`` file written with
 ``--benchmark-extended``, which records the job id and rule that join the two. The critical path is the chain
 of dependent jobs with the largest sum of job times: no schedule, however many cores, finishes the run sooner.
+Reading Snakemake's benchmark files lives here too (seconds, start and end times), for the report page and bench/.
 """
 from __future__ import annotations
 
@@ -35,20 +36,57 @@ def dag_from_d3dag(text: str) -> tuple[dict[int, str], dict[int, set[int]]]:
     return rule, depends_on
 
 
+def read_benchmarks(paths) -> dict[str, float]:
+    """Read Snakemake ``benchmark:`` files; return {file stem: wall-clock seconds (column ``s``)}.
+
+    A benchmark run with ``repeat(...)`` has one row per repeat; their mean is returned.
+    """
+    out: dict[str, float] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(f"{path}: benchmark file not found")
+        try:
+            table = pd.read_csv(path, sep="\t")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise InputError(f"{path}: not a benchmark TSV ({err})") from None
+        if table.columns[:1].tolist() != ["s"] or table.empty:
+            raise InputError(f"{path}: expected a benchmark TSV whose first column is 's' and at least one row")
+        seconds = pd.to_numeric(table["s"], errors="coerce")
+        if seconds.isna().any():
+            raise InputError(f"{path}: column 's' holds non-numeric values")
+        if path.stem in out:
+            raise InputError(f"{path}: another benchmark file has the same name {path.stem!r}")
+        out[path.stem] = float(seconds.mean())
+    return out
+
+
+def benchmark_intervals(paths) -> dict[str, tuple[float, float]]:
+    """{file stem: (start, end)} in seconds since the epoch: a job's benchmark file is written when it ends, so its
+    modification time is the end, and the start is the end less its wall-clock seconds (:func:`read_benchmarks`)."""
+    out = {}
+    for path in map(Path, paths):
+        seconds = read_benchmarks([path])[path.stem]
+        end = path.stat().st_mtime
+        out[path.stem] = (end - seconds, end)
+    return out
+
+
 def benchmark_jobs(paths) -> dict[str, tuple[int, str, float]]:
     """{file stem: (job id, rule, seconds)} of benchmark files written with ``snakemake --benchmark-extended``.
 
-    Seconds are the mean of the ``s`` column (one row per repeat); the job id and rule are the run's own, so they join
-    the files to the job graph of ``dag_from_d3dag`` without guessing from file names.
+    Seconds are :func:`read_benchmarks`' (the mean of the ``s`` column); the job id and rule are the run's own, so they
+    join the files to the job graph of ``dag_from_d3dag`` without guessing from file names.
     """
+    paths = [Path(p) for p in paths]
+    seconds = read_benchmarks(paths)
     out = {}
-    for path in map(Path, paths):
+    for path in paths:
         table = pd.read_csv(path, sep="\t")
-        if not {"s", "jobid", "rule_name"} <= set(table.columns) or table.empty:
+        if not {"jobid", "rule_name"} <= set(table.columns):
             raise InputError(f"{path}: not a benchmark written with --benchmark-extended (columns s, jobid, rule_name)")
         if table["jobid"].nunique() != 1 or table["rule_name"].nunique() != 1:
             raise InputError(f"{path}: rows of more than one job")
-        out[path.stem] = (int(table["jobid"].iloc[0]), str(table["rule_name"].iloc[0]), float(table["s"].mean()))
+        out[path.stem] = (int(table["jobid"].iloc[0]), str(table["rule_name"].iloc[0]), seconds[path.stem])
     return out
 
 
