@@ -5,8 +5,9 @@
 # external test set (so the internal split is train/validation only), then trains arms with
 # bench/graph_transformer_grid.py: choices on validation, Test_60 figures reported, never used to choose.
 # Usage: bash bench/heldout_ppi.sh GRAPHPPIS_CLONE WORK_DIR GRID_JSON [SEEDS] [OVERLAY.yaml ...]
-# e.g.   bash bench/heldout_ppi.sh /path/GraphPPIS /tmp/t60 '[{"arm": "gbdt"}, {}]' 1
+# e.g.   PYTHON=.venv/bin/python bash bench/heldout_ppi.sh /path/GraphPPIS /tmp/t60 '[{"arm": "gbdt"}, {}]' 1
 set -euo pipefail
+PYTHON=${PYTHON:-python3}  # a Python with this project's requirements (e.g. .venv/bin/python)
 clone=$1; work=$2; grid=$3; seeds=${4:-1}; shift $(( $# < 4 ? $# : 4 ))
 train=$(cd "$(dirname "$0")/.." && pwd)/../shared/datasets/graphppis_ppi
 mkdir -p "$work/heldout"
@@ -29,7 +30,7 @@ features:
   distance_maps: $work/heldout/distance_map
 YAML
 cd "$(dirname "$0")/.."
-python -m snakemake --configfile config/ppi335.yaml "$work/test60.yaml" "$@" --cores "${CORES:-2}" --resources gpu=1 -q \
+"$PYTHON" -m snakemake --configfile config/ppi335.yaml "$work/test60.yaml" "$@" --cores "${CORES:-2}" --resources gpu=1 -q \
   -- "$work/results/features/tree_scores.parquet"
-python bench/graph_transformer_grid.py "$work/results" --grid "$grid" --config config/ppi335.yaml "$@" --seeds "$seeds" \
+"$PYTHON" bench/graph_transformer_grid.py "$work/results" --grid "$grid" --config config/ppi335.yaml "$@" --seeds "$seeds" \
   --workers "${WORKERS:-1}" --threads "${THREADS:-2}" --json "$work/grid.json"
