@@ -2,12 +2,11 @@
 import pytest
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 from conftest import tiny_config
 from siteaug.features.graphs import protein_graphs
 from siteaug.generative.diffusion import load_model, save_model
-from siteaug.generative.training import EarlyStopping, _validation_loss, best_step, ema_averager, train_diffusion
+from siteaug.generative.training import EarlyStopping, _validation_loss, EmaWeights, best_step, train_diffusion
 
 
 @pytest.fixture
@@ -28,12 +27,12 @@ def train(tables, **overrides):
 
 def test_ema_warms_up_then_uses_the_decay():
     online = nn.Linear(1, 1, bias=False)
-    ema = AveragedModel(online, multi_avg_fn=ema_averager(0.5), use_buffers=False)
+    ema = EmaWeights(online, 0.5)
     values = [1.0, 3.0, 5.0, 7.0]
     expected = None
     for n, value in enumerate(values):
         online.weight.data.fill_(value)
-        ema.update_parameters(online)
+        ema.update(online)
         # first update copies; then decay = min(0.5, (1 + n_before) / (10 + n_before)) with n_before = n
         expected = value if expected is None else expected + (1 - min(0.5, (1 + n) / (10 + n))) * (value - expected)
         assert ema.module.weight.item() == pytest.approx(expected, rel=1e-6)
@@ -42,11 +41,32 @@ def test_ema_warms_up_then_uses_the_decay():
 
 def test_ema_decay_zero_follows_the_online_weights():
     online = nn.Linear(2, 1)
-    ema = AveragedModel(online, multi_avg_fn=ema_averager(0.0), use_buffers=False)
+    ema = EmaWeights(online, 0.0)
     for value in (1.0, -2.0, 4.0):
         online.weight.data.fill_(value)
-        ema.update_parameters(online)
+        ema.update(online)
         assert torch.equal(ema.module.weight, online.weight)
+
+
+def test_ema_matches_torch_averaged_model_with_the_same_warm_up():
+    from torch.optim.swa_utils import AveragedModel
+
+    def warm_up(averaged, current, n_averaged):  # the reference: torch's average, decay warmed up by its own counter
+        n = float(n_averaged)
+        for a, c in zip(averaged, current):
+            a.lerp_(c, 1 - min(0.9, (1 + n) / (10 + n)))
+
+    torch.manual_seed(0)
+    online = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    ours, reference = EmaWeights(online, 0.9), AveragedModel(online, multi_avg_fn=warm_up, use_buffers=False)
+    for _ in range(30):
+        with torch.no_grad():
+            for p in online.parameters():
+                p.add_(torch.randn_like(p))
+        ours.update(online)
+        reference.update_parameters(online)
+    for mine, theirs in zip(ours.module.parameters(), reference.module.parameters()):
+        torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-6)
 
 
 def test_early_stopping_keeps_the_best_state_and_counts_patience():
@@ -109,3 +129,11 @@ def test_trained_model_round_trips_through_load_model(split_tables, tmp_path):
     assert extra == {"best_step": 5}
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_mixed_precision_changes_nothing_on_cpu(split_tables):
+    plain, history_plain = train(split_tables, steps=10)
+    mixed, history_mixed = train(split_tables, steps=10, mixed_precision=True)
+    assert history_plain == history_mixed
+    for name, value in plain.state_dict().items():
+        assert torch.equal(mixed.state_dict()[name], value), name

@@ -1,6 +1,8 @@
 """Joint training of the context encoder and the denoiser on training-split positives."""
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import math
 import sys
@@ -10,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 from torch_geometric.data import Batch
 from tqdm import tqdm
 
@@ -35,21 +36,29 @@ def _proteins_with_positives(residues: pd.DataFrame, split: str) -> list[str]:
     return counts[counts > 0].index.tolist()
 
 
-def ema_averager(decay: float):
-    """``multi_avg_fn`` for AveragedModel: an EMA whose decay warms up as min(decay, (1 + n) / (10 + n)).
+class EmaWeights:
+    """An exponential moving average of a model's parameters whose decay warms up as min(decay, (1 + n) / (10 + n)).
 
-    Without the warm-up the average would be dominated by the random initial weights for the first ~1/(1 - decay)
-    steps, which is most of a short run.
+    The first update copies the weights; update n + 1 moves the average by 1 − min(decay, (1 + n) / (10 + n)) towards
+    them (n updates so far). Without the warm-up the average would be dominated by the random initial weights for the
+    first ~1/(1 − decay) steps, which is most of a short run. Buffers (schedule, feature range) are constants and stay
+    as copied. The same average as torch's ``AveragedModel`` with that warm-up, but counted on the host: AveragedModel
+    tests its counter on the device at every update, which makes every training step wait for the GPU.
     """
 
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        n = float(n_averaged)
-        weight = 1 - min(decay, (1 + n) / (10 + n))
-        for a, c in zip(averaged, current):
-            a.lerp_(c, weight)
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
 
-    return update
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        averaged, current = list(self.module.parameters()), [p.detach() for p in model.parameters()]
+        if self.updates == 0:
+            torch._foreach_copy_(averaged, current)
+        else:
+            torch._foreach_lerp_(averaged, current, 1 - min(self.decay, (1 + self.updates) / (10 + self.updates)))
+        self.updates += 1
 
 
 @dataclass
@@ -89,6 +98,7 @@ def train_diffusion(
     ema_decay: float = 0.999,
     patience: int = 0,
     codec: ColumnCodec | None = None,
+    mixed_precision: bool = False,
 ) -> tuple[SiteDiffusion, list[dict]]:
     """Train on positives of training proteins and return the EMA weights with the best validation loss.
 
@@ -99,6 +109,9 @@ def train_diffusion(
 
     With a ``codec`` (:mod:`siteaug.generative.columns`) the model learns, and its context encoder reads, the codec's model space
     (quantile-normal numeric columns, ±1 one-hot categories); without one, the feature columns as they are.
+
+    ``mixed_precision`` runs the training steps' forward pass in bfloat16 on a CUDA device (weights, optimiser and the
+    validation loss stay float32); on a CPU it changes nothing.
     """
     if codec is not None:
         residues = codec.encode_table(residues)
@@ -111,40 +124,46 @@ def train_diffusion(
     val_ids = _proteins_with_positives(residues, "validation")
     if not train_ids:
         raise ValueError("no training protein has a positive residue: the diffusion model has nothing to learn")
-    train_graphs = protein_graphs(residues, edges, feature_cols, train_ids)
-    val_graphs = protein_graphs(residues, edges, feature_cols, val_ids)
+    # The graphs live on the device for the whole run: a step then batches tensors already there.
+    train_graphs = [g.to(device) for g in protein_graphs(residues, edges, feature_cols, train_ids)]
+    val_graphs = [g.to(device) for g in protein_graphs(residues, edges, feature_cols, val_ids)]
     torch.manual_seed(seed)
     model = SiteDiffusion(config).to(device)
-    model.set_feature_range(torch.cat([g.x[g.y == 1] for g in train_graphs]).to(device))
-    # Buffers (schedule, feature range) are constants: the average copies them once and leaves them alone.
-    ema = AveragedModel(model, multi_avg_fn=ema_averager(ema_decay), use_buffers=False)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    model.set_feature_range(torch.cat([g.x[g.y == 1] for g in train_graphs]))
+    ema = EmaWeights(model, ema_decay)
+    on_cuda = torch.device(device).type == "cuda"
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, fused=on_cuda)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if mixed_precision and on_cuda else contextlib.nullcontext
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1), eta_min=lr * 0.05)
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     stopping = EarlyStopping(patience)
     history: list[dict] = []
     bar = tqdm(range(1, steps + 1), file=sys.stderr, mininterval=10, disable=not progress, desc="train_diffusion")
-    running = []
+    # The training loss is summed on the device and read at evaluations only: reading it every step would make the
+    # host wait for the GPU at every step.
+    running, running_steps = torch.zeros((), dtype=torch.float64, device=device), 0
     for step in bar:
         model.train()
         chosen = rng.choice(len(train_graphs), size=min(batch_proteins, len(train_graphs)), replace=False)
-        loss = _batch_loss(model, [train_graphs[i] for i in chosen], device, generator)
+        with autocast():
+            loss = _batch_loss(model, [train_graphs[i] for i in chosen], device, generator)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         scheduler.step()
-        ema.update_parameters(model)
-        running.append(loss.item())
+        ema.update(model)
+        running += loss.detach().double()
+        running_steps += 1
         if step % eval_every == 0 or step == steps:
             record = {
                 "step": step,
-                "train_loss": float(np.mean(running)),
+                "train_loss": running.item() / running_steps,
                 "validation_loss": _validation_loss(ema.module, val_graphs, device, seed),
                 "validation_loss_online": _validation_loss(model, val_graphs, device, seed),
             }
-            running = []
+            running, running_steps = torch.zeros((), dtype=torch.float64, device=device), 0
             history.append(record)
             log.info("step %d train loss %.4f validation loss %s (online weights %s)", step, record["train_loss"],
                      *(f"{v:.4f}" if v is not None else "none" for v in (record["validation_loss"], record["validation_loss_online"])))
