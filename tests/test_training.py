@@ -6,7 +6,7 @@ from torch import nn
 from conftest import tiny_config
 from siteaug.features.graphs import protein_graphs
 from siteaug.generative.diffusion import load_model, save_model
-from siteaug.generative.training import EarlyStopping, _validation_loss, EmaWeights, best_step, train_diffusion
+from siteaug.generative.training import EarlyStopping, EmaWeights, _validation_loss, best_step, train_diffusion
 
 
 @pytest.fixture
