@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--resources", nargs="*", default=["gpu=1"], help="Snakemake --resources (default gpu=1)")
     parser.add_argument("--output", type=Path, help="output folder (must be new or empty; default a new temporary one)")
     parser.add_argument("--json", type=Path, help="where to write the JSON (default OUTPUT/pipeline_bench.json)")
+    parser.add_argument("--snakemake-args", nargs="*", default=[], metavar="ARG",
+                        help="more arguments for the timed run, e.g. --snakemake-args=--scheduler=greedy where pulp is not installed")
     args = parser.parse_args()
 
     output = fresh_output(args.output)
@@ -74,7 +76,7 @@ def main() -> None:
     rule_of, depends_on = dag_from_d3dag(subprocess.run(snakemake(configfiles, "--d3dag"), capture_output=True, text=True,
                                                         check=True).stdout)
     command = snakemake(configfiles, "--cores", str(args.cores), "--benchmark-extended",
-                        *(["--resources", *args.resources] if args.resources else []))
+                        *(["--resources", *args.resources] if args.resources else []), *args.snakemake_args)
     load_before = os.getloadavg()
     print(f"running: {' '.join(command)}\n  outputs: {output}\n  Snakemake's console: {run_log}", flush=True)
     start = time.perf_counter()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Issue 14 (and issue 13's held-out DNA figure) on one lent GPU: the whole DNA-573 arms comparison
+# (config/dna573.yaml + config/dna573_arms.yaml: every arm, 3 seeds, ratio sweep, report) timed by bench/pipeline.py
+# from an empty output folder, with GraphSite's DNA_Test_129 (AlphaFold2 models, the same source as DNA-573's) as the
+# external test set. Carry .whl, .whl_mpl (the report's matplotlib), .devdata (graphsite_dna, dna_test129; never
+# committed). Predictions, metrics, benchmarks and logs come back as $OUT/dna573.tar.gz. If the time limit stops the
+# run, the stage times of the jobs that finished are printed, and a second call with RESUME=1 on the still-warm
+# machine finishes it from the cached outputs (its time is then not a from-scratch figure).
+# Usage: [RESUME=1] bash bench/issue14_dna573_gpu.sh [SECONDS]
+limit=${1:-560}
+source bench/device_env.sh
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+t=/tmp/data/dna_test129/dna_test129; d=/tmp/data/graphsite_dna/graphsite_dna
+printf "input:\n  labels: $d/DNA_Train_573.fa\n  structures: $d/pdb\n  external_test_labels: $t/DNA_Test_129.fa\n  external_test_structures: $t/test129_pdb\n" > /tmp/paths.yaml
+configs="config/dna573.yaml config/dna573_arms.yaml /tmp/paths.yaml"
+start=$(date +%s)
+if [ -z "$RESUME" ]; then
+  timeout $limit python3 bench/pipeline.py --configfile $configs --cores 16 --output /tmp/pipe/results \
+    --json $OUT/pipeline_dna573.json --snakemake-args=--scheduler=greedy
+else
+  timeout $limit python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --cores 16 \
+    --resources gpu=1 --benchmark-extended --scheduler greedy > /tmp/pipe/resume.log 2>&1
+fi
+echo "exit $? after $(( $(date +%s) - start )) s"
+tail -5 /tmp/pipe/results_snakemake.log
+python3 bench/workflow_stages.py /tmp/pipe/results --json $OUT/stages.json | head -40
+(cd /tmp/pipe/results && tar -czf $OUT/dna573.tar.gz logs benchmarks report classifier/*/predictions.parquet \
+   classifier/*/summary.json diffusion/history.json embedding/diffusion/history.json features/tree_scores.json \
+   balanced/summary.json 2>/dev/null)
+ls -la $OUT
