@@ -259,7 +259,8 @@ def residue_table(n_proteins=12, length=30, seed=0):
     return residues, edges
 
 
-SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "threshold_metric": "mcc",
+SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "mixed_precision": True,
+            "early_stopping_patience": 3, "threshold_metric": "mcc",
             "gbdt": {"learning_rates": [0.1], "max_leaf_nodes": [7, 15], "max_iter": 30, "max_features": 0.8, "cv_folds": 3,
                      "early_stopping_rounds": 5},
             "gnn": {"hidden": 16, "layers": 2, "dropout": 0.0, "epochs": 20, "batch_proteins": 4, "lr": 1e-2}}
@@ -350,6 +351,33 @@ def test_gbdt_arm_stops_on_validation_proteins_and_tunes_on_held_out_folds_never
     for X, X_val in cross_validation:
         assert len(X_val) and not (X_val[:, 3] == -1000).any() and set(map(tuple, X)).isdisjoint(map(tuple, X_val))
     assert all(1 <= s["iterations"] <= 30 for s in summary)
+
+
+@pytest.mark.parametrize("arm", ["none", "smote", "diffusion"])
+def test_mlp_arms_stop_early_on_the_validation_rows_only(arm, monkeypatch):
+    residues, _ = residue_table()
+    residues.loc[residues["split"] == "test", "f_d"] = 1000.0  # marks every test row
+    residues.loc[residues["split"] == "validation", "f_d"] = -1000.0  # and every validation row
+    train = residues[residues["split"] == "train"]
+    synthetic = train[train["label"] == 1].assign(f_d=500.0)  # marks every synthetic row
+    balanced = pd.concat([train, synthetic], ignore_index=True)
+    calls, real = [], MLPClassifier.fit
+
+    def record(self, X, y, validation=None, progress=None):
+        calls.append((X, validation))
+        return real(self, X, y, validation, progress)
+
+    monkeypatch.setattr(MLPClassifier, "fit", record)
+    _, _, summary = train_arm(arm, residues, SETTINGS, 0.5, [3, 4], balanced=balanced)
+    n_validation = int((residues["split"] == "validation").sum())
+    assert len(calls) == 2
+    for X, (X_val, y_val) in calls:
+        assert len(X_val) == len(y_val) == n_validation and (X_val[:, 3] == -1000).all()  # the validation split, whole
+        assert not np.isin(X[:, 3], [1000, -1000]).any()  # neither split is ever trained on
+        assert (X[:, 3] == 500).any() == (arm == "diffusion")  # the synthetic rows reach training only
+    for info in summary:
+        assert 1 <= info["best_epoch"] <= len(info["history"]) <= SETTINGS["epochs"]
+        assert [r["epoch"] for r in info["history"]] == list(range(1, len(info["history"]) + 1))
 
 
 def test_gbdt_tuning_holds_out_whole_proteins(monkeypatch):
