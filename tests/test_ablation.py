@@ -17,7 +17,8 @@ from siteaug.inputs.prepare import prepare_proteins
 from siteaug.runtime.io import InputError
 
 SETTINGS = [["sequence"], ["sequence", "structure"]]
-CLASSIFIER = {"hidden": [16], "dropout": 0.1, "epochs": 3, "batch_size": 256, "lr": 1e-2, "threshold_metric": "mcc"}
+CLASSIFIER = {"hidden": [16], "dropout": 0.1, "epochs": 3, "batch_size": 256, "lr": 1e-2, "mixed_precision": True,
+              "early_stopping_patience": 2, "threshold_metric": "mcc"}
 
 
 # ---------------------------------------------------------------- config check

@@ -17,7 +17,7 @@ from siteaug.arms.registry import (
     COMMON_SETTINGS,
     EMBEDDING_MODEL_ARM,
     EMBEDDING_TABLE,
-    MLP_SETTINGS,
+    MLP_ARM_SETTINGS,
     RATIO_SWEEP,
     SHARED,
     Arm,
@@ -115,8 +115,8 @@ CLASSIFIER = {**SETTINGS, "seeds": 2, "device": "cpu", "arms": ["none", "gbdt"],
 
 
 def test_arm_settings_hold_the_keys_of_that_arm_only():
-    assert set(arm_settings("none", CLASSIFIER)) == {*COMMON_SETTINGS, *MLP_SETTINGS}
-    assert set(arm_settings("embedding_diffusion", CLASSIFIER)) == {*COMMON_SETTINGS, *MLP_SETTINGS}
+    assert set(arm_settings("none", CLASSIFIER)) == {*COMMON_SETTINGS, *MLP_ARM_SETTINGS}
+    assert set(arm_settings("embedding_diffusion", CLASSIFIER)) == {*COMMON_SETTINGS, *MLP_ARM_SETTINGS}
     assert set(arm_settings("gbdt", CLASSIFIER)) == {*COMMON_SETTINGS, "gbdt"}
     assert arm_settings(EMBEDDING_MODEL_ARM, CLASSIFIER)["graph_transformer"] == {"hidden": 16}
     # What rules/classifier.smk relies on: the arm list, the sweep, other arms' sections leave an arm's settings alone.

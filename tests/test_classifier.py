@@ -63,6 +63,67 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 
+def noisy_labels(n, flip, seed):
+    """toy rows with a share ``flip`` of the labels flipped: a network that goes on fitting them loses validation AUPRC."""
+    X, y = toy(n, seed=seed)
+    flipped = np.random.default_rng(seed + 100).random(n) < flip
+    return X, np.where(flipped, 1 - y, y)
+
+
+def counted(epochs_run):
+    """A progress callback that counts the epochs a fit runs."""
+    def progress(epochs):
+        for epoch in epochs:
+            epochs_run.append(epoch)
+            yield epoch
+    return progress
+
+
+STOPPING = dict(hidden=(32, 32), epochs=40, batch_size=32, lr=3e-3, early_stopping_patience=4)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch_and_stops_after_patience():
+    X, y = noisy_labels(200, 0.4, 0)
+    validation = noisy_labels(400, 0.0, 1)  # clean labels: the epochs that fit the flipped ones score worse
+    epochs_run = []
+    model = MLPClassifier(config(**STOPPING)).fit(X, y, validation, progress=counted(epochs_run))
+    auprc = [r["validation_auprc"] for r in model.history]
+    assert [r["epoch"] for r in model.history] == epochs_run == list(range(1, len(auprc) + 1))
+    assert model.best_epoch == 1 + int(np.argmax(auprc)) > 1
+    assert len(auprc) == model.best_epoch + 4 < 40  # stopped 4 epochs after the best one, far below the maximum
+    # The weights kept are the best epoch's: the same seed trained exactly that many epochs predicts the same.
+    exactly = MLPClassifier(config(**{**STOPPING, "epochs": model.best_epoch, "early_stopping_patience": 0})).fit(X, y)
+    np.testing.assert_array_equal(model.predict_proba(X), exactly.predict_proba(X))
+    last = MLPClassifier(config(**{**STOPPING, "epochs": len(auprc), "early_stopping_patience": 0})).fit(X, y)
+    assert not np.allclose(model.predict_proba(X), last.predict_proba(X))  # not the last epoch's weights
+
+
+@pytest.mark.parametrize("patience", [0, None])
+def test_no_patience_trains_every_epoch_as_without_validation_rows(patience):
+    X, y = noisy_labels(200, 0.4, 0)
+    epochs_run = []
+    model = MLPClassifier(config(**{**STOPPING, "epochs": 12, "early_stopping_patience": patience})).fit(
+        X, y, noisy_labels(400, 0.0, 1), progress=counted(epochs_run))
+    assert epochs_run == list(range(1, 13)) and model.best_epoch is None and model.history == []
+    plain = MLPClassifier(config(**{**STOPPING, "epochs": 12})).fit(X, y)  # no validation rows: never stops
+    np.testing.assert_array_equal(model.predict_proba(X), plain.predict_proba(X))
+
+
+def test_validation_rows_of_one_class_train_every_epoch(caplog):
+    X, y = noisy_labels(200, 0.4, 0)
+    epochs_run = []
+    model = MLPClassifier(config(**{**STOPPING, "epochs": 6})).fit(X, y, (X[:50], np.zeros(50)), progress=counted(epochs_run))
+    assert len(epochs_run) == 6 and model.best_epoch is None and "one class only" in caplog.text
+
+
+def test_mixed_precision_is_float32_on_cpu():
+    X, y = toy()
+    on = MLPClassifier(config(mixed_precision=True)).fit(X, y).predict_proba(X)
+    off = MLPClassifier(config(mixed_precision=False)).fit(X, y).predict_proba(X)
+    assert on.dtype == np.float32
+    np.testing.assert_array_equal(on, off)
+
+
 GBDT_SETTINGS = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 20, "max_features": 0.8, "cv_folds": 3,
                  "early_stopping_rounds": 5}
 
@@ -198,7 +259,8 @@ def residue_table(n_proteins=12, length=30, seed=0):
     return residues, edges
 
 
-SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "threshold_metric": "mcc",
+SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "mixed_precision": True,
+            "early_stopping_patience": 3, "threshold_metric": "mcc",
             "gbdt": {"learning_rates": [0.1], "max_leaf_nodes": [7, 15], "max_iter": 30, "max_features": 0.8, "cv_folds": 3,
                      "early_stopping_rounds": 5},
             "gnn": {"hidden": 16, "layers": 2, "dropout": 0.0, "epochs": 20, "batch_proteins": 4, "lr": 1e-2}}
@@ -289,6 +351,33 @@ def test_gbdt_arm_stops_on_validation_proteins_and_tunes_on_held_out_folds_never
     for X, X_val in cross_validation:
         assert len(X_val) and not (X_val[:, 3] == -1000).any() and set(map(tuple, X)).isdisjoint(map(tuple, X_val))
     assert all(1 <= s["iterations"] <= 30 for s in summary)
+
+
+@pytest.mark.parametrize("arm", ["none", "smote", "diffusion"])
+def test_mlp_arms_stop_early_on_the_validation_rows_only(arm, monkeypatch):
+    residues, _ = residue_table()
+    residues.loc[residues["split"] == "test", "f_d"] = 1000.0  # marks every test row
+    residues.loc[residues["split"] == "validation", "f_d"] = -1000.0  # and every validation row
+    train = residues[residues["split"] == "train"]
+    synthetic = train[train["label"] == 1].assign(f_d=500.0)  # marks every synthetic row
+    balanced = pd.concat([train, synthetic], ignore_index=True)
+    calls, real = [], MLPClassifier.fit
+
+    def record(self, X, y, validation=None, progress=None):
+        calls.append((X, validation))
+        return real(self, X, y, validation, progress)
+
+    monkeypatch.setattr(MLPClassifier, "fit", record)
+    _, _, summary = train_arm(arm, residues, SETTINGS, 0.5, [3, 4], balanced=balanced)
+    n_validation = int((residues["split"] == "validation").sum())
+    assert len(calls) == 2
+    for X, (X_val, y_val) in calls:
+        assert len(X_val) == len(y_val) == n_validation and (X_val[:, 3] == -1000).all()  # the validation split, whole
+        assert not np.isin(X[:, 3], [1000, -1000]).any()  # neither split is ever trained on
+        assert (X[:, 3] == 500).any() == (arm == "diffusion")  # the synthetic rows reach training only
+    for info in summary:
+        assert 1 <= info["best_epoch"] <= len(info["history"]) <= SETTINGS["epochs"]
+        assert [r["epoch"] for r in info["history"]] == list(range(1, len(info["history"]) + 1))
 
 
 def test_gbdt_tuning_holds_out_whole_proteins(monkeypatch):

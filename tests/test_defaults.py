@@ -9,6 +9,7 @@ import yaml
 
 from helpers import REPO
 from siteaug.arms import classifier, graph_transformer, reference_models
+from siteaug.arms.registry import MLP_ARM_SETTINGS
 from siteaug.evaluation import sample_quality
 from siteaug.features import residues as features
 from siteaug.generative import diffusion, generation
@@ -41,7 +42,7 @@ def dataclass_defaults(cls) -> dict:
     (diffusion.DiffusionConfig, diffusion.SETTING_KEYS, SCHEMA["diffusion"]),
     (graph_transformer.GraphTransformerConfig, graph_transformer.SETTING_KEYS, SCHEMA["classifier"]["graph_transformer"]),
     (reference_models.GNNConfig, reference_models.GNN_SETTING_KEYS, SCHEMA["classifier"]["gnn"]),
-    (classifier.MLPConfig, classifier.MLP_SETTING_KEYS, SCHEMA["classifier"]),
+    (classifier.MLPConfig, MLP_ARM_SETTINGS, SCHEMA["classifier"]),
     (classifier.MLPConfig, classifier.MLP_SETTING_KEYS, SCHEMA["filter"]["critic"]),
 ], ids=["diffusion", "graph_transformer", "gnn", "mlp", "critic"])
 def test_config_dataclass_defaults_are_the_schema_defaults(cls, keys, section):

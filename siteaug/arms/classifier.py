@@ -1,15 +1,19 @@
 """A residue classifier with scikit-learn's fit / predict_proba shape, and the training arms compared in the report."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from sklearn.metrics import average_precision_score
 from torch import nn
 
 from siteaug.arms.registry import MLP_SETTINGS
 from siteaug.runtime.io import atomic_path, load_torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,6 +25,12 @@ class MLPConfig:
     batch_size: int = 1024
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    # Epochs without a validation AUPRC gain before training stops and the best epoch's weights come back (``epochs`` is
+    # then the most); 0 or None trains every epoch and keeps the last. Only a fit given validation rows stops early.
+    early_stopping_patience: int | None = 5
+    # On CUDA the hidden layers run under bf16 autocast; weights, optimiser, output layer and loss stay float32. CPU
+    # always runs float32.
+    mixed_precision: bool = True
     balanced: bool = False  # weight classes inversely to their frequency, so p = 0.5 separates them
     seed: int = 0
     # Loss weight of a positive row (when not ``balanced``); None means 1. The class_weight arm sets it so the
@@ -44,11 +54,26 @@ class MLPClassifier:
         self.device = torch.device(device)
         torch.manual_seed(config.seed)
         self.network = _network(config).to(self.device)
+        # The epoch whose weights early stopping kept (None: no epoch was chosen, the last one's weights are kept) and
+        # the validation AUPRC of every epoch trained.
+        self.best_epoch: int | None = None
+        self.history: list[dict] = []
 
-    def fit(self, X: np.ndarray, y: np.ndarray, progress=None) -> MLPClassifier:
-        cfg = self.config
+    def _tensor(self, X: np.ndarray, device=None) -> torch.Tensor:
         # np.require copies only a read-only array (e.g. from pandas), which torch would warn about.
-        X_t = torch.as_tensor(np.require(X, np.float32, ["W"]), device=self.device)
+        return torch.as_tensor(np.require(X, np.float32, ["W"]), device=device)
+
+    def _logits(self, X: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.mixed_precision and self.device.type == "cuda"):
+            hidden = self.network[:-1](X)
+        # The output layer in float32: bf16 logits keep 8 significant bits, which would tie many residues' scores.
+        return self.network[-1](hidden.float()).squeeze(1)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, validation: tuple | None = None, progress=None) -> MLPClassifier:
+        """Train on (X, y). Given ``validation`` rows (X_val, y_val) and a patience, every epoch is scored on them by
+        AUPRC; training stops after ``early_stopping_patience`` epochs without a gain and keeps the best epoch."""
+        cfg = self.config
+        X_t = self._tensor(X, self.device)
         y_t = torch.as_tensor(np.asarray(y, np.float32), device=self.device)
         n_pos = float(y_t.sum())
         if n_pos == 0 or n_pos == len(y_t):
@@ -61,33 +86,65 @@ class MLPClassifier:
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.best_epoch, self.history = None, []
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             # Dropout draws from the global generator: seed it here so fit() alone fixes the result.
             torch.manual_seed(cfg.seed)
-            self._train(X_t, y_t, loss_fn, optimiser, generator, progress)
+            self._train(X_t, y_t, loss_fn, optimiser, generator, progress, self._stopping_rows(validation))
         self.network.eval()
         return self
 
-    def _train(self, X_t, y_t, loss_fn, optimiser, generator, progress) -> None:
+    def _stopping_rows(self, validation: tuple | None) -> tuple | None:
+        """The validation rows that choose the epoch (features on the device, labels), None when none do."""
+        if validation is None or not self.config.early_stopping_patience:
+            return None
+        X_val, y_val = validation
+        y_val = np.asarray(y_val)
+        if not 0 < y_val.sum() < len(y_val):
+            log.warning("MLP: the validation rows hold one class only; training every epoch, keeping the last")
+            return None
+        return self._tensor(X_val, self.device), y_val
+
+    def _train(self, X_t, y_t, loss_fn, optimiser, generator, progress, validation) -> None:
         cfg = self.config
         n_batches = math.ceil(len(y_t) / cfg.batch_size)
-        self.network.train()
-        epochs = range(cfg.epochs) if progress is None else progress(range(cfg.epochs))
-        for _ in epochs:
+        best_auprc, best_state, since_best = -math.inf, None, 0
+        epochs = range(1, cfg.epochs + 1)
+        for epoch in epochs if progress is None else progress(epochs):
+            self.network.train()
             order = torch.randperm(len(y_t), device=self.device, generator=generator)
             for b in range(n_batches):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                loss = loss_fn(self.network(X_t[idx]).squeeze(1), y_t[idx])
+                loss = loss_fn(self._logits(X_t[idx]), y_t[idx])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
+            if validation is None:
+                continue
+            # Scoring in eval mode draws no random numbers, so the epochs trained match a fit without validation rows.
+            self.network.eval()
+            auprc = float(average_precision_score(validation[1], self._probabilities(validation[0])))
+            self.history.append({"epoch": epoch, "validation_auprc": round(auprc, 5)})
+            if auprc > best_auprc:
+                best_auprc, self.best_epoch, since_best = auprc, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+            else:
+                since_best += 1
+                if since_best >= cfg.early_stopping_patience:
+                    break
+        if best_state is not None:
+            self.network.load_state_dict(best_state)
+            log.info("MLP seed %d: kept epoch %d of %d (validation AUPRC %.4f)", cfg.seed, self.best_epoch, len(self.history), best_auprc)
 
     @torch.inference_mode()
+    def _probabilities(self, X_t: torch.Tensor, batch_size: int = 65536) -> np.ndarray:
+        """float32 probabilities of the rows of ``X_t`` (on any device), moved to the device a batch at a time."""
+        out = [torch.sigmoid(self._logits(X_t[i : i + batch_size].to(self.device))).cpu() for i in range(0, len(X_t), batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
     def predict_proba(self, X: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """Probability of the positive class for every row (a 1-D array, unlike scikit-learn's two columns)."""
-        X_t = torch.as_tensor(np.require(X, np.float32, ["W"]))
-        out = [torch.sigmoid(self.network(X_t[i : i + batch_size].to(self.device))).squeeze(1).cpu() for i in range(0, len(X_t), batch_size)]
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        return self._probabilities(self._tensor(X), batch_size)
 
     def save(self, path) -> None:
         with atomic_path(path) as tmp:
@@ -109,7 +166,9 @@ MLP_SETTING_KEYS = MLP_SETTINGS  # siteaug.arms.registry names them, torch-free,
 
 
 def mlp_config(settings: dict, input_dim: int, seed: int, balanced: bool = False, positive_weight: float | None = None) -> MLPConfig:
-    """An MLPConfig from the config file's ``classifier`` section."""
+    """An MLPConfig from the config file's ``classifier`` section (or ``filter.critic``)."""
     values = {k: settings[k] for k in MLP_SETTING_KEYS}
+    # Only the arms' section holds the key: the critic has no validation rows to stop on and trains every epoch.
+    values["early_stopping_patience"] = settings.get("early_stopping_patience")
     values["hidden"] = tuple(values["hidden"])  # a list in YAML; MLPConfig holds a tuple, as load() restores it
     return MLPConfig(input_dim=input_dim, balanced=balanced, seed=seed, positive_weight=positive_weight, **values)

@@ -156,6 +156,10 @@ class FitContext:
     def training_rows(self, seed: int):
         return arm_training_rows(self.arm.name, self.train, self.balanced, self.ratio, seed, self.feature_cols)
 
+    def validation_rows(self) -> tuple:
+        """(X, y) of the validation split: real rows only, as no synthetic row ever leaves the training rows."""
+        return self.validation[self.feature_cols].to_numpy(np.float32), self.validation["label"].to_numpy(np.int64)
+
     def scores(self, model) -> tuple:
         """The model's validation and test scores of a row model."""
         return tuple(model.predict_proba(part[self.feature_cols].to_numpy(np.float32)) for part in (self.validation, self.test))
@@ -165,8 +169,10 @@ def _fit_mlp(context: FitContext, seed: int):
     X, y = context.training_rows(seed)
     weight = class_weight(y, context.ratio) if context.arm.positive_weight else None
     config = mlp_config(context.settings, len(context.feature_cols), seed, positive_weight=weight)
-    model = MLPClassifier(config, context.device).fit(X, y, progress=context.progress)
-    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "positive_weight": weight}
+    # The validation split chooses the epoch (early stopping) as it freezes the threshold; never the test split.
+    model = MLPClassifier(config, context.device).fit(X, y, context.validation_rows(), progress=context.progress)
+    info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "positive_weight": weight,
+            "best_epoch": model.best_epoch, "history": model.history}
     return model, *context.scores(model), info
 
 
@@ -177,10 +183,9 @@ def _fit_gbdt(context: FitContext, seed: int):
     if "params" not in cache:  # tuned once, with the first seed; every seed then fits with the chosen grid point
         cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy())
     # The validation split's proteins stop the boosting (never the test split's); the same split then freezes the
-    # threshold, as for the graph_transformer arm, whose epoch it also chooses.
-    validation = (context.validation[context.feature_cols].to_numpy(np.float32), context.validation["label"].to_numpy(np.int64))
+    # threshold, as for the graph_transformer arm and the MLP arms, whose epoch it also chooses.
     log.info("gbdt seed %d: fitting %d rows with %s", seed, len(y), cache["params"])
-    model.fit(X, y, validation)
+    model.fit(X, y, context.validation_rows())
     info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": cache["params"],
             "iterations": int(model.model.n_iter_)}
     return model, *context.scores(model), info

@@ -30,7 +30,10 @@ INTERPOLATING = ("smote", "borderline_smote")
 # reference model. A rule gets only these (arm_settings), so a change to another arm's keys, or to the arm list, does
 # not rerun it.
 COMMON_SETTINGS = ("seeds", "threshold_metric", "device")
-MLP_SETTINGS = ("hidden", "dropout", "epochs", "batch_size", "lr")
+# The MLP's keys, in the classifier section (the MLP arms) and in filter.critic (the critic) alike.
+MLP_SETTINGS = ("hidden", "dropout", "epochs", "batch_size", "lr", "mixed_precision")
+# The MLP arms' keys: early stopping is theirs alone, as the critic has no validation rows to stop on.
+MLP_ARM_SETTINGS = (*MLP_SETTINGS, "early_stopping_patience")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Arm:
     edges: bool = False  # needs the residue graph edges (results/features/edges.parquet)
     # "module:function" of its fit function, imported only when the arm is trained (the MLP and graph fits import torch).
     fit: str = "siteaug.arms.protocol:_fit_mlp"
-    settings: tuple[str, ...] = MLP_SETTINGS  # the classifier keys its fit reads, besides COMMON_SETTINGS
+    settings: tuple[str, ...] = MLP_ARM_SETTINGS  # the classifier keys its fit reads, besides COMMON_SETTINGS
     model_suffix: str = ".pt"  # suffix of each seed's model file, results/classifier/{arm}/models/seed_<s><suffix>
     reference: bool = False  # a reference model without augmentation (README, "Arms and the report")
     positive_weight: bool = False  # positives weighted in the loss to carry the target ratio (class_weight)
