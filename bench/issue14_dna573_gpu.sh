@@ -18,11 +18,12 @@ if [ -z "$RESUME" ]; then
   timeout $limit python3 bench/pipeline.py --configfile $configs --cores 16 --output /tmp/pipe/results \
     --json $OUT/pipeline_dna573.json --snakemake-args=--scheduler=greedy
 else
+  python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --unlock -q > /dev/null 2>&1
   timeout $limit python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --cores 16 \
-    --resources gpu=1 --benchmark-extended --scheduler greedy > /tmp/pipe/resume.log 2>&1
+    --resources gpu=1 --benchmark-extended --scheduler greedy --rerun-incomplete > /tmp/pipe/resume.log 2>&1
 fi
 echo "exit $? after $(( $(date +%s) - start )) s"
-tail -5 /tmp/pipe/results_snakemake.log
+tail -5 /tmp/pipe/results_snakemake.log; [ -n "$RESUME" ] && tail -8 /tmp/pipe/resume.log
 python3 bench/workflow_stages.py /tmp/pipe/results --json $OUT/stages.json | head -40
 (cd /tmp/pipe/results && tar -czf $OUT/dna573.tar.gz logs benchmarks report classifier/*/predictions.parquet \
    classifier/*/summary.json diffusion/history.json embedding/diffusion/history.json features/tree_scores.json \
