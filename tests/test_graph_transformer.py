@@ -168,3 +168,15 @@ def test_members_are_a_deep_ensemble_whose_first_member_is_the_single_model(tmp_
     loaded = GraphTransformerClassifier.load(tmp_path / "m.pt")
     np.testing.assert_array_equal(loaded.predict_graphs(graphs["validation"]), ensemble.predict_graphs(graphs["validation"]))
     assert loaded.best_epochs == ensemble.best_epochs
+
+
+def test_a_diverged_fit_stops_with_an_error_naming_the_epoch_and_the_setting():
+    residues, edges = planted_proteins()
+    cols = [c for c in residues.columns if c.startswith("f_")]
+    ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
+    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    model = GraphTransformerClassifier(GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3}, seed=5))
+    with torch.no_grad():  # weights already non-finite: every step's loss is NaN
+        next(model.networks[0].parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch 1 .*classifier.graph_transformer.lr"):
+        model.fit(graphs["train"], graphs["validation"])

@@ -196,24 +196,27 @@ class GraphTransformerClassifier:
             for epoch in epochs if progress is None else progress(epochs):
                 network.train()
                 order = rng.permutation(len(train))
-                total = 0.0
+                # The epoch's loss is summed on the device and read once per epoch: reading it (or testing it) every
+                # step would make the host wait for the GPU at every step of a loop that the host bounds.
+                total = torch.zeros((), dtype=torch.float64, device=self.device)
                 for b in range(train_batches):
                     chosen = order[b * cfg.batch_proteins : (b + 1) * cfg.batch_proteins]
                     batch = Batch.from_data_list([train[i] for i in chosen]).to(self.device)
                     # Full precision: under bf16 autocast a seed of DNA-573 diverged (H200); the step is bound by batching
                     # many small graphs, not by arithmetic.
                     loss = loss_fn(network(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"graph_transformer seed {seed} diverged at epoch {epoch} (non-finite loss); lower "
-                            "classifier.graph_transformer.lr")
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
                     optimiser.step()
-                    total += loss.item()
+                    total += loss.detach().double()
                 scheduler.step()
-                record = {"epoch": epoch, "train_loss": round(total / train_batches, 5)}
+                mean_loss = total.item() / train_batches
+                if not math.isfinite(mean_loss):  # a non-finite step loss makes the sum, and the weights, non-finite
+                    raise FloatingPointError(
+                        f"graph_transformer seed {seed} diverged at epoch {epoch} (non-finite loss); lower "
+                        "classifier.graph_transformer.lr")
+                record = {"epoch": epoch, "train_loss": round(mean_loss, 5)}
                 if val_labels is not None:
                     scores = self._per_batch(validation, lambda b, n=network: torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)), network)
                     record["validation_auprc"] = round(float(average_precision_score(val_labels, scores.numpy())), 5)
