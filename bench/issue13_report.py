@@ -21,11 +21,12 @@ def main() -> None:
     parser.add_argument("results", type=Path)
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="threads for the bootstrap (values do not depend on it)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     predictions = {p.parent.name: pd.read_parquet(p) for p in sorted(args.results.glob("classifier/*/predictions.parquet"))}
     proteins = next(iter(predictions.values()))["protein_id"].unique()
-    rows, differences = evaluate(predictions, {p: "test" for p in proteins}, args.resamples, 0.95, args.seed)
+    rows, differences = evaluate(predictions, {p: "test" for p in proteins}, args.resamples, 0.95, args.seed, args.workers)
     metrics = pd.DataFrame(rows)
     pooled = metrics[metrics["aggregation"] == "pooled"]
     print(pooled[["arm", "seeds", "n_proteins", "auroc", "auprc", "auprc_low", "auprc_high", "mcc"]].round(3).to_string(index=False))

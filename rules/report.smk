@@ -36,6 +36,7 @@ rule evaluate:
         out("benchmarks/evaluate.tsv")
     conda:
         ENV
+    threads: config["threads"]
     params:
         arms=ARMS,
         bootstrap_resamples=lookup(within=config, dpath="report/bootstrap_resamples"),

@@ -1,5 +1,7 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
+from threadpoolctl import threadpool_limits
+
 from siteaug.arms.registry import EMBEDDING_TABLE, FEATURE_TABLE, RATIO_SWEEP, SHARED, lookup_arm
 from siteaug.evaluation.comparison import compare, write_evaluation
 from siteaug.runtime.io import read_parquet
@@ -22,7 +24,10 @@ with rule_logging(snakemake) as log:
                   if arm.balanced in (SHARED, RATIO_SWEEP) and synthetic_used.get(arm.table) == 0}
     for arm in no_verdict:
         log.warning("arm %s: no verdict, %s", arm, reason)
-    evaluation = compare(predictions, read_parquet(i.proteins), n_resamples=p.bootstrap_resamples, confidence=p.confidence,
-                         seed=p.seed, no_verdict=no_verdict, training=training)
+    # One arm per thread, each with single-threaded BLAS: arms side by side scale better than threads inside one
+    # product of this size, and the two together would oversubscribe the cores.
+    with threadpool_limits(1):
+        evaluation = compare(predictions, read_parquet(i.proteins), n_resamples=p.bootstrap_resamples, confidence=p.confidence,
+                             seed=p.seed, no_verdict=no_verdict, training=training, workers=snakemake.threads)
     metrics = write_evaluation(evaluation, snakemake.output.tsv, snakemake.output.differences, snakemake.output.json)
     log.info("metrics:\n%s", metrics.to_string(index=False, float_format="%.4f"))

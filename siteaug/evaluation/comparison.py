@@ -62,15 +62,16 @@ def arm_scores(arm: str, df: pd.DataFrame, proteins: list[str]) -> ArmScores:
     )
 
 
-def evaluate(predictions: dict[str, pd.DataFrame], test_sets: dict[str, str], n_resamples: int, confidence: float, seed: int):
-    """(metrics rows, difference rows) for every test set, aggregation, arm and metric."""
+def evaluate(predictions: dict[str, pd.DataFrame], test_sets: dict[str, str], n_resamples: int, confidence: float, seed: int,
+             workers: int = 1):
+    """(metrics rows, difference rows) for every test set, aggregation, arm and metric (arms on ``workers`` threads)."""
     metric_rows, difference_rows = [], []
     any_arm = next(iter(predictions.values()))
     for test_set in dict.fromkeys(any_arm["protein_id"].map(test_sets)):
         proteins = sorted(p for p in any_arm["protein_id"].unique() if test_sets[p] == test_set)
         scores = {arm: arm_scores(arm, df[df["protein_id"].isin(proteins)], proteins) for arm, df in predictions.items()}
         for aggregation in AGGREGATIONS:
-            comparison = compare_arms(scores, aggregation, n_resamples, seed)
+            comparison = compare_arms(scores, aggregation, n_resamples, seed, workers)
             for arm, s in scores.items():
                 row = {"test_set": test_set, "arm": arm, "aggregation": aggregation, "seeds": len(s.thresholds),
                        "n_proteins": len(proteins), "n_residues": len(s.labels), "n_positives": int(s.labels.sum()),
@@ -131,20 +132,22 @@ def protein_test_sets(predictions: dict[str, pd.DataFrame], proteins: pd.DataFra
 
 
 def compare(predictions: dict[str, pd.DataFrame], proteins: pd.DataFrame | None, n_resamples: int, confidence: float,
-            seed: int, no_verdict: dict[str, str] | None = None, training: dict[str, dict] | None = None) -> dict:
+            seed: int, no_verdict: dict[str, str] | None = None, training: dict[str, dict] | None = None, workers: int = 1) -> dict:
     """The evaluation of every arm, as metrics.json holds it.
 
     ``predictions`` maps arm to its test predictions (``PREDICTION_COLUMNS``, one block per seed); ``proteins`` splits
     test proteins into the internal and an external test set, evaluated separately. ``no_verdict`` maps an arm that
     is not what its name says (e.g. diffusion trained on zero synthetic rows) to the reason: it keeps its metrics but
-    gets no verdict. ``training`` (each arm's summary.json) is passed through for the page.
+    gets no verdict. ``training`` (each arm's summary.json) is passed through for the page. ``workers``: threads for
+    the bootstrap (the values do not depend on it).
     """
     if not predictions:
         raise InputError("evaluation: no arms given")
     for arm, df in predictions.items():
         check_predictions(arm, df)
     arms = list(predictions)
-    metric_rows, difference_rows = evaluate(predictions, protein_test_sets(predictions, proteins), n_resamples, confidence, seed)
+    metric_rows, difference_rows = evaluate(predictions, protein_test_sets(predictions, proteins), n_resamples, confidence, seed,
+                                           workers)
     no_verdict = {arm: reason for arm, reason in (no_verdict or {}).items() if arm in arms}
     evaluation = {
         "protocol": {"bootstrap_resamples": n_resamples, "confidence": confidence, "bootstrap_seed": seed,

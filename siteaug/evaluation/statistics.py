@@ -13,6 +13,7 @@ uncertainty of the seed-averaged metric (seed-to-seed spread is reported separat
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,18 +212,22 @@ class Comparison:
         return {"difference": value, "low": low, "high": high, "verdict": verdict(low, high)}
 
 
-def compare_arms(arms: dict[str, ArmScores], aggregation: str, n_resamples: int, seed: int) -> Comparison:
-    """Point values (per seed) and bootstrap samples (seed means) of every arm on the same protein resamples."""
+def compare_arms(arms: dict[str, ArmScores], aggregation: str, n_resamples: int, seed: int, workers: int = 1) -> Comparison:
+    """Point values (per seed) and bootstrap samples (seed means) of every arm on the same protein resamples.
+
+    ``workers`` threads compute arms side by side (NumPy's products and array operations release the GIL); the
+    values do not depend on it.
+    """
     first = next(iter(arms.values()))
     n_proteins = int(first.protein.max()) + 1
     weights = protein_resamples(n_proteins, n_resamples, seed)
     # Row 0 weighs every protein once: the full test set, computed by the same code as the resamples.
     weights = np.vstack([np.ones((1, n_proteins)), weights])
-    point, samples = {}, {}
     for name, arm in arms.items():
         if not (np.array_equal(arm.labels, first.labels) and np.array_equal(arm.protein, first.protein)):
             raise InputError(f"arm {name!r}: its test residues differ from the first arm's; arms must share one test set")
-        values = arm_samples(arm, weights, aggregation)
-        point[name] = {m: v[:, 0] for m, v in values.items()}
-        samples[name] = {m: v[:, 1:].mean(axis=0) for m, v in values.items()}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        per_arm = dict(zip(arms, pool.map(lambda arm: arm_samples(arm, weights, aggregation), arms.values())))
+    point = {name: {m: v[:, 0] for m, v in values.items()} for name, values in per_arm.items()}
+    samples = {name: {m: v[:, 1:].mean(axis=0) for m, v in values.items()} for name, values in per_arm.items()}
     return Comparison(point, samples)
