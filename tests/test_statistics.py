@@ -154,6 +154,19 @@ def test_seeds_are_averaged_in_every_resample():
         [average_precision_score(labels, a), average_precision_score(labels, b)])
 
 
+def test_arms_on_several_threads_give_the_same_values_in_the_same_order():
+    labels, protein, a = _test_set(6, n_proteins=30)
+    rng = np.random.default_rng(2)
+    arms = {name: _arm(labels, protein, [np.clip(a + rng.normal(0, s, a.size), 0, 1) for _ in range(2)])
+            for name, s in (("z", 0.05), ("a", 0.2), ("m", 0.4))}
+    one, three = (compare_arms(arms, aggregation, 300, 1, workers) for aggregation, workers in (("pooled", 1), ("pooled", 3)))
+    assert list(three.samples) == list(one.samples) == ["z", "a", "m"]
+    for arm in arms:
+        for metric in METRICS:
+            np.testing.assert_array_equal(three.samples[arm][metric], one.samples[arm][metric])
+            np.testing.assert_array_equal(three.point[arm][metric], one.point[arm][metric])
+
+
 def test_arms_must_share_the_test_residues():
     labels, protein, scores = _test_set(0)
     other = labels.copy()
