@@ -59,3 +59,21 @@ def tiny_run(tmp_path_factory) -> Path:
     if result.returncode != 0:
         raise AssertionError(f"the tiny workflow failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def lean_ablation_run(tmp_path_factory) -> tuple[Path, tuple[Path, ...]]:
+    """(work directory, config files) of one finished run of the tiny workflow with the lean overlay (three arms, one
+    seed) and a feature-group ablation (``report.feature_ablation: ABLATION_SETTINGS``, in ``ablation.yaml`` there).
+
+    Shared by tests/test_ablation.py, which reads its outputs, and the SIGKILL trials of tests/test_resume.py, whose
+    killed and resumed runs of the same config files must end with its tables and metrics.
+    """
+    from helpers import ABLATION_SETTINGS, LEAN, new_workdir, run_snakemake, write_config
+
+    workdir = new_workdir(tmp_path_factory, "lean_ablation_run")
+    configfiles = (write_config(workdir, {"report.feature_ablation": ABLATION_SETTINGS}, name="ablation.yaml"), LEAN)
+    result = run_snakemake(workdir, configfiles=configfiles)
+    if result.returncode != 0:
+        raise AssertionError(f"the lean ablation run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return workdir, configfiles

@@ -12,6 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 TINY = REPO / "tests" / "data" / "tiny.yaml"
 LEAN = REPO / "tests" / "data" / "tiny_lean.yaml"
+# report.feature_ablation of the shared lean run (conftest.py, lean_ablation_run): a setting without structure, then
+# tiny.yaml's groups.
+ABLATION_SETTINGS = [["sequence"], ["sequence", "structure"]]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE)]
 
 

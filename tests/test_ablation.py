@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from helpers import LEAN, new_workdir, run_snakemake, write_config
+from helpers import ABLATION_SETTINGS, LEAN, new_workdir, run_snakemake, write_config
 from siteaug.arms.protocol import train_arm
 from siteaug.evaluation.ablation import SPLITS, ablation_settings, display_table, summarise, write_outputs
 from siteaug.features.residues import BASE_FEATURES, build_feature_tables, feature_columns, feature_names, standardise
@@ -16,7 +16,7 @@ from siteaug.inputs.demo import make_demo
 from siteaug.inputs.prepare import prepare_proteins
 from siteaug.runtime.io import InputError
 
-SETTINGS = [["sequence"], ["sequence", "structure"]]
+SETTINGS = ABLATION_SETTINGS
 CLASSIFIER = {"hidden": [16], "dropout": 0.1, "epochs": 3, "batch_size": 256, "lr": 1e-2, "mixed_precision": True,
               "early_stopping_patience": 2, "threshold_metric": "mcc"}
 
@@ -157,10 +157,9 @@ def test_bad_ablation_config_fails_before_any_job(tmp_path_factory, overrides, m
 
 
 @pytest.mark.workflow
-def test_workflow_with_the_ablation_reports_every_setting(tmp_path_factory):
-    workdir = new_workdir(tmp_path_factory, "ablation")
-    result = run(workdir, overrides={"report.feature_ablation": SETTINGS})
-    assert result.returncode == 0, result.stderr[-6000:]
+def test_workflow_with_the_ablation_reports_every_setting(lean_ablation_run):
+    # The shared lean run with report.feature_ablation: SETTINGS (conftest.py), finished without an error.
+    workdir, configfiles = lean_ablation_run
     results = workdir / "results"
     metrics = json.loads((results / "ablation/metrics.json").read_text())
     assert [s["setting"] for s in metrics["settings"]] == ["sequence", "sequence+structure"]
@@ -173,10 +172,10 @@ def test_workflow_with_the_ablation_reports_every_setting(tmp_path_factory):
     assert (sequence[["protein_id", "position", "split"]] == full[["protein_id", "position", "split"]]).all().all()
     assert (results / "benchmarks/ablation_classifier_sequence.tsv").is_file()
     # A second run has nothing to do.
-    rerun = run(workdir, "-n", overrides={"report.feature_ablation": SETTINGS})
+    rerun = run_snakemake(workdir, "-n", configfiles=configfiles)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
     # Snakemake's own report carries the ablation outputs under their category, with their captions.
-    smk_report = run(workdir, "--report", "smk_report.html", overrides={"report.feature_ablation": SETTINGS})
+    smk_report = run_snakemake(workdir, "--report", "smk_report.html", configfiles=configfiles)
     assert "Report created" in smk_report.stdout + smk_report.stderr
     page = (workdir / "smk_report.html").read_text()
     assert "Feature-group ablation" in page and "rebuilt with only that setting" in page

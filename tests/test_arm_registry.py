@@ -131,3 +131,21 @@ def test_an_arm_trains_on_its_arm_settings_alone(arm):
     residues, edges = residue_table()
     predictions, models, _ = train_arm(arm, residues, arm_settings(arm, CLASSIFIER), 0.5, [3], edges=edges)
     assert len(models) == 1 and predictions["score"].between(0, 1).all()
+
+
+def test_rule_jobs_import_only_what_they_use():
+    """Each rule job is a Python process of its own, whose imports cost seconds on a small CPU. What the scripts import
+    at the top: train_classifier (an MLP arm) and tree_scores without torch_geometric or imbalanced-learn (scikit-learn,
+    whose thread pools the scripts limit, is imported before the limits are set); make_demo, evaluate and report
+    without torch or scikit-learn; balance_variant without imbalanced-learn."""
+    jobs = {
+        # (modules, must be absent, must be present)
+        "siteaug.arms.protocol, siteaug.arms.tree_scores, siteaug.runtime.workflow": (("torch_geometric", "imblearn"), ("sklearn",)),
+        "siteaug.inputs.demo, siteaug.evaluation.comparison, siteaug.evaluation.report, siteaug.evaluation.stage_timing, "
+        "siteaug.runtime.provenance, siteaug.runtime.tables, siteaug.runtime.workflow": (("torch", "sklearn"), ()),
+        "siteaug.generative.variants, siteaug.arms.classifier": (("imblearn",), ()),
+    }
+    for modules, (absent, present) in jobs.items():
+        code = f"import sys, {modules}; print(*sorted(m for m in {absent + present!r} if m in sys.modules))"
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+        assert result.stdout.split() == sorted(present), f"{modules}: {result.stdout}"

@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from imblearn.over_sampling import SMOTE, BorderlineSMOTE, RandomOverSampler
 
 from siteaug.arms.classifier import MLPClassifier, mlp_config
 from siteaug.arms.reference_models import GBDTClassifier, GNNClassifier, gnn_config
 from siteaug.arms.registry import ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, sweep_arm, sweep_ratio  # noqa: F401
 from siteaug.evaluation.metrics import choose_threshold
-from siteaug.features.graphs import protein_graphs
 from siteaug.generative.balance import positives_needed
+
+# imbalanced-learn and the graph builders (torch_geometric) are imported by the arms that use them: each
+# train_classifier job is a process of its own, and the two imports take about 2.5 s of CPU at its start (2-core CPU),
+# more than an MLP arm's whole fit on the tiny test config. scikit-learn itself is imported here (reference_models),
+# so that the thread limits the rule scripts set before training reach its OpenMP and BLAS libraries.
 from siteaug.runtime.tables import feature_columns, sorted_split
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ def arm_training_rows(arm: str, train: pd.DataFrame, balanced: pd.DataFrame | No
     n_pos = int(train["label"].sum())
     if rows == REAL_ROWS:
         return train[feature_cols].to_numpy(np.float32), train["label"].to_numpy(np.int64)
+    if rows in ("random_oversampling", "smote", "borderline_smote"):
+        from imblearn.over_sampling import SMOTE, BorderlineSMOTE, RandomOverSampler
     if rows == "random_oversampling":
         return _oversample(RandomOverSampler, train, ratio, seed, feature_cols)
     if rows == "smote":
@@ -203,6 +208,8 @@ def _split_graphs(context: FitContext, build) -> dict:
 
 
 def _fit_gnn(context: FitContext, seed: int):
+    from siteaug.features.graphs import protein_graphs
+
     graphs = _split_graphs(context, protein_graphs)
     config = gnn_config(context.settings["gnn"], len(context.feature_cols), seed)
     model = GNNClassifier(config, context.device).fit(graphs["train"], progress=context.progress)

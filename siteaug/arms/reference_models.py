@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import skops.io as skops_io
@@ -15,10 +16,11 @@ from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTY
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 from torch import nn
-from torch_geometric.data import Batch, Data
-from torch_geometric.nn.models import GraphSAGE
 
 from siteaug.runtime.io import atomic_path
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +174,16 @@ class GNNClassifier:
     def __init__(self, config: GNNConfig, device: str | torch.device = "cpu"):
         self.config = config
         self.device = torch.device(device)
+        # torch_geometric here, not at the top: the gbdt arm and tree scores (this module) and every MLP arm (through
+        # siteaug.arms.protocol) run without it, about 2 s of CPU sooner.
+        from torch_geometric.nn.models import GraphSAGE
+
         torch.manual_seed(config.seed)
         self.network = GraphSAGE(config.input_dim, config.hidden, config.layers, out_channels=1, dropout=config.dropout).to(self.device)
 
     def fit(self, graphs: list[Data], progress=None) -> GNNClassifier:
+        from torch_geometric.data import Batch
+
         cfg = self.config
         if not any(int(g.y.sum()) > 0 for g in graphs):
             raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
@@ -200,6 +208,8 @@ class GNNClassifier:
     @torch.inference_mode()
     def predict_graphs(self, graphs: list[Data]) -> np.ndarray:
         """Probabilities of every residue of ``graphs``, concatenated in graph order."""
+        from torch_geometric.data import Batch
+
         out = []
         for start in range(0, len(graphs), self.config.batch_proteins):
             batch = Batch.from_data_list(graphs[start : start + self.config.batch_proteins]).to(self.device)

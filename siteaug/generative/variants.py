@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from imblearn.over_sampling import SMOTE
 
 from siteaug.generative.balance import balance_training, positives_needed
 from siteaug.generative.quality import RealismModel, quality_scores
@@ -35,6 +34,10 @@ def smote_filtered_table(
 ):
     """SMOTE candidates (``sample_multiplier`` × the positives needed) scored by the same critic × realism filter
     as the diffusion candidates; those at or above ``threshold`` enter, best first. Returns (table, summary)."""
+    # Here, not at the top: of the balance_variant jobs only this one needs imbalanced-learn (about 1.5 s of CPU with
+    # scikit-learn, at the start of a process of its own).
+    from imblearn.over_sampling import SMOTE
+
     y = train["label"].to_numpy(np.int64)
     n_pos = int(y.sum())
     needed = positives_needed(n_pos, len(y) - n_pos, ratio)
