@@ -11,10 +11,11 @@ rule train_classifier:
         out("benchmarks/train_classifier_{arm}.tsv")
     conda:
         ENV
-    threads: config["threads"]
+    threads: classifier_threads
     params:
         # This arm's keys of the classifier section only: another arm's, or the arm list, do not rerun it.
         settings=lambda wildcards: arm_settings(wildcards.arm, config["classifier"]),
+        seed_processes=classifier_seed_processes,
         ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     message:

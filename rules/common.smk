@@ -11,6 +11,7 @@ from siteaug.arms.registry import (
     UNFILTERED,
     arm_settings,
     lookup_arm,
+    seed_process_count,
     sweep_arm,
     workflow_arms,
 )
@@ -53,6 +54,15 @@ def features_threads():
     submitting = workflow.is_main_process and workflow.local_exec
     cores = workflow.resource_settings.cores if submitting else None
     return config["features"]["threads"] or cores or config["threads"]
+
+
+# A train_classifier job holds a core for each process that trains its seeds side by side (classifier.seed_processes).
+def classifier_seed_processes(wildcards):
+    return seed_process_count(wildcards.arm, config["classifier"])
+
+
+def classifier_threads(wildcards):
+    return max(config["threads"], classifier_seed_processes(wildcards))
 
 
 def label_file():

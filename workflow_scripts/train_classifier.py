@@ -27,6 +27,7 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
     fits = itertools.count(1)
     predictions, models, summary = train_arm(
         arm, residues, p.settings, p.ratio, seeds, balanced=balanced, edges=edges, device=p.settings["device"],
+        seed_processes=p.seed_processes, threads=max(1, snakemake.threads // p.seed_processes),
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10,
                                      desc=f"train_classifier {arm}, model {next(fits)} of {len(seeds) * members}"),
     )

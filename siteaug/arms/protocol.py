@@ -108,6 +108,8 @@ def train_arm(
     device="cpu",
     progress=None,
     splits=("test",),
+    seed_processes: int = 1,
+    threads: int = 1,
 ):
     """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary).
 
@@ -115,6 +117,10 @@ def train_arm(
     by (seed, protein_id, position), with that seed's validation-frozen threshold. ``splits=("validation", "test")``
     adds the validation rows (scored with the same model and threshold) before each seed's test rows. An
     ``embedding_<base>`` arm gets the embedding table as ``residues`` (and its balanced table) and runs ``<base>``.
+
+    ``seed_processes`` > 1 trains that many seeds side by side, each in a process of its own with ``threads`` CPU
+    threads (siteaug.arms.seed_processes; the workflow asks for it on a CUDA device only, ``seed_process_count``); the
+    results are those of the loop over seeds, which runs in this process otherwise.
     """
     spec = lookup_arm(arm)
     unknown = [s for s in splits if s not in ("validation", "test")]
@@ -126,8 +132,15 @@ def train_arm(
     fit = spec.fit_function()
     context = FitContext(spec, train, validation, test, balanced, edges, feature_cols, settings, ratio, device, progress)
     frames, models, summary = [], [], []
-    for seed in seeds:
-        model, val_scores, test_scores, info = fit(context, seed)
+    if seed_processes > 1 and len(seeds) > 1:
+        if not spec.on_device:  # its fit shares state between seeds (gbdt: the grid point tuned with the first seed)
+            raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {seed_processes}")
+        from siteaug.arms.seed_processes import fit_seeds_in_processes
+
+        fitted = fit_seeds_in_processes(spec.fit, context, seeds, seed_processes, threads)
+    else:
+        fitted = (fit(context, seed) for seed in seeds)
+    for seed, (model, val_scores, test_scores, info) in zip(seeds, fitted):
         threshold = choose_threshold(validation["label"].to_numpy(), val_scores, metric)
         log.info("arm %s seed %d: threshold %.4f frozen from the validation split", arm, seed, threshold)
         scored = {"validation": (validation, val_scores), "test": (test, test_scores)}

@@ -51,6 +51,8 @@ class Arm:
     model_suffix: str = ".pt"  # suffix of each seed's model file, results/classifier/{arm}/models/seed_<s><suffix>
     reference: bool = False  # a reference model without augmentation (README, "Arms and the report")
     positive_weight: bool = False  # positives weighted in the loss to carry the target ratio (class_weight)
+    # Trains on classifier.device (torch); False for an arm that always trains on the CPU (gbdt's trees).
+    on_device: bool = True
     # For an embedding_<base> arm, the arm whose protocol it repeats on the embedding table.
     base: str | None = None
 
@@ -100,7 +102,7 @@ ARMS: dict[str, Arm] = {arm.name: arm for arm in (
     Arm("diffusion_unfiltered", rows=BALANCED_ROWS, balanced=UNFILTERED),
     _DIFFUSION,
     Arm("smote_filtered", rows=BALANCED_ROWS, balanced=SMOTE_FILTERED),
-    Arm("gbdt", fit="siteaug.arms.protocol:_fit_gbdt", settings=("gbdt",), model_suffix=".skops", reference=True),
+    Arm("gbdt", fit="siteaug.arms.protocol:_fit_gbdt", settings=("gbdt",), model_suffix=".skops", reference=True, on_device=False),
     Arm("gnn", rows=GRAPHS, edges=True, fit="siteaug.arms.protocol:_fit_gnn", settings=("gnn",), reference=True),
     Arm(EMBEDDING_MODEL_ARM, rows=GRAPHS, edges=True, fit="siteaug.arms.protocol:_fit_graph_transformer", settings=("graph_transformer",)),
     _embedding(_NONE),
@@ -137,6 +139,15 @@ def lookup_arm(name: str) -> Arm:
 def arm_settings(name: str, classifier: dict) -> dict:
     """The keys of the ``classifier`` config section that arm ``name``'s training reads, and only those."""
     return {key: classifier[key] for key in (*COMMON_SETTINGS, *lookup_arm(name).settings)}
+
+
+def seed_process_count(name: str, classifier: dict) -> int:
+    """How many processes train arm ``name``'s seeds side by side (siteaug.arms.seed_processes): the config's
+    ``classifier.seed_processes``, at most one per seed, for an arm that trains on a CUDA ``classifier.device``; else 1,
+    the seeds one after another in the job's own process (on a CPU they would only share its cores)."""
+    if not (lookup_arm(name).on_device and str(classifier["device"]).startswith("cuda")):
+        return 1
+    return max(1, min(classifier["seed_processes"], classifier["seeds"]))
 
 
 def workflow_arms(configured: list[str], ratio_sweep: list[float]) -> list[str]:

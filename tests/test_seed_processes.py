@@ -1,0 +1,71 @@
+"""An arm's seeds trained side by side in processes of their own give what the loop over seeds gives (CPU, tiny)."""
+from __future__ import annotations
+
+import contextlib
+
+import pandas as pd
+import pytest
+import torch
+
+from siteaug.arms.protocol import train_arm
+from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
+from test_classifier import SETTINGS, residue_table
+from test_graph_transformer import classifier_settings, planted_proteins
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """The loop over seeds in this process with as many torch threads as each child gets."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("arm", "tables", "settings", "seeds"), [
+    ("smote", residue_table, SETTINGS, [3, 4, 5]),  # resampled per seed, in the child; a third seed waits its turn
+    ("graph_transformer", planted_proteins, None, [3, 4]),
+])
+def test_seeds_in_processes_give_the_loop_over_seeds(arm, tables, settings, seeds, caplog):
+    residues, edges = tables()
+    settings = settings or {**classifier_settings(), "graph_transformer": {**classifier_settings()["graph_transformer"], "epochs": 4}}
+    with torch_threads(1):
+        expected, expected_models, expected_summary = train_arm(arm, residues, settings, 0.5, seeds, edges=edges)
+    caplog.set_level("INFO")
+    predictions, models, summary = train_arm(arm, residues, settings, 0.5, seeds, edges=edges, seed_processes=2, threads=1)
+    pd.testing.assert_frame_equal(predictions, expected)
+    assert summary == expected_summary and len(models) == len(seeds)
+    # The models come back on the CPU, whole: they score as the loop's models do, and they save.
+    for model, reference in zip(models, expected_models):
+        state, reference_state = (m.network.state_dict() for m in (model, reference))
+        assert all(torch.equal(state[k], reference_state[k]) for k in reference_state)
+        assert all(v.device.type == "cpu" for v in state.values()) and model.device.type == "cpu"
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"arm {arm}: {len(seeds)} seeds in 2 processes on cpu" in messages
+    # Each child's log is copied into the job's log, seed by seed, in seed order.
+    copied = [m.split(",")[0] for m in messages if "its process's log" in m]
+    assert copied == [f"arm {arm} seed {s}" for s in seeds]
+
+
+def test_an_error_in_a_seed_process_is_raised_again_unchanged():
+    residues, _ = residue_table()
+    residues.loc[residues["split"] == "train", "label"] = 0
+    with pytest.raises(ValueError, match="training rows hold a single class; a classifier cannot be fitted"):
+        train_arm("none", residues, SETTINGS, 0.5, [0, 1], seed_processes=2)
+
+
+def test_gbdt_seeds_share_their_grid_point_so_never_train_in_processes():
+    residues, edges = residue_table()
+    with pytest.raises(ValueError, match="arm gbdt trains its seeds in one process"):
+        train_arm("gbdt", residues, SETTINGS, 0.5, [0, 1], seed_processes=2)
+
+
+def test_the_workflow_asks_for_processes_on_a_cuda_device_only():
+    classifier = {"device": "cuda", "seeds": 3, "seed_processes": 4}
+    assert seed_process_count("graph_transformer", classifier) == 3  # at most one per seed
+    assert seed_process_count("none", {**classifier, "seed_processes": 2}) == 2
+    assert seed_process_count("gbdt", classifier) == 1
+    assert seed_process_count("graph_transformer", {**classifier, "device": "cpu"}) == 1
+    assert [a for a in ARM_NAMES if not lookup_arm(a).on_device] == ["gbdt"]
