@@ -6,7 +6,7 @@ from torch import nn
 from conftest import tiny_config
 from siteaug.features.graphs import protein_graphs
 from siteaug.generative.diffusion import load_model, save_model
-from siteaug.generative.training import EarlyStopping, EmaWeights, _validation_loss, best_step, train_diffusion
+from siteaug.generative.training import EmaWeights, _validation_loss, best_step, train_diffusion
 
 
 @pytest.fixture
@@ -67,24 +67,6 @@ def test_ema_matches_torch_averaged_model_with_the_same_warm_up():
         reference.update_parameters(online)
     for mine, theirs in zip(ours.module.parameters(), reference.module.parameters()):
         torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-6)
-
-
-def test_early_stopping_keeps_the_best_state_and_counts_patience():
-    model = nn.Linear(1, 1)
-    stopping = EarlyStopping(patience=2)
-    decisions = []
-    for step, loss in ((10, 3.0), (20, 2.0), (30, 2.5), (40, 2.1)):
-        model.weight.data.fill_(float(step))
-        decisions.append(stopping.update(step, loss, model))
-    assert decisions == [False, False, False, True]
-    assert stopping.best_step == 20 and stopping.best_loss == 2.0
-    assert stopping.best_state["weight"].item() == 20.0  # a copy, not a view of the changing weights
-
-
-def test_patience_zero_never_stops():
-    stopping = EarlyStopping(patience=0)
-    model = nn.Linear(1, 1)
-    assert not any(stopping.update(s, 1.0, model) for s in range(1, 50))
 
 
 def test_training_is_deterministic_on_cpu(split_tables):

@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score
 from torch import nn
 
 from siteaug.arms.registry import MLP_SETTINGS
+from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.io import atomic_path, load_torch
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ class MLPClassifier:
     def _train(self, X_t, y_t, loss_fn, optimiser, generator, progress, validation) -> None:
         cfg = self.config
         n_batches = math.ceil(len(y_t) / cfg.batch_size)
-        best_auprc, best_state, since_best = -math.inf, None, 0
+        # Reached only with a patience: _stopping_rows gives no rows without one, and then every epoch trains.
+        stopping = EarlyStopping(higher_is_better=True, patience=cfg.early_stopping_patience)
         epochs = range(1, cfg.epochs + 1)
         for epoch in epochs if progress is None else progress(epochs):
             self.network.train()
@@ -125,16 +127,12 @@ class MLPClassifier:
             self.network.eval()
             auprc = float(average_precision_score(validation[1], self._probabilities(validation[0])))
             self.history.append({"epoch": epoch, "validation_auprc": round(auprc, 5)})
-            if auprc > best_auprc:
-                best_auprc, self.best_epoch, since_best = auprc, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
-            else:
-                since_best += 1
-                if since_best >= cfg.early_stopping_patience:
-                    break
-        if best_state is not None:
-            self.network.load_state_dict(best_state)
-            log.info("MLP seed %d: kept epoch %d of %d (validation AUPRC %.4f)", cfg.seed, self.best_epoch, len(self.history), best_auprc)
+            if stopping.update(epoch, auprc, self.network):
+                break
+        self.best_epoch = stopping.best_step
+        if stopping.best_state is not None:
+            self.network.load_state_dict(stopping.best_state)
+            log.info("MLP seed %d: kept epoch %d of %d (validation AUPRC %.4f)", cfg.seed, self.best_epoch, len(self.history), stopping.best_score)
 
     @torch.inference_mode()
     def _probabilities(self, X_t: torch.Tensor, batch_size: int = 65536) -> np.ndarray:

@@ -27,6 +27,7 @@ from torch_geometric.nn import TransformerConv
 
 from siteaug.features.graphs import protein_graphs
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS
+from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.io import atomic_path
 from siteaug.runtime.tables import FEATURE_PREFIX, is_feature_column
 
@@ -189,7 +190,7 @@ class GraphTransformerClassifier:
         rng = np.random.default_rng(seed)
         train_batches = max(1, math.ceil(len(train) / cfg.batch_proteins))
         history: list[dict] = []
-        best_score, best_state, best_epoch, since_best = -math.inf, None, None, 0
+        stopping = EarlyStopping(higher_is_better=True, patience=cfg.patience)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)  # dropout draws from the global generator
             epochs = range(1, cfg.epochs + 1)
@@ -221,15 +222,11 @@ class GraphTransformerClassifier:
                     scores = self._per_batch(validation, lambda b, n=network: torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)), network)
                     record["validation_auprc"] = round(float(average_precision_score(val_labels, scores.numpy())), 5)
                 history.append(record)
-                score = record.get("validation_auprc", epoch)
-                if score > best_score:
-                    best_score, since_best, best_epoch = score, 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-                else:
-                    since_best += 1
-                    if since_best >= cfg.patience:
-                        break
-        network.load_state_dict(best_state)
+                # Without validation rows the epoch itself is the score: every epoch gains and the last is kept.
+                if stopping.update(epoch, record.get("validation_auprc", epoch), network):
+                    break
+        best_epoch = stopping.best_step
+        network.load_state_dict(stopping.best_state)
         network.eval()
         log.info("graph_transformer seed %d: kept epoch %d of %d (validation AUPRC %s)", seed, best_epoch,
                  len(history), history[best_epoch - 1].get("validation_auprc"))

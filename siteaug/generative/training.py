@@ -4,9 +4,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,6 +16,7 @@ from tqdm import tqdm
 from siteaug.features.graphs import protein_graphs
 from siteaug.generative.columns import ColumnCodec
 from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
+from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
@@ -59,29 +58,6 @@ class EmaWeights:
         else:
             torch._foreach_lerp_(averaged, current, 1 - min(self.decay, (1 + self.updates) / (10 + self.updates)))
         self.updates += 1
-
-
-@dataclass
-class EarlyStopping:
-    """Keeps the EMA weights of the best validation loss; says stop after ``patience`` evaluations without a gain.
-
-    ``patience`` 0 never stops early (the best weights are still the ones kept).
-    """
-
-    patience: int
-    best_loss: float = math.inf
-    best_step: int = 0
-    best_state: dict | None = None
-    since_best: int = 0
-
-    def update(self, step: int, loss: float, model: nn.Module) -> bool:
-        """Record an evaluation; True when training should stop."""
-        if loss < self.best_loss:
-            self.best_loss, self.best_step, self.since_best = loss, step, 0
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            self.since_best += 1
-        return self.patience > 0 and self.since_best >= self.patience
 
 
 def train_diffusion(
@@ -137,7 +113,9 @@ def train_diffusion(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1), eta_min=lr * 0.05)
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
-    stopping = EarlyStopping(patience)
+    # Here patience 0 means never stop (the config's meaning), where EarlyStopping would stop at the first evaluation
+    # without a gain.
+    stopping = EarlyStopping(higher_is_better=False, patience=patience if patience > 0 else None)
     history: list[dict] = []
     bar = tqdm(range(1, steps + 1), file=sys.stderr, mininterval=10, disable=not progress, desc="train_diffusion")
     # The training loss is summed on the device and read at evaluations only: reading it every step would make the
@@ -168,12 +146,12 @@ def train_diffusion(
             log.info("step %d train loss %.4f validation loss %s (online weights %s)", step, record["train_loss"],
                      *(f"{v:.4f}" if v is not None else "none" for v in (record["validation_loss"], record["validation_loss_online"])))
             if record["validation_loss"] is not None and stopping.update(step, record["validation_loss"], ema.module):
-                log.info("early stop at step %d: no validation gain in %d evaluations since step %d", step, patience, stopping.best_step)
+                log.info("early stop at step %d: no validation gain in %d evaluations since step %s", step, patience, stopping.best_step)
                 break
     best = ema.module
     if stopping.best_state is not None:
         best.load_state_dict(stopping.best_state)
-        log.info("kept the EMA weights of step %d (validation loss %.4f)", stopping.best_step, stopping.best_loss)
+        log.info("kept the EMA weights of step %d (validation loss %.4f)", stopping.best_step, stopping.best_score)
     return best.eval(), history
 
 

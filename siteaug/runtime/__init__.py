@@ -1,2 +1,2 @@
 """Runtime: what every stage shares: input validation and atomic output, table contracts, GPU choice, rule logging,
-config checks and provenance."""
+config checks, provenance and early stopping."""
