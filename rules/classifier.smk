@@ -9,6 +9,7 @@ rule train_classifier:
         out("logs/train_classifier/{arm}.log"),
     benchmark:
         out("benchmarks/train_classifier_{arm}.tsv")
+    priority: classifier_priority
     conda:
         ENV
     threads: classifier_threads
@@ -34,9 +35,11 @@ rule tree_scores:
         out("logs/tree_scores.log"),
     benchmark:
         out("benchmarks/tree_scores.tsv")
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         ENV
-    threads: config["threads"]
+    # Its fold fits run side by side (one process each), and graph_transformer waits for it.
+    threads: every_core()
     params:
         gbdt=lookup(within=config, dpath="classifier/gbdt"),
         seed=config["seed"],

@@ -46,14 +46,29 @@ wildcard_constraints:
     setting="|".join(map(re.escape, ABLATION)) or "(?!)",
 
 
-# Every core of --cores unless features.threads caps it (Snakemake lowers a larger cap to --cores); without --cores (a
-# dry run, --lint, a cluster executor) the top-level threads. A cluster job's own Snakemake runs with `--cores all`
-# (every core of its node): it keeps the count the job was submitted with, or its step asks SLURM for more CPUs than
-# the job was given.
-def features_threads():
+# Every core of --cores; without --cores (a dry run, --lint, a cluster executor) the top-level threads. A cluster job's
+# own Snakemake runs with `--cores all` (every core of its node): it keeps the count the job was submitted with, or its
+# step asks SLURM for more CPUs than the job was given.
+def every_core():
     submitting = workflow.is_main_process and workflow.local_exec
     cores = workflow.resource_settings.cores if submitting else None
-    return config["features"]["threads"] or cores or config["threads"]
+    return cores or config["threads"]
+
+
+# features.threads caps the features rule (Snakemake lowers a larger cap to --cores).
+def features_threads():
+    return config["features"]["threads"] or every_core()
+
+
+# Jobs of the workflow's longest chain (tree scores, graph_transformer, its embeddings, the embedding-space pipeline
+# and its arms) start first when several jobs are ready at once, so the run does not wait for that chain at its end.
+CRITICAL_PATH_PRIORITY = 10
+
+
+def classifier_priority(wildcards):
+    arm = lookup_arm(wildcards.arm)
+    on_chain = arm.name == EMBEDDING_MODEL_ARM or arm.table == EMBEDDING_TABLE
+    return CRITICAL_PATH_PRIORITY if on_chain else 0
 
 
 # A train_classifier job holds a core for each process that trains its seeds side by side (classifier.seed_processes).

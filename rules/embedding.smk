@@ -17,6 +17,7 @@ rule embed_residues:
         out("logs/embedding/embed_residues.log"),
     benchmark:
         out("benchmarks/embed_residues.tsv")
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         ENV
     threads: config["threads"]
@@ -39,6 +40,7 @@ use rule train_diffusion as embedding_train_diffusion with:
         out("logs/embedding/train_diffusion.log"),
     benchmark:
         out("benchmarks/embedding_train_diffusion.tsv")
+    priority: CRITICAL_PATH_PRIORITY
 
 
 use rule plan_generation as embedding_plan_generation with:
@@ -50,6 +52,7 @@ use rule plan_generation as embedding_plan_generation with:
         out("logs/embedding/plan_generation.log"),
     benchmark:
         out("benchmarks/embedding_plan_generation.tsv")
+    priority: CRITICAL_PATH_PRIORITY
 
 
 use rule generate as embedding_generate with:
@@ -63,6 +66,7 @@ use rule generate as embedding_generate with:
         out("logs/embedding/generate/shard_{shard}.log"),
     benchmark:
         out("benchmarks/embedding_generate_shard_{shard}.tsv")
+    priority: CRITICAL_PATH_PRIORITY
 
 
 use rule train_critic as embedding_train_critic with:
@@ -74,6 +78,7 @@ use rule train_critic as embedding_train_critic with:
         out("logs/embedding/train_critic.log"),
     benchmark:
         out("benchmarks/embedding_train_critic.tsv")
+    priority: CRITICAL_PATH_PRIORITY
 
 
 use rule filter_shard as embedding_filter_shard with:
@@ -89,6 +94,7 @@ use rule filter_shard as embedding_filter_shard with:
         out("logs/embedding/filter/shard_{shard}.log"),
     benchmark:
         out("benchmarks/embedding_filter_shard_{shard}.tsv")
+    priority: CRITICAL_PATH_PRIORITY
 
 
 use rule balance as embedding_balance with:
@@ -102,6 +108,7 @@ use rule balance as embedding_balance with:
         out("logs/embedding/balance.log"),
     benchmark:
         out("benchmarks/embedding_balance.tsv")
+    priority: CRITICAL_PATH_PRIORITY
 
 
 use rule sample_quality as embedding_sample_quality with:

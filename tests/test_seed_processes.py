@@ -27,6 +27,7 @@ def torch_threads(n: int):
 @pytest.mark.parametrize(("arm", "tables", "settings", "seeds"), [
     ("smote", residue_table, SETTINGS, [3, 4, 5]),  # resampled per seed, in the child; a third seed waits its turn
     ("graph_transformer", planted_proteins, None, [3, 4]),
+    ("gnn", residue_table, SETTINGS, [3, 4]),
 ])
 def test_seeds_in_processes_give_the_loop_over_seeds(arm, tables, settings, seeds, caplog):
     residues, edges = tables()
@@ -37,7 +38,7 @@ def test_seeds_in_processes_give_the_loop_over_seeds(arm, tables, settings, seed
     predictions, models, summary = train_arm(arm, residues, settings, 0.5, seeds, edges=edges, seed_processes=2, threads=1)
     pd.testing.assert_frame_equal(predictions, expected)
     assert summary == expected_summary and len(models) == len(seeds)
-    # The models come back on the CPU, whole: they score as the loop's models do, and they save.
+    # The models come back on the CPU, whole (each saved by the child, read with its class's load: no pickle).
     for model, reference in zip(models, expected_models):
         state, reference_state = (m.network.state_dict() for m in (model, reference))
         assert all(torch.equal(state[k], reference_state[k]) for k in reference_state)

@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from siteaug.arms.tree_scores import TREE_SCORE_COLUMN, out_of_fold_tree_scores, with_tree_scores
 
@@ -76,3 +77,12 @@ def test_out_of_fold_trees_never_stop_early():
     with_rounds, _ = out_of_fold_tree_scores(residues, GBDT, seed=0)
     without, _ = out_of_fold_tree_scores(residues, {**GBDT, "early_stopping_rounds": None}, seed=0)
     np.testing.assert_array_equal(with_rounds[TREE_SCORE_COLUMN], without[TREE_SCORE_COLUMN])
+
+
+def test_fits_side_by_side_in_processes_give_the_same_scores():
+    residues, grid = residue_table(), {**GBDT, "learning_rates": [0.1, 0.3], "max_leaf_nodes": [3, 7]}
+    with threadpool_limits(1):  # one thread per fit, as each of the two processes gets
+        one_at_a_time, chosen = out_of_fold_tree_scores(residues, grid, seed=0)
+    side_by_side, chosen_too = out_of_fold_tree_scores(residues, grid, seed=0, threads=2)
+    pd.testing.assert_frame_equal(side_by_side, one_at_a_time)
+    assert chosen_too == chosen

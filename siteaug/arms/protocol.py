@@ -137,7 +137,7 @@ def train_arm(
             raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {seed_processes}")
         from siteaug.arms.seed_processes import fit_seeds_in_processes
 
-        fitted = fit_seeds_in_processes(spec.fit, context, seeds, seed_processes, threads)
+        fitted = fit_seeds_in_processes(context, seeds, seed_processes, threads)
     else:
         fitted = (fit(context, seed) for seed in seeds)
     for seed, (model, val_scores, test_scores, info) in zip(seeds, fitted):

@@ -17,7 +17,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 from torch import nn
 
-from siteaug.runtime.io import atomic_path
+from siteaug.runtime.io import atomic_path, load_torch
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -219,4 +219,12 @@ class GNNClassifier:
     def save(self, path) -> None:
         with atomic_path(path) as tmp:
             torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict()}, tmp)
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "cpu") -> GNNClassifier:
+        payload = load_torch(path, device)  # a truncated file: one line naming it
+        model = cls(GNNConfig(**payload["config"]), device)
+        model.network.load_state_dict(payload["state_dict"])
+        model.network.eval()
+        return model
 

@@ -5,26 +5,26 @@ arms batch a few protein graphs per step, the MLP steps are small), so one seed 
 seeds of an arm, run one after another, are the longest job of a GPU run. Threads would share one interpreter lock;
 processes each have their own, and the card runs their kernels side by side.
 
-How: the parent pickles the arm's :class:`~siteaug.arms.protocol.FitContext` once into a temporary folder and starts
-``python -m siteaug.arms.seed_processes CONTEXT SEED OUT THREADS`` per seed (no more than ``processes`` at a time). Each
-child runs the arm's fit function for its seed exactly as the sequential loop would, moves the model to the CPU and
-pickles (model, validation scores, test scores, summary) back. A child's log records go to a file the parent then
-copies into its own log, seed by seed; an exception in a child is pickled and raised again in the parent, so a user
-sees the same one-line error as without processes. Results do not depend on the number of processes: each seed's fit
-draws only from its own seed (``tests/test_seed_processes.py`` compares them with the sequential loop on the CPU).
+How: the parent writes the arm's tables (Parquet) and the rest of its :class:`~siteaug.arms.protocol.FitContext`
+(JSON) once into a private temporary folder and starts ``python -m siteaug.arms.seed_processes FOLDER SEED THREADS``
+per seed, no more than ``processes`` at a time. Each child runs the arm's fit function for its seed exactly as the
+sequential loop would and writes back the model (its own ``save``, read with its class's ``load``: no pickle), the
+validation and test scores (``.npz``) and the summary or the error (JSON). A child's log records go to a file that the
+parent then copies into its own log, seed by seed; an error the user can act on (``ValueError``, ``InputError``,
+``FloatingPointError``) is raised again in the parent with the same type and message, as without processes. Results do
+not depend on the number of processes: each seed's fit draws only from its own seed (``tests/test_seed_processes.py``
+compares them with the sequential loop on the CPU).
 """
 from __future__ import annotations
 
 import ctypes
 import logging
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -49,81 +49,98 @@ def _child_environment() -> dict:
     return env
 
 
-def fit_seeds_in_processes(fit_name: str, context, seeds: list[int], processes: int, threads: int) -> list[tuple]:
-    """(model, validation scores, test scores, summary) of every seed, in the order of ``seeds``, each fitted by the arm
-    fit function ``fit_name`` ("module:function") in a child process; at most ``processes`` run at a time, each with
-    ``threads`` CPU threads."""
-    with tempfile.TemporaryDirectory(prefix="siteaug-seeds-") as tmp:
-        folder = Path(tmp)
-        job = folder / "context.pkl"
-        with open(job, "wb") as handle:
-            # The progress callback (a tqdm bar of the parent's log) does not cross processes; the cache is per process.
-            pickle.dump((fit_name, replace(context, progress=None, cache={})), handle, protocol=pickle.HIGHEST_PROTOCOL)
+_TABLES = ("train", "validation", "test", "balanced", "edges")
 
-        def run(seed: int) -> tuple:
-            out, child_log = folder / f"seed_{seed}.pkl", folder / f"seed_{seed}.log"
+
+def _reraisable() -> dict:
+    from siteaug.runtime.io import InputError
+
+    return {e.__name__: e for e in (ValueError, InputError, FloatingPointError)}
+
+
+def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: int) -> list[tuple]:
+    """(model, validation scores, test scores, summary) of every seed, in the order of ``seeds``, each fitted by the
+    arm's fit function in a child process; at most ``processes`` run at a time, each with ``threads`` CPU threads."""
+    import importlib
+    import json
+
+    import numpy as np
+
+    from siteaug.runtime.io import write_json, write_parquet
+
+    with tempfile.TemporaryDirectory(prefix="siteaug-seeds-") as tmp:  # mode 0700: this job's alone
+        folder = Path(tmp)
+        for name in _TABLES:
+            if getattr(context, name) is not None:
+                write_parquet(getattr(context, name), folder / f"{name}.parquet")
+        write_json({"arm": context.arm.name, "settings": context.settings, "ratio": context.ratio,
+                    "device": str(context.device), "feature_cols": context.feature_cols}, folder / "context.json")
+
+        def run(seed: int) -> tuple[dict, str]:
+            child_log = folder / f"seed_{seed}.log"
             with open(child_log, "w") as stderr:
                 done = subprocess.run(
-                    [sys.executable, "-m", __name__, str(job), str(seed), str(out), str(threads)],
+                    [sys.executable, "-m", __name__, str(folder), str(seed), str(threads)],
                     stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=_child_environment(),
                     preexec_fn=_die_with_parent, check=False,
                 )
             text = child_log.read_text(errors="replace").rstrip()
-            if done.returncode != 0 or not out.exists():
+            outcome = folder / f"seed_{seed}.json"
+            if done.returncode != 0 or not outcome.exists():
                 raise RuntimeError(f"seed {seed} of arm {context.arm.name}: its process exited with {done.returncode}"
                                    f"{'; its log: ' + text[-2000:] if text else ''}")
-            with open(out, "rb") as handle:
-                outcome = pickle.load(handle)
-            return outcome, text
+            return json.loads(outcome.read_text()), text
 
         log.info("arm %s: %d seeds in %d processes on %s", context.arm.name, len(seeds), min(processes, len(seeds)), context.device)
         with ThreadPoolExecutor(max_workers=max(1, min(processes, len(seeds)))) as pool:
             finished = list(pool.map(run, seeds))
-    results = []
-    for seed, (outcome, text) in zip(seeds, finished):
-        if text:
-            log.info("arm %s seed %d, its process's log:\n%s", context.arm.name, seed, text)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        results.append(outcome)
+        results = []
+        for seed, (outcome, text) in zip(seeds, finished):
+            if text:
+                log.info("arm %s seed %d, its process's log:\n%s", context.arm.name, seed, text)
+            if "error" in outcome:
+                kind, message = outcome["error"]
+                raise _reraisable().get(kind, RuntimeError)(message if kind in _reraisable() else f"{kind}: {message}")
+            module, _, cls = outcome["model_class"].partition(":")
+            model = getattr(importlib.import_module(module), cls).load(folder / f"seed_{seed}.model")
+            with np.load(folder / f"seed_{seed}.npz", allow_pickle=False) as scores:
+                results.append((model, scores["validation"], scores["test"], outcome["info"]))
     return results
 
 
-def _to_cpu(model):
-    """The model with its networks on the CPU, so that it unpickles in a parent that never touched the card."""
-    import torch
-
-    for value in vars(model).values():
-        for module in value if isinstance(value, list) else [value]:
-            if isinstance(module, torch.nn.Module):
-                module.to("cpu")
-    if hasattr(model, "device"):
-        model.device = torch.device("cpu")
-    return model
-
-
-def _main(job: str, seed: str, out: str, threads: str) -> None:
+def _main(folder: str, seed: str, threads: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import importlib
+    import json
 
+    import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
 
-    from siteaug.runtime.io import atomic_path
+    from siteaug.arms.protocol import FitContext
+    from siteaug.arms.registry import lookup_arm
+    from siteaug.runtime.io import atomic_path, read_parquet, write_json
 
+    folder, seed = Path(folder), int(seed)
     torch.set_num_threads(int(threads))
-    with open(job, "rb") as handle:
-        fit_name, context = pickle.load(handle)
-    module, _, function = fit_name.partition(":")
+    job = json.loads((folder / "context.json").read_text())
+    tables = {name: read_parquet(folder / f"{name}.parquet") if (folder / f"{name}.parquet").exists() else None
+              for name in _TABLES}
+    arm = lookup_arm(job["arm"])
+    context = FitContext(arm, tables["train"], tables["validation"], tables["test"], tables["balanced"], tables["edges"],
+                         job["feature_cols"], job["settings"], job["ratio"], job["device"])
+    log.info("arm %s seed %d: training in process %d with %s thread(s) on %s", arm.name, seed, os.getpid(), threads, job["device"])
     try:
         with threadpool_limits(int(threads)):
-            model, val_scores, test_scores, info = getattr(importlib.import_module(module), function)(context, int(seed))
-        outcome = (_to_cpu(model), val_scores, test_scores, info)
-    except Exception as error:  # raised again, the same, in the parent
-        log.exception("seed %s failed", seed)
-        outcome = error
-    with atomic_path(out) as tmp, open(tmp, "wb") as handle:
-        pickle.dump(outcome, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            model, val_scores, test_scores, info = arm.fit_function()(context, seed)
+    except Exception as error:  # raised again in the parent
+        log.exception("seed %d failed", seed)
+        write_json({"error": [type(error).__name__, str(error)]}, folder / f"seed_{seed}.json")
+        return
+    model.save(folder / f"seed_{seed}.model")
+    with atomic_path(folder / f"seed_{seed}.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, validation=np.asarray(val_scores), test=np.asarray(test_scores))
+    model_class = f"{type(model).__module__}:{type(model).__qualname__}"
+    write_json({"model_class": model_class, "info": info}, folder / f"seed_{seed}.json")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed, parallel_config
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 
@@ -30,9 +31,25 @@ TREE_SCORE_COLUMN = "f_tree_logit"
 _CLIP = 1e-4
 
 
-def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: int) -> tuple[pd.DataFrame, dict]:
+def _fold_fit(gbdt_settings: dict, seed: int, params: dict, X_fit, y_fit, X_held, X_other) -> tuple:
+    """One grid point's trees on one fold: (probabilities of the held-out rows, probabilities of the other rows)."""
+    # No early stopping (validation=None: max_iter iterations): stopping on the held-out proteins would let their
+    # labels shape their own scores, and stopping on the validation split would let its labels into the validation
+    # rows' tree feature, on which the graph model chooses its epoch and threshold.
+    model = fit_gbdt(gbdt_settings, seed, X_fit, y_fit, validation=None, **params)
+    other = model.predict_proba(X_other)[:, 1] if len(X_other) else np.zeros(0)
+    return model.predict_proba(X_held)[:, 1], other
+
+
+def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: int,
+                            threads: int = 1) -> tuple[pd.DataFrame, dict]:
     """(table, summary): one row per residue of ``residues`` (protein_id, position, ``TREE_SCORE_COLUMN``: the logit of
-    the out-of-fold tree probability) and what was chosen. ``gbdt_settings`` is the config's ``classifier.gbdt``."""
+    the out-of-fold tree probability) and what was chosen. ``gbdt_settings`` is the config's ``classifier.gbdt``.
+
+    The grid points' fold fits are independent: with ``threads`` > 1 they run side by side in up to that many processes
+    (joblib), the threads shared out among them, which on many cores beats one fit at a time over every core (a fit on
+    a few hundred proteins' rows keeps only a few threads busy). The fits and the order they are assembled in are the
+    same for any ``threads``."""
     cols = feature_columns(residues)
     train = split_rows(residues, "train")
     others = residues[residues["split"] != "train"]
@@ -43,17 +60,21 @@ def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: i
     X, y = train[cols].to_numpy(np.float32), train["label"].to_numpy(np.int64)
     X_other = others[cols].to_numpy(np.float32)
     splits = list(GroupKFold(n_splits=folds).split(X, y, groups))
+    grid = gbdt_grid(gbdt_settings)
+    tasks = [(params, fit_rows, held_rows) for params in grid for fit_rows, held_rows in splits]
+    workers = max(1, min(threads, len(tasks)))
+    log.info("tree scores: %d grid points x %d folds = %d fits, %d at a time", len(grid), folds, len(tasks), workers)
+    with parallel_config(backend="loky", inner_max_num_threads=max(1, threads // workers)):
+        fitted = Parallel(n_jobs=workers)(
+            delayed(_fold_fit)(gbdt_settings, seed, params, X[fit_rows], y[fit_rows], X[held_rows], X_other)
+            for params, fit_rows, held_rows in tasks)
     best = None
-    for params in gbdt_grid(gbdt_settings):
+    for g, params in enumerate(grid):
         oof, other = np.zeros(len(train)), np.zeros(len(others))
-        for fit_rows, held_rows in splits:
-            # No early stopping (validation=None: max_iter iterations): stopping on the held-out proteins would let
-            # their labels shape their own scores, and stopping on the validation split would let its labels into the
-            # validation rows' tree feature, on which the graph model chooses its epoch and threshold.
-            model = fit_gbdt(gbdt_settings, seed, X[fit_rows], y[fit_rows], validation=None, **params)
-            oof[held_rows] = model.predict_proba(X[held_rows])[:, 1]
+        for (_, _, held_rows), (held, rest) in zip(tasks[g * folds : (g + 1) * folds], fitted[g * folds : (g + 1) * folds]):
+            oof[held_rows] = held
             if len(others):
-                other += model.predict_proba(X_other)[:, 1] / folds
+                other += rest / folds
         auprc = float(average_precision_score(y, oof))
         log.info("tree scores: learning rate %g, %d leaves: out-of-fold AUPRC %.4f", params["learning_rate"], params["max_leaf_nodes"], auprc)
         if best is None or auprc > best[0]:
