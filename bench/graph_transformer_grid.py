@@ -44,7 +44,7 @@ def _settings(config_files: list[str]) -> dict:
 
 
 def _train(task):
-    index, point, results, settings, seeds, device, threads = task
+    index, point, results, settings, seeds, device, threads, seed_processes, predictions_dir = task
     import torch  # noqa: PLC0415
 
     from siteaug.arms.protocol import train_arm  # noqa: PLC0415
@@ -65,7 +65,15 @@ def _train(task):
     start = time.perf_counter()
     predictions, _, summary = train_arm(arm, residues, classifier, 0.5,
                                         [settings["seed"] + s for s in range(seeds)], edges=edges, device=device,
-                                        splits=("validation", "test"))
+                                        splits=("validation", "test"), seed_processes=seed_processes if arm != "gbdt" else 1,
+                                        threads=threads)
+    if predictions_dir:  # the test rows, as a workflow's classifier/<arm>/predictions.parquet (bench/issue13_report.py)
+        from siteaug.runtime.io import write_parquet  # noqa: PLC0415
+
+        test = predictions[predictions["split"] == "test"].reset_index(drop=True)
+        # A reference arm keeps its name, so the report's paired differences take it as the reference of every point.
+        name = arm if arm != "graph_transformer" else f"point{index}"
+        write_parquet(test, Path(predictions_dir) / "classifier" / name / "predictions.parquet")
     row = {"point": {"arm": arm, **point} if arm != "graph_transformer" else point, "seconds": round(time.perf_counter() - start, 1),
            "best_epochs": [s.get("best_epoch") for s in summary]}
     for split in ("validation", "test"):
@@ -88,11 +96,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per worker")
+    parser.add_argument("--seed-processes", type=int, default=1, help="a point's seeds side by side (classifier.seed_processes)")
+    parser.add_argument("--predictions", help="folder for each point's test predictions (classifier/point<k>/predictions.parquet; "
+                        "a reference arm's point under its own name)")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     grid = json.loads(args.grid)
     settings = _settings(args.config)
-    tasks = [(k, point, args.results, settings, args.seeds, args.device, args.threads) for k, point in enumerate(grid)]
+    tasks = [(k, point, args.results, settings, args.seeds, args.device, args.threads, args.seed_processes, args.predictions)
+             for k, point in enumerate(grid)]
     with mp.get_context("spawn").Pool(args.workers) as pool:
         rows = dict(pool.imap_unordered(_train, tasks))
     rows = [rows[k] for k in sorted(rows)]
