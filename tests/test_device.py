@@ -36,6 +36,23 @@ def test_two_jobs_get_different_cards_and_release_them(tmp_path):
             assert third == second  # the released card is free again
 
 
+def test_jobs_per_card_shares_a_card_first_slots_first(tmp_path):
+    envs = [{} for _ in range(4)]
+    with gpu_slot([0, 1], tmp_path, environ=envs[0], torch_has_gpu=True, jobs_per_card=2) as first:
+        with gpu_slot([0, 1], tmp_path, environ=envs[1], torch_has_gpu=True, jobs_per_card=2) as second:
+            assert {first, second} == {"0", "1"}  # every card's first slot before any second one
+            with gpu_slot([0, 1], tmp_path, environ=envs[2], torch_has_gpu=True, jobs_per_card=2) as third:
+                assert third == "0" and envs[2]["CUDA_VISIBLE_DEVICES"] == "0"
+                # A workflow with one job per card waits for the card's first job, whoever holds it.
+                with pytest.raises(TimeoutError, match="no free GPU"):
+                    with gpu_slot([0], tmp_path, environ=envs[3], poll_seconds=0.05, timeout=0.2, torch_has_gpu=True):
+                        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu0.1.lock", "gpu0.lock", "gpu1.lock"]
+    with pytest.raises(ValueError, match="gpu.jobs_per_card must be at least 1"):
+        with gpu_slot([0], tmp_path, environ={}, torch_has_gpu=True, jobs_per_card=0):
+            pass
+
+
 def test_no_gpu_means_cpu(tmp_path):
     with gpu_slot([], tmp_path, environ={}, torch_has_gpu=True) as card:
         assert card is None

@@ -9,7 +9,7 @@ from siteaug.runtime.tables import feature_columns, read_parquet_parts, train_ro
 from siteaug.runtime.workflow import rounded, rule_logging
 
 # Only smote_filtered uses the card (the quality filter's critic and k-NN search), as filter_shard does.
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
+with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"], jobs_per_card=snakemake.params.gpu["jobs_per_card"]):
     p, i, variant = snakemake.params, snakemake.input, snakemake.wildcards.variant
     kind = lookup_arm(variant).variant  # which table to build; rules/common.smk variant_inputs gave its inputs
     residues = read_parquet(i.residues)

@@ -12,7 +12,7 @@ from siteaug.runtime.workflow import exit_now, process_age, rule_logging
 IMPORTED = time.time()
 STARTED = IMPORTED - process_age()
 
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]) as card:
+with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"], jobs_per_card=snakemake.params.gpu["jobs_per_card"]) as card:
     # Where a shard's wall time goes (process start and imports, loading, sampling, writing), for bench/RESULTS.md.
     log.info("process start to imports done: %.1f s", IMPORTED - STARTED)
     if card is not None:

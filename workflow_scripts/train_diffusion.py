@@ -9,7 +9,7 @@ from siteaug.runtime.io import read_parquet, write_json, write_parquet
 from siteaug.runtime.tables import feature_columns, train_rows
 from siteaug.runtime.workflow import rule_logging
 
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"]):
+with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"], jobs_per_card=snakemake.params.gpu["jobs_per_card"]):
     d = snakemake.params.diffusion
     residues = read_parquet(snakemake.input.residues)
     feature_cols = feature_columns(residues)

@@ -39,14 +39,24 @@ def candidate_devices(configured, environ) -> list[str]:
     return [str(i) for i in range(visible_device_count())]
 
 
+def _lock_name(card: str, slot: int) -> str:
+    # Slot 0 keeps the name of the one-job-per-card lock: a workflow with jobs_per_card 1 on the same machine waits for
+    # the first job on a card, of whichever workflow.
+    return f"gpu{card}.lock" if slot == 0 else f"gpu{card}.{slot}.lock"
+
+
 @contextlib.contextmanager
 def gpu_slot(configured="auto", lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR, environ: dict | None = None, poll_seconds: float = 1.0, timeout: float | None = None,
-             torch_has_gpu: bool | None = None):
+             torch_has_gpu: bool | None = None, jobs_per_card: int = 1):
     """Hold one GPU for the duration of the block and expose only it through ``CUDA_VISIBLE_DEVICES``.
 
     Yields the card's id, or None when there is no GPU (the job then runs on the CPU). ``torch_has_gpu`` (default:
     whether the installed torch is a CUDA or ROCm build) False means no card can be used, so none is held or logged.
+    ``jobs_per_card`` > 1 lets that many jobs hold one card at once (one lock file per slot), the first slot of every
+    card taken before any second one.
     """
+    if jobs_per_card < 1:
+        raise ValueError(f"gpu.jobs_per_card must be at least 1, not {jobs_per_card}")
     environ = os.environ if environ is None else environ
     if torch_has_gpu is None:
         import torch
@@ -70,9 +80,10 @@ def gpu_slot(configured="auto", lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR, 
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout is None else time.monotonic() + timeout
     waited = False
+    slots = [(card, slot) for slot in range(jobs_per_card) for card in devices]
     while True:
-        for card in devices:
-            handle = open(lock_dir / f"gpu{card}.lock", "a+")
+        for card, slot in slots:
+            handle = open(lock_dir / _lock_name(card, slot), "a+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
