@@ -29,6 +29,7 @@ from pathlib import Path
 from workflow_stages import stage_times
 
 from siteaug.evaluation.stage_timing import benchmark_jobs, critical_path, dag_from_d3dag, join_benchmarks, stages_longest_first
+from siteaug.runtime.provenance import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = ["config/dna573.yaml", "config/dna573_arms.yaml"]
@@ -46,12 +47,6 @@ def fresh_output(requested: Path | None) -> Path:
 
 def snakemake(configfiles: list[str], *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", *configfiles, *args]
-
-
-def git_commit() -> str:
-    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
-    return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
 def main() -> None:
@@ -120,7 +115,7 @@ def main() -> None:
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
 
     result = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "commit": git_commit(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "commit": git_commit(REPO),
         "host": platform.node(), "cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": load_after,
         "command": command, "configfiles": args.configfile, "cores": args.cores, "output_directory": str(output),
         "wall_seconds": round(wall, 2), "sum_of_stage_seconds": round(total, 2),

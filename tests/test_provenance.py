@@ -50,11 +50,35 @@ def test_missing_input_names_the_config_key(tmp_path):
 
 def test_machine_provenance_names_commit_date_machine_and_versions(tmp_path):
     info = machine_provenance(REPO)
-    assert re.match(r"^[0-9a-f]{40}( \(uncommitted changes\))?$", info["git_commit"]), info["git_commit"]
+    assert re.match(r"^[0-9a-f]{40}( \(uncommitted changes(; work tree [0-9a-f]{40})?\))?$", info["git_commit"]), info["git_commit"]
     assert git_commit(tmp_path) == "unknown (not a git checkout)"
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", info["date"])
     assert info["packages"]["skops"] != "not installed" and info["packages"]["numpy"] == np.__version__
     assert info["cpu"] and info["gpu"]
+
+
+def test_an_uncommitted_tree_is_named_by_the_tree_id_of_the_commit_that_would_hold_it(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    (tmp_path / ".gitignore").write_text("results/\n")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    first = git("rev-parse", "HEAD")
+    assert git_commit(tmp_path) == first
+    (tmp_path / "a.py").write_text("x = 2\n")
+    (tmp_path / "new.py").write_text("y = 1\n")  # untracked, not ignored: part of the tree
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "big.parquet").write_text("ignored")
+    named = git_commit(tmp_path)
+    assert git("status", "--porcelain") == "M a.py\n?? new.py"  # the checkout's own index is untouched
+    git("add", "-A")
+    git("commit", "-qm", "second")
+    assert named == f"{first} (uncommitted changes; work tree {git('rev-parse', 'HEAD^{tree}')})"
 
 
 # ---------------------------------------------------------------- the workflow (snakemake -n)

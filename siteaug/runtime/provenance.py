@@ -13,6 +13,7 @@ import hashlib
 import os
 import platform
 import subprocess
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -65,9 +66,12 @@ def package_versions(names=PACKAGES) -> dict[str, str]:
 
 
 def git_commit(folder: str | os.PathLike) -> str:
-    """The checkout's commit, with " (uncommitted changes)" when the work tree differs; says so when not a checkout."""
-    def git(*args):
-        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30)
+    """The checkout's commit; when the work tree differs, " (uncommitted changes; work tree T)" with T git's tree id of
+    the files as they are, which equals ``git rev-parse C^{tree}`` of the commit C holding exactly those files. A run
+    from a copy of an uncommitted tree (a GPU machine's copy, say) can so still be matched to the commit that holds it.
+    Says so when not a checkout."""
+    def git(*args, env=None):
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30, env=env)
 
     try:
         head = git("rev-parse", "HEAD")
@@ -75,8 +79,19 @@ def git_commit(folder: str | os.PathLike) -> str:
         return "unknown (git not found)"
     if head.returncode != 0:
         return "unknown (not a git checkout)"
-    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    return head.stdout.strip() + (" (uncommitted changes)" if dirty else "")
+    if not git("status", "--porcelain").stdout.strip():
+        return head.stdout.strip()
+    tree = None
+    with tempfile.TemporaryDirectory() as tmp:
+        # A scratch index: the checkout's own index and work tree stay as they are (git add stores blobs, nothing else).
+        env = {**os.environ, "GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        try:
+            if git("add", "-A", env=env).returncode == 0:
+                written = git("write-tree", env=env)
+                tree = written.stdout.strip() if written.returncode == 0 else None
+        except subprocess.SubprocessError:
+            pass
+    return head.stdout.strip() + (f" (uncommitted changes; work tree {tree})" if tree else " (uncommitted changes)")
 
 
 def cpu_name() -> str:
