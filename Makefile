@@ -16,9 +16,8 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1
 
-# One pytest worker per core; tests that share one workflow run (or the local SLURM cluster) run on the same worker.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n $(CORES) --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m "not workflow"

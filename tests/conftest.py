@@ -26,21 +26,6 @@ def tiny_model(seed: int = 0, **overrides) -> SiteDiffusion:
     return model.eval()
 
 
-# Session fixtures that run a whole workflow once for the tests that only read its outputs. Under pytest-xdist (make
-# test: one worker per core) each worker would run them again, so the tests that use one go to one worker, and so do
-# the SLURM tests, which share the machine's one local cluster.
-SHARED_RUNS = ("tiny_run", "lean_ablation_run")
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
-        elif item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("slurm"))
-
-
 @pytest.fixture
 def model() -> SiteDiffusion:
     return tiny_model()

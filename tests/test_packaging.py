@@ -20,7 +20,7 @@ from helpers import REPO
 CONDA_NAMES = {"pytorch": "torch", "pytorch_geometric": "torch-geometric", "matplotlib-base": "matplotlib"}
 # In requirements.txt (the development environment) but not needed inside a rule's conda environment.
 NOT_IN_RULE_ENV = {"snakemake", "pygments", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep",
-                   "pytest", "pytest-xdist", "ruff", "snakefmt"}
+                   "pytest", "ruff", "snakefmt"}
 
 
 def _name(name: str) -> str:
