@@ -20,7 +20,7 @@ rule train_classifier:
         ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     message:
-        "Training arm {wildcards.arm} ({params.settings[seeds]} seeds); progress: tail -f {log}"
+        "Training arm {wildcards.arm} ({params.settings[seeds]} seeds, {params.seed_processes} at a time); progress: tail -f {log}"
     script:
         "../workflow_scripts/train_classifier.py"
 
@@ -44,6 +44,6 @@ rule tree_scores:
         gbdt=lookup(within=config, dpath="classifier/gbdt"),
         seed=config["seed"],
     message:
-        "Out-of-fold tree scores for graph_transformer's input; progress: tail -f {log}"
+        "Out-of-fold tree scores for graph_transformer's input (up to {threads} fits at a time); progress: tail -f {log}"
     script:
         "../workflow_scripts/tree_scores.py"
