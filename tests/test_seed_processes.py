@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -70,3 +75,35 @@ def test_the_workflow_asks_for_processes_on_a_cuda_device_only():
     assert seed_process_count("gbdt", classifier) == 1
     assert seed_process_count("graph_transformer", {**classifier, "device": "cpu"}) == 1
     assert [a for a in ARM_NAMES if not lookup_arm(a).on_device] == ["gbdt"]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a killed child that nobody has reaped yet counts as dead)."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_seed_process_dies_with_its_killed_parent(tmp_path):
+    """A SIGKILLed train_classifier job must not leave its seeds training on the card."""
+    child = ("import os, time; from siteaug.arms.seed_processes import _die_with; "
+             "_die_with(os.getppid()); open(os.environ['READY'], 'w').write(str(os.getpid())); time.sleep(120)")
+    parent = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)"
+    ready = tmp_path / "child.pid"
+    job = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ, "READY": str(ready)})
+    try:
+        deadline = time.monotonic() + 60
+        while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid = int(ready.read_text())
+        job.send_signal(signal.SIGKILL)
+        job.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(pid)
+    finally:
+        job.kill()

@@ -32,13 +32,16 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _die_with_parent() -> None:
-    """In the child, before it runs: the kernel kills it when the parent dies (a SIGKILLed rule job must not leave
-    seeds training on the card)."""
+def _die_with(parent: int) -> None:
+    """In the child, first thing: the kernel kills it when the parent dies (a SIGKILLed rule job must not leave seeds
+    training on the card). Set here rather than in a ``preexec_fn``, which is unsafe in a parent with threads; a
+    parent that died before it was set is caught by the pid check."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the child then outlives a killed parent until its fit ends
-        pass
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _child_environment() -> dict:
@@ -80,9 +83,9 @@ def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: i
             child_log = folder / f"seed_{seed}.log"
             with open(child_log, "w") as stderr:
                 done = subprocess.run(
-                    [sys.executable, "-m", __name__, str(folder), str(seed), str(threads)],
+                    [sys.executable, "-m", __name__, str(folder), str(seed), str(threads), str(os.getpid())],
                     stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=_child_environment(),
-                    preexec_fn=_die_with_parent, check=False,
+                    check=False,
                 )
             text = child_log.read_text(errors="replace").rstrip()
             outcome = folder / f"seed_{seed}.json"
@@ -108,7 +111,8 @@ def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: i
     return results
 
 
-def _main(folder: str, seed: str, threads: str) -> None:
+def _main(folder: str, seed: str, threads: str, parent: str) -> None:
+    _die_with(int(parent))
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import json
 
