@@ -53,6 +53,15 @@ def test_jobs_per_card_shares_a_card_first_slots_first(tmp_path):
             pass
 
 
+def test_the_config_section_sets_the_slot(tmp_path, monkeypatch):
+    import siteaug.runtime.device as device
+
+    asked = {}
+    monkeypatch.setattr(device, "gpu_slot", lambda *args, **kwargs: asked.update(args=args, kwargs=kwargs))
+    device.configured_gpu_slot({"devices": [0, 1], "lock_dir": str(tmp_path), "jobs_per_card": 2})
+    assert asked == {"args": ([0, 1], str(tmp_path)), "kwargs": {"jobs_per_card": 2}}
+
+
 def test_no_gpu_means_cpu(tmp_path):
     with gpu_slot([], tmp_path, environ={}, torch_has_gpu=True) as card:
         assert card is None

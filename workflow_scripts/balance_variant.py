@@ -3,13 +3,13 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 from siteaug.arms.classifier import MLPClassifier
 from siteaug.arms.registry import RATIO_SWEEP, SMOTE_FILTERED, UNFILTERED, lookup_arm, sweep_ratio
 from siteaug.generative.variants import smote_filtered_table, sweep_table, unfiltered_table
-from siteaug.runtime.device import gpu_slot, resolve_device
+from siteaug.runtime.device import configured_gpu_slot, resolve_device
 from siteaug.runtime.io import read_parquet, write_json, write_parquet
 from siteaug.runtime.tables import feature_columns, read_parquet_parts, train_rows
 from siteaug.runtime.workflow import rounded, rule_logging
 
 # Only smote_filtered uses the card (the quality filter's critic and k-NN search), as filter_shard does.
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"], jobs_per_card=snakemake.params.gpu["jobs_per_card"]):
+with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu):
     p, i, variant = snakemake.params, snakemake.input, snakemake.wildcards.variant
     kind = lookup_arm(variant).variant  # which table to build; rules/common.smk variant_inputs gave its inputs
     residues = read_parquet(i.residues)

@@ -4,12 +4,12 @@ import numpy as np
 
 from siteaug.arms.classifier import MLPClassifier
 from siteaug.generative.quality import RealismModel, passed_filter, quality_scores, top_per_protein
-from siteaug.runtime.device import gpu_slot, resolve_device
+from siteaug.runtime.device import configured_gpu_slot, resolve_device
 from siteaug.runtime.io import read_parquet, write_parquet
 from siteaug.runtime.tables import feature_columns, train_rows
 from siteaug.runtime.workflow import rule_logging
 
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"], jobs_per_card=snakemake.params.gpu["jobs_per_card"]):
+with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu):
     p = snakemake.params
     residues = read_parquet(snakemake.input.residues)
     candidates = read_parquet(snakemake.input.candidates)

@@ -5,14 +5,14 @@ import time
 from siteaug.generative.columns import ColumnCodec
 from siteaug.generative.diffusion import load_model
 from siteaug.generative.generation import generate_candidates
-from siteaug.runtime.device import gpu_slot, resolve_device
+from siteaug.runtime.device import configured_gpu_slot, resolve_device
 from siteaug.runtime.io import read_parquet, write_parquet
 from siteaug.runtime.workflow import exit_now, process_age, rule_logging
 
 IMPORTED = time.time()
 STARTED = IMPORTED - process_age()
 
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"], jobs_per_card=snakemake.params.gpu["jobs_per_card"]) as card:
+with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu) as card:
     # Where a shard's wall time goes (process start and imports, loading, sampling, writing), for bench/RESULTS.md.
     log.info("process start to imports done: %.1f s", IMPORTED - STARTED)
     if card is not None:

@@ -4,12 +4,12 @@ from siteaug.features.graphs import protein_contexts
 from siteaug.generative.columns import fit_codec
 from siteaug.generative.diffusion import diffusion_config, save_model
 from siteaug.generative.training import best_step, train_diffusion
-from siteaug.runtime.device import gpu_slot, resolve_device
+from siteaug.runtime.device import configured_gpu_slot, resolve_device
 from siteaug.runtime.io import read_parquet, write_json, write_parquet
 from siteaug.runtime.tables import feature_columns, train_rows
 from siteaug.runtime.workflow import rule_logging
 
-with rule_logging(snakemake) as log, gpu_slot(snakemake.params.gpu["devices"], snakemake.params.gpu["lock_dir"], jobs_per_card=snakemake.params.gpu["jobs_per_card"]):
+with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu):
     d = snakemake.params.diffusion
     residues = read_parquet(snakemake.input.residues)
     feature_cols = feature_columns(residues)

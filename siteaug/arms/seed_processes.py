@@ -103,7 +103,8 @@ def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: i
                 log.info("arm %s seed %d, its process's log:\n%s", context.arm.name, seed, text)
             if "error" in outcome:
                 kind, message = outcome["error"]
-                raise _reraisable().get(kind, RuntimeError)(message if kind in _reraisable() else f"{kind}: {message}")
+                same = _reraisable().get(kind)
+                raise same(message) if same else RuntimeError(f"{kind}: {message}")
             module, _, cls = outcome["model_class"].partition(":")
             model = getattr(importlib.import_module(module), cls).load(folder / f"seed_{seed}.model")
             with np.load(folder / f"seed_{seed}.npz", allow_pickle=False) as scores:

@@ -105,6 +105,12 @@ def gpu_slot(configured="auto", lock_dir: str | os.PathLike = DEFAULT_LOCK_DIR, 
         time.sleep(poll_seconds)
 
 
+def configured_gpu_slot(settings: dict):
+    """:func:`gpu_slot` as the config's ``gpu`` section (devices, lock_dir, jobs_per_card) sets it: what every GPU rule
+    script holds."""
+    return gpu_slot(settings["devices"], settings["lock_dir"], jobs_per_card=settings["jobs_per_card"])
+
+
 def resolve_device(name: str = "auto"):
     import torch
 
