@@ -1,6 +1,7 @@
 rule train_diffusion:
     input:
         residues=out("features/residues.parquet"),
+        standardisation=out("features/standardisation.json"),
         edges=out("features/edges.parquet"),
     output:
         model=out("diffusion/model.pt"),

@@ -31,6 +31,7 @@ rule embed_residues:
 use rule train_diffusion as embedding_train_diffusion with:
     input:
         residues=out("embedding/features/residues.parquet"),
+        standardisation=out("embedding/features/standardisation.json"),
         edges=out("features/edges.parquet"),
     output:
         model=out("embedding/diffusion/model.pt"),

@@ -357,6 +357,7 @@ CONFIG_CASES = [
     ("ratio-as-text", "balance.target_positive_ratio", "0.5", "target_positive_ratio"),
     ("quantile-transform-as-text", "diffusion.quantile_transform", "yes", "quantile_transform"),
     ("discrete-columns-as-number", "diffusion.discrete_columns", 1, "discrete_columns"),
+    ("circular-columns-as-text", "diffusion.circular_columns", "no", "circular_columns"),
 ]
 
 

@@ -147,3 +147,64 @@ def test_generation_through_the_codec(table):
         assert all(tuple(r) in real_rows for r in out[static].to_numpy())
         with pytest.raises(ValueError, match="pass the codec"):
             generate_candidates(model, contexts, codec.names, counts, seed=0, device=torch.device("cpu"), progress=False)
+
+
+def angle_table(n=3000, undefined_share=0.05, seed=0):
+    """A dihedral's sine and cosine (0/0 where undefined), two bounded columns that are no circle, and a normal one;
+    standardised like the workflow. Returns the table and its standardisation statistics."""
+    rng = np.random.default_rng(seed)
+    phi = rng.vonmises(-1.2, 2.0, n)
+    undefined = rng.random(n) < undefined_share
+    x = 0.8 * rng.random(n)
+    columns = {
+        "f_rsa": rng.random(n), "f_phi_sin": np.where(undefined, 0, np.sin(phi)),
+        "f_inside_a": x, "f_inside_b": np.sqrt(1 - x**2) * rng.random(n),  # inside the unit disk, never on the circle
+        "f_phi_cos": np.where(undefined, 0, np.cos(phi)), "f_other": rng.normal(size=n),
+    }
+    frame = pd.DataFrame(columns).astype(np.float32)
+    frame.insert(0, "split", np.where(np.arange(n) < 2500, "train", "validation"))
+    frame.insert(0, "label", (rng.random(n) < 0.5).astype(np.int8))
+    frame.insert(0, "position", np.arange(n) % 100)
+    frame.insert(0, "protein_id", [f"p{i // 100}" for i in range(n)])
+    return standardise(frame, [c for c in frame.columns if c.startswith("f_")])
+
+
+def raw_pair(decoded, codec, stats):
+    names = [codec.names[j] for j in codec.circles[0].columns]
+    return decoded[:, codec.circles[0].columns] * [stats[n]["std"] for n in names] + [stats[n]["mean"] for n in names]
+
+
+@pytest.mark.parametrize("undefined_share", [0.05, 0.0])
+def test_circle_pairs_are_found_from_raw_values_and_decoded_onto_their_support(undefined_share):
+    residues, stats = angle_table(undefined_share=undefined_share)
+    codec = fit_codec(residues, seed=0, standardisation=stats)
+    [pair] = codec.circles
+    assert [codec.names[j] for j in pair.columns] == ["f_phi_sin", "f_phi_cos"]  # not adjacent, found by their values
+    assert pair.origin == (undefined_share > 0)
+    assert "circle pairs: f_phi_sin/f_phi_cos" in codec.describe()
+    # Real rows survive the round trip; noisy model rows land on the circle, or on 0/0 only where the data has it.
+    rows = train_positives(residues, codec.names)
+    np.testing.assert_allclose(codec.decode(codec.encode(rows)), rows, rtol=1e-4, atol=1e-4)
+    z = codec.encode(rows) + np.random.default_rng(1).normal(scale=0.5, size=(len(rows), codec.model_dim)).astype(np.float32)
+    radius = np.hypot(*raw_pair(codec.decode(z), codec, stats).T)
+    at_origin = radius < 1e-5
+    assert np.allclose(radius[~at_origin], 1, atol=1e-5)
+    assert at_origin.any() == pair.origin and at_origin.mean() < 0.2
+    # Without the noise the pair would be off the circle: the decoder moved it.
+    loose = fit_codec(residues, seed=0)
+    assert not loose.circles
+    assert np.abs(np.hypot(*raw_pair(loose.decode(z), codec, stats).T) - 1).max() > 0.05
+
+
+def test_circle_pairs_survive_the_model_file_and_need_the_tables_own_statistics():
+    residues, stats = angle_table()
+    codec = fit_codec(residues, seed=0, standardisation=stats)
+    buffer = io.BytesIO()
+    torch.save({"codec": codec.state()}, buffer)
+    buffer.seek(0)
+    loaded = ColumnCodec.from_state(torch.load(buffer, weights_only=True)["codec"])
+    assert loaded.circles == codec.circles
+    z = np.random.default_rng(0).normal(size=(50, codec.model_dim)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.decode(z), codec.decode(z))
+    with pytest.raises(ValueError, match="lack column f_rsa"):
+        fit_codec(residues, seed=0, standardisation={k: v for k, v in stats.items() if k != "f_rsa"})

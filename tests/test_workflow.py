@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from helpers import REPO, SNAKEMAKE, TINY, new_workdir, run_snakemake, tiny_yaml, write_config
 from siteaug.arms.registry import lookup_arm, workflow_arms
@@ -36,6 +37,10 @@ def test_every_output_exists_with_its_schema(tiny_run):
     assert residues.groupby("protein_id")["split"].nunique().max() == 1
     train = residues[residues["split"] == "train"]
     assert train[features].mean().abs().max() < 1e-3  # standardised on the training split
+    # The generator's codec found the backbone dihedrals' sine/cosine pairs from the raw values (train_diffusion reads
+    # the standardisation statistics).
+    circles = torch.load(results / "diffusion/model.pt", weights_only=True)["extra"]["codec"]["circles"]
+    assert {tuple(features[j] for j in c["columns"]) for c in circles} == {("f_phi_sin", "f_phi_cos"), ("f_psi_sin", "f_psi_cos")}
 
     for shard in (0, 1):
         generated = pq.read_table(results / f"generated/shard_{shard}.parquet").to_pandas()

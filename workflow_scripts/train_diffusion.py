@@ -6,7 +6,7 @@ from siteaug.generative.diffusion import diffusion_config, save_model
 from siteaug.generative.training import best_step, train_diffusion
 from siteaug.runtime.device import configured_gpu_slot, resolve_device
 from siteaug.runtime.io import read_parquet, write_json, write_parquet
-from siteaug.runtime.tables import feature_columns, train_rows
+from siteaug.runtime.tables import feature_columns, read_json, train_rows
 from siteaug.runtime.workflow import rule_logging
 
 with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu):
@@ -17,7 +17,10 @@ with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu):
     device = resolve_device(d["device"])
     log.info("training on %s", device)
     # Column kinds and the quantile transform, from the training rows (siteaug.generative.columns); saved with the model.
-    codec = fit_codec(residues, snakemake.params.seed, quantile=d["quantile_transform"], discrete=d["discrete_columns"])
+    # The standardisation statistics let the codec see raw values (circle pairs: sine and cosine of a dihedral).
+    standardisation = read_json(snakemake.input.standardisation) if d["circular_columns"] else None
+    codec = fit_codec(residues, snakemake.params.seed, quantile=d["quantile_transform"], discrete=d["discrete_columns"],
+                      standardisation=standardisation)
     config = diffusion_config(d, codec.model_dim)
     model, history = train_diffusion(
         residues, edges, config, d["steps"], d["batch_proteins"], d["lr"], snakemake.params.seed, device,
