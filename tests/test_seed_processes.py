@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from siteaug.arms.protocol import train_arm
+import siteaug.runtime.io
+from siteaug.arms.protocol import read_arm_inputs, train_arm
 from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
 from test_classifier import SETTINGS, residue_table
 from test_graph_transformer import classifier_settings, planted_proteins
@@ -53,6 +54,26 @@ def test_seeds_in_processes_give_the_loop_over_seeds(arm, tables, settings, seed
     # Each child's log is copied into the job's log, seed by seed, in seed order.
     copied = [m.split(",")[0] for m in messages if "its process's log" in m]
     assert copied == [f"arm {arm} seed {s}" for s in seeds]
+
+
+def test_seed_processes_read_the_jobs_input_files_instead_of_copies(tmp_path, monkeypatch):
+    residues, edges = residue_table()
+    inputs = {"residues": tmp_path / "residues.parquet", "tree_scores": None, "balanced": None, "edges": tmp_path / "edges.parquet"}
+    siteaug.runtime.io.write_parquet(residues, inputs["residues"])
+    siteaug.runtime.io.write_parquet(edges, inputs["edges"])
+    table, balanced, edge_table = read_arm_inputs(**inputs)
+    assert balanced is None
+    with torch_threads(1):
+        expected, _, expected_summary = train_arm("gnn", table, SETTINGS, 0.5, [3, 4], edges=edge_table)
+
+    def no_copies(*args, **kwargs):
+        raise AssertionError("the job wrote a copy of a table for its seed processes")
+
+    monkeypatch.setattr(siteaug.runtime.io, "write_parquet", no_copies)
+    predictions, _, summary = train_arm("gnn", table, SETTINGS, 0.5, [3, 4], edges=edge_table, seed_processes=2, threads=1,
+                                        inputs=inputs)
+    pd.testing.assert_frame_equal(predictions, expected)
+    assert summary == expected_summary
 
 
 def test_an_error_in_a_seed_process_is_raised_again_unchanged():

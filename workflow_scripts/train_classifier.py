@@ -7,19 +7,16 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from siteaug.arms.protocol import train_arm
+from siteaug.arms.protocol import read_arm_inputs, train_arm
 from siteaug.arms.registry import lookup_arm
-from siteaug.arms.tree_scores import with_tree_scores
-from siteaug.runtime.io import read_parquet, write_json, write_parquet
+from siteaug.runtime.io import write_json, write_parquet
 from siteaug.runtime.workflow import rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, i, arm = snakemake.params, snakemake.input, snakemake.wildcards.arm
-    residues = read_parquet(i.residues)
-    if "tree_scores" in i.keys():  # graph_transformer with classifier.graph_transformer.tree_input
-        residues = with_tree_scores(residues, read_parquet(i.tree_scores))
-    balanced = read_parquet(i.balanced) if "balanced" in i.keys() else None
-    edges = read_parquet(i.edges) if "edges" in i.keys() else None
+    # The arm's input files; its seed processes, if any, read the same files.
+    inputs = {key: i.get(key) for key in ("residues", "tree_scores", "balanced", "edges")}
+    residues, balanced, edges = read_arm_inputs(**inputs)
     seeds = [p.seed + k for k in range(p.settings["seeds"])]
     # Each network fitted (one per seed; graph_transformer: members per seed) gets its own bar, numbered, so the bar
     # that starts again at 0 % reads as the next model, not as progress lost.
@@ -27,7 +24,7 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
     fits = itertools.count(1)
     predictions, models, summary = train_arm(
         arm, residues, p.settings, p.ratio, seeds, balanced=balanced, edges=edges, device=p.settings["device"],
-        seed_processes=p.seed_processes, threads=max(1, snakemake.threads // p.seed_processes),
+        seed_processes=p.seed_processes, threads=max(1, snakemake.threads // p.seed_processes), inputs=inputs,
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10,
                                      desc=f"train_classifier {arm}, model {next(fits)} of {len(seeds) * members}"),
     )

@@ -97,6 +97,21 @@ def _prediction_frame(part: pd.DataFrame, scores: np.ndarray, threshold: float, 
     return frame
 
 
+def read_arm_inputs(residues, tree_scores=None, balanced=None, edges=None) -> tuple:
+    """The tables of one ``train_classifier`` job from its input files (paths; None for an input the arm has not):
+    (residue table, with the tree score column when ``tree_scores`` is given; balanced table or None; edges or None).
+    The rule job and its seed processes (:mod:`siteaug.arms.seed_processes`) both read through here, so each child
+    reads the job's own inputs instead of copies the job would have to write first."""
+    from siteaug.runtime.io import read_parquet
+
+    table = read_parquet(residues)
+    if tree_scores is not None:  # graph_transformer with classifier.graph_transformer.tree_input
+        from siteaug.arms.tree_scores import with_tree_scores  # joblib and scikit-learn's CV: only this arm needs them
+
+        table = with_tree_scores(table, read_parquet(tree_scores))
+    return table, *(read_parquet(path) if path is not None else None for path in (balanced, edges))
+
+
 def train_arm(
     arm: str,
     residues: pd.DataFrame,
@@ -110,6 +125,7 @@ def train_arm(
     splits=("test",),
     seed_processes: int = 1,
     threads: int = 1,
+    inputs: dict | None = None,
 ):
     """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary).
 
@@ -120,7 +136,9 @@ def train_arm(
 
     ``seed_processes`` > 1 trains that many seeds side by side, each in a process of its own with ``threads`` CPU
     threads (siteaug.arms.seed_processes; the workflow asks for it on a CUDA device only, ``seed_process_count``); the
-    results are those of the loop over seeds, which runs in this process otherwise.
+    results are those of the loop over seeds, which runs in this process otherwise. ``inputs`` (the arguments of
+    :func:`read_arm_inputs` that gave ``residues``, ``balanced`` and ``edges``) lets those processes read the tables
+    from the same files; without it they get copies written for them.
     """
     spec = lookup_arm(arm)
     unknown = [s for s in splits if s not in ("validation", "test")]
@@ -137,7 +155,7 @@ def train_arm(
             raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {seed_processes}")
         from siteaug.arms.seed_processes import fit_seeds_in_processes
 
-        fitted = fit_seeds_in_processes(context, seeds, seed_processes, threads)
+        fitted = fit_seeds_in_processes(context, seeds, seed_processes, threads, inputs)
     else:
         fitted = (fit(context, seed) for seed in seeds)
     for seed, (model, val_scores, test_scores, info) in zip(seeds, fitted):

@@ -5,8 +5,9 @@ arms batch a few protein graphs per step, the MLP steps are small), so one seed 
 seeds of an arm, run one after another, are the longest job of a GPU run. Threads would share one interpreter lock;
 processes each have their own, and the card runs their kernels side by side.
 
-How: the parent writes the arm's tables (Parquet) and the rest of its :class:`~siteaug.arms.protocol.FitContext`
-(JSON) once into a private temporary folder and starts ``python -m siteaug.arms.seed_processes FOLDER SEED THREADS``
+How: the parent writes the rest of its :class:`~siteaug.arms.protocol.FitContext` (JSON) into a private temporary
+folder, with the paths of the rule job's input files (each child reads them as the job did,
+:func:`~siteaug.arms.protocol.read_arm_inputs`) or, when the tables came from elsewhere, copies of them (Parquet), and starts ``python -m siteaug.arms.seed_processes FOLDER SEED THREADS``
 per seed, no more than ``processes`` at a time. Each child runs the arm's fit function for its seed exactly as the
 sequential loop would and writes back the model (its own ``save``, read with its class's ``load``: no pickle), the
 validation and test scores (``.npz``) and the summary or the error (JSON). A child's log records go to a file that the
@@ -61,9 +62,10 @@ def _reraisable() -> dict:
     return {e.__name__: e for e in (ValueError, InputError, FloatingPointError)}
 
 
-def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: int) -> list[tuple]:
+def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: int, inputs: dict | None = None) -> list[tuple]:
     """(model, validation scores, test scores, summary) of every seed, in the order of ``seeds``, each fitted by the
-    arm's fit function in a child process; at most ``processes`` run at a time, each with ``threads`` CPU threads."""
+    arm's fit function in a child process; at most ``processes`` run at a time, each with ``threads`` CPU threads.
+    ``inputs``: the files ``context``'s tables were read from (``read_arm_inputs``' arguments), for the children to read."""
     import importlib
     import json
 
@@ -73,10 +75,13 @@ def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: i
 
     with tempfile.TemporaryDirectory(prefix="siteaug-seeds-") as tmp:  # mode 0700: this job's alone
         folder = Path(tmp)
-        for name in _TABLES:
-            if getattr(context, name) is not None:
-                write_parquet(getattr(context, name), folder / f"{name}.parquet")
-        write_json({"arm": context.arm.name, "settings": context.settings, "ratio": context.ratio,
+        if inputs is None:
+            for name in _TABLES:
+                if getattr(context, name) is not None:
+                    write_parquet(getattr(context, name), folder / f"{name}.parquet")
+        else:
+            inputs = {key: str(Path(path).resolve()) if path is not None else None for key, path in inputs.items()}
+        write_json({"arm": context.arm.name, "settings": context.settings, "ratio": context.ratio, "inputs": inputs,
                     "device": str(context.device), "feature_cols": context.feature_cols}, folder / "context.json")
 
         def run(seed: int) -> tuple[dict, str]:
@@ -121,15 +126,20 @@ def _main(folder: str, seed: str, threads: str, parent: str) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from siteaug.arms.protocol import FitContext
+    from siteaug.arms.protocol import FitContext, read_arm_inputs
     from siteaug.arms.registry import lookup_arm
     from siteaug.runtime.io import atomic_path, read_parquet, write_json
+    from siteaug.runtime.tables import sorted_split
 
     folder, seed = Path(folder), int(seed)
     torch.set_num_threads(int(threads))
     job = json.loads((folder / "context.json").read_text())
-    tables = {name: read_parquet(folder / f"{name}.parquet") if (folder / f"{name}.parquet").exists() else None
-              for name in _TABLES}
+    if job["inputs"] is not None:  # the rule job's own input files, read and split as train_arm does
+        residues, balanced, edges = read_arm_inputs(**job["inputs"])
+        tables = dict(zip(_TABLES, (*(sorted_split(residues, s) for s in ("train", "validation", "test")), balanced, edges)))
+    else:
+        tables = {name: read_parquet(folder / f"{name}.parquet") if (folder / f"{name}.parquet").exists() else None
+                  for name in _TABLES}
     arm = lookup_arm(job["arm"])
     context = FitContext(arm, tables["train"], tables["validation"], tables["test"], tables["balanced"], tables["edges"],
                          job["feature_cols"], job["settings"], job["ratio"], job["device"])
