@@ -20,7 +20,7 @@ rule train_classifier:
         ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     message:
-        "Training arm {wildcards.arm} ({params.settings[seeds]} seeds, {params.seed_processes} at a time); progress: tail -f {log}"
+        "Training arm {wildcards.arm} ({params.settings[seeds]} seeds, {params.seed_processes} at a time, {threads} cores); progress: tail -f {log}"
     script:
         "../workflow_scripts/train_classifier.py"
 

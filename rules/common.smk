@@ -76,7 +76,11 @@ def classifier_seed_processes(wildcards):
     return seed_process_count(wildcards.arm, config["classifier"])
 
 
+# An arm that trains on the CPU whatever classifier.device says (gbdt) runs its grid fits side by side: half of
+# --cores. All of them would hold the job back until every other job has finished, as a job waits for free cores.
 def classifier_threads(wildcards):
+    if not lookup_arm(wildcards.arm).on_device:
+        return max(config["threads"], every_core() // 2)
     return max(config["threads"], classifier_seed_processes(wildcards))
 
 

@@ -283,7 +283,7 @@ def test_train_arm_scores_the_test_split_once_per_seed(arm, caplog):
         # Records before the silent parts, so the console's progress line says what a long gbdt job is doing.
         messages = [r.getMessage() for r in caplog.records]
         rows = int((residues["split"] == "train").sum())
-        assert f"gbdt: grouped 3-fold CV of 2 grid points (6 fits) on {rows} rows" in messages
+        assert f"gbdt: grouped 3-fold CV of 2 grid points (6 fits, up to 1 at a time) on {rows} rows" in messages
         assert [m.split(":")[0] for m in messages if m.startswith("gbdt seed")] == ["gbdt seed 3", "gbdt seed 4"]
     if arm == "class_weight":
         assert summary[0]["positive_weight"] > 1
@@ -390,3 +390,19 @@ def test_gbdt_tuning_holds_out_whole_proteins(monkeypatch):
         fit_proteins = {groups[row_of[r.tobytes()]] for r in fitted}
         held_proteins = {groups[row_of[r.tobytes()]] for r in held}
         assert fit_proteins.isdisjoint(held_proteins) and len(fit_proteins | held_proteins) == 12
+
+
+def test_gbdt_tuning_chooses_the_same_grid_point_with_its_fits_side_by_side(caplog):
+    X, y = toy(600)
+    groups = np.repeat(np.arange(12), 50)
+    settings = {**GBDT_SETTINGS, "max_leaf_nodes": [3, 7, 15]}
+    caplog.set_level("INFO")
+
+    def tuned(threads):
+        caplog.clear()
+        params = GBDTClassifier(settings, seed=0).tune(X, y, groups, threads=threads)
+        return params, [r.getMessage() for r in caplog.records if "CV AUPRC" in r.getMessage()]
+
+    one_at_a_time, side_by_side = tuned(1), tuned(2)
+    assert one_at_a_time == side_by_side  # the grid point, and every grid point's score and iterations per fold
+    assert len(side_by_side[1]) == 3 + 1

@@ -18,7 +18,7 @@ def test_long_jobs_announce_themselves_with_their_log(tmp_path):
     assert "Using workflow specific profile" in out and "profiles/default" in out
     for line in ("Training the diffusion model (up to 600 steps; minutes on a CPU); progress: tail -f results/logs/train_diffusion.log",
                  "Generating candidates, shard 1; progress: tail -f results/logs/generate/shard_1.log",
-                 "Training arm gbdt (3 seeds, 1 at a time); progress: tail -f results/logs/train_classifier/gbdt.log",
+                 "Training arm gbdt (3 seeds, 1 at a time, 2 cores); progress: tail -f results/logs/train_classifier/gbdt.log",
                  "progress: tail -f results/logs/sample_quality.log",
                  "progress: tail -f results/logs/features.log"):
         assert line in out
@@ -36,15 +36,16 @@ def test_features_takes_every_core_unless_capped(tmp_path, cores, cap, processes
     assert f"Features of every protein ({processes} worker processes)" in out, out[-3000:]
 
 
-def test_seeds_side_by_side_on_cuda_only_and_tree_scores_on_every_core(tmp_path):
+def test_seeds_side_by_side_on_cuda_only_gbdt_on_half_and_tree_scores_on_every_core(tmp_path):
     (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [none, gbdt, graph_transformer]\n"
                                        "  graph_transformer: {tree_input: true}\n")
     command = [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "8", "--configfile", str(tmp_path / "gpu.yaml")]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    for line in ("Training arm none (3 seeds, 3 at a time)", "Training arm graph_transformer (3 seeds, 3 at a time)",
-                 "Training arm gbdt (3 seeds, 1 at a time)",  # its seeds share the grid point tuned with the first
+    for line in ("Training arm none (3 seeds, 3 at a time, 3 cores)", "Training arm graph_transformer (3 seeds, 3 at a time, 3 cores)",
+                 # gbdt's seeds share the grid point tuned with the first; its grid fits take half of --cores
+                 "Training arm gbdt (3 seeds, 1 at a time, 4 cores)",
                  "Out-of-fold tree scores for graph_transformer's input (up to 8 fits at a time)"):
         assert line in out, line
 

@@ -134,9 +134,10 @@ def train_arm(
     adds the validation rows (scored with the same model and threshold) before each seed's test rows. An
     ``embedding_<base>`` arm gets the embedding table as ``residues`` (and its balanced table) and runs ``<base>``.
 
-    ``seed_processes`` > 1 trains that many seeds side by side, each in a process of its own with ``threads`` CPU
-    threads (siteaug.arms.seed_processes; the workflow asks for it on a CUDA device only, ``seed_process_count``); the
-    results are those of the loop over seeds, which runs in this process otherwise. ``inputs`` (the arguments of
+    ``threads``: the CPU threads a fit may use (the fit's ``FitContext.threads``). ``seed_processes`` > 1 trains that
+    many seeds side by side, each in a process of its own with ``threads`` CPU threads (siteaug.arms.seed_processes;
+    the workflow asks for it on a CUDA device only, ``seed_process_count``); the results are those of the loop over
+    seeds, which runs in this process otherwise. ``inputs`` (the arguments of
     :func:`read_arm_inputs` that gave ``residues``, ``balanced`` and ``edges``) lets those processes read the tables
     from the same files; without it they get copies written for them.
     """
@@ -148,7 +149,7 @@ def train_arm(
     train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
     metric = settings["threshold_metric"]
     fit = spec.fit_function()
-    context = FitContext(spec, train, validation, test, balanced, edges, feature_cols, settings, ratio, device, progress)
+    context = FitContext(spec, train, validation, test, balanced, edges, feature_cols, settings, ratio, device, progress, threads)
     frames, models, summary = [], [], []
     if seed_processes > 1 and len(seeds) > 1:
         if not spec.on_device:  # its fit shares state between seeds (gbdt: the grid point tuned with the first seed)
@@ -186,6 +187,7 @@ class FitContext:
     ratio: float
     device: object = "cpu"
     progress: Callable | None = None
+    threads: int = 1  # CPU threads the fit may use (gbdt's grid fits run up to this many at a time)
     # What the first seed computes and later seeds reuse (the gbdt grid point, the graphs of the graph arms).
     cache: dict = field(default_factory=dict)
 
@@ -217,7 +219,7 @@ def _fit_gbdt(context: FitContext, seed: int):
     cache = context.cache
     model = GBDTClassifier(context.settings["gbdt"], seed, cache.get("params"))
     if "params" not in cache:  # tuned once, with the first seed; every seed then fits with the chosen grid point
-        cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy())
+        cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy(), context.threads)
     # The validation split's proteins stop the boosting (never the test split's); the same split then freezes the
     # threshold, as for the graph_transformer arm and the MLP arms, whose epoch it also chooses.
     log.info("gbdt seed %d: fitting %d rows with %s", seed, len(y), cache["params"])

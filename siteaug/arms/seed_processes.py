@@ -142,7 +142,7 @@ def _main(folder: str, seed: str, threads: str, parent: str) -> None:
                   for name in _TABLES}
     arm = lookup_arm(job["arm"])
     context = FitContext(arm, tables["train"], tables["validation"], tables["test"], tables["balanced"], tables["edges"],
-                         job["feature_cols"], job["settings"], job["ratio"], job["device"])
+                         job["feature_cols"], job["settings"], job["ratio"], job["device"], threads=int(threads))
     log.info("arm %s seed %d: training in process %d with %s thread(s) on %s", arm.name, seed, os.getpid(), threads, job["device"])
     try:
         with threadpool_limits(int(threads)):

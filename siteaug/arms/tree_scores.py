@@ -17,11 +17,10 @@ import logging
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed, parallel_config
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 
-from siteaug.arms.reference_models import fit_gbdt, gbdt_grid
+from siteaug.arms.reference_models import fit_gbdt, gbdt_grid, parallel_fits
 from siteaug.runtime.tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
@@ -46,10 +45,8 @@ def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: i
     """(table, summary): one row per residue of ``residues`` (protein_id, position, ``TREE_SCORE_COLUMN``: the logit of
     the out-of-fold tree probability) and what was chosen. ``gbdt_settings`` is the config's ``classifier.gbdt``.
 
-    The grid points' fold fits are independent: with ``threads`` > 1 they run side by side in up to that many processes
-    (joblib), the threads shared out among them, which on many cores beats one fit at a time over every core (a fit on
-    a few hundred proteins' rows keeps only a few threads busy). The fits and the order they are assembled in are the
-    same for any ``threads``."""
+    The grid points' fold fits are independent: with ``threads`` > 1 they run side by side (``parallel_fits``). The
+    fits and the order they are assembled in are the same for any ``threads``."""
     cols = feature_columns(residues)
     train = split_rows(residues, "train")
     others = residues[residues["split"] != "train"]
@@ -62,12 +59,10 @@ def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: i
     splits = list(GroupKFold(n_splits=folds).split(X, y, groups))
     grid = gbdt_grid(gbdt_settings)
     tasks = [(params, fit_rows, held_rows) for params in grid for fit_rows, held_rows in splits]
-    workers = max(1, min(threads, len(tasks)))
-    log.info("tree scores: %d grid points x %d folds = %d fits, %d at a time", len(grid), folds, len(tasks), workers)
-    with parallel_config(backend="loky", inner_max_num_threads=max(1, threads // workers)):
-        fitted = Parallel(n_jobs=workers)(
-            delayed(_fold_fit)(gbdt_settings, seed, params, X[fit_rows], y[fit_rows], X[held_rows], X_other)
-            for params, fit_rows, held_rows in tasks)
+    log.info("tree scores: %d grid points x %d folds = %d fits, %d at a time", len(grid), folds, len(tasks),
+             max(1, min(threads, len(tasks))))
+    fitted = parallel_fits(_fold_fit, [(gbdt_settings, seed, params, X[fit_rows], y[fit_rows], X[held_rows], X_other)
+                                       for params, fit_rows, held_rows in tasks], threads)
     best = None
     for g, params in enumerate(grid):
         oof, other = np.zeros(len(train)), np.zeros(len(others))
