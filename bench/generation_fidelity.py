@@ -3,8 +3,10 @@
     python bench/generation_fidelity.py --features results/features --configfile config/ppi335.yaml [--device cuda]
         [--settings raw quantile discrete codec] [--steps 300] [--json OUT.json]
 
-For each setting (``diffusion.quantile_transform`` / ``diffusion.discrete_columns``: ``raw`` = off/off, the model
-before siteaug.generative.columns; ``quantile`` = on/off; ``discrete`` = off/on; ``codec`` = on/on, the default) it trains the
+For each setting (``diffusion.quantile_transform`` / ``discrete_columns`` / ``circular_columns``: ``raw`` = off/off/off,
+the model before siteaug.generative.columns; ``quantile`` = on/off/off; ``discrete`` = off/on/off; ``codec_no_circles`` =
+on/on/off, the codec before circle pairs; ``codec`` = on/on/on, the default, which reads the folder's
+standardisation.json) it trains the
 workflow's diffusion model on the training positives of the features folder (residues.parquet + edges.parquet, the
 workflow's split; the test split is never read) with the config's sizes (config/config.yaml, then each
 ``--configfile`` on top, then schema defaults), generates as many candidates per training protein as it has positives,
@@ -41,12 +43,14 @@ from siteaug.features.residues import feature_columns  # noqa: E402
 from siteaug.generative.generation import generate_candidates  # noqa: E402
 from siteaug.features.graphs import protein_contexts  # noqa: E402
 from siteaug.runtime.io import read_parquet, write_json  # noqa: E402
+from siteaug.runtime.tables import read_json  # noqa: E402
 from siteaug.evaluation.sample_quality import (  # noqa: E402
     c2st_auc, continuous_columns, knn_precision_recall, mean_wasserstein, sample_quality, subsample,
 )
 from siteaug.generative.training import best_step, train_diffusion  # noqa: E402
 
-SETTINGS = {"raw": (False, False), "quantile": (True, False), "discrete": (False, True), "codec": (True, True)}
+SETTINGS = {"raw": (False, False, False), "quantile": (True, False, False), "discrete": (False, True, False),
+            "codec_no_circles": (True, True, False), "codec": (True, True, True)}
 MODEL_KEYS = ("hidden", "blocks", "context", "gnn_hidden", "gnn_layers", "gnn_heads", "timesteps", "schedule", "clip_denoised", "mlp_ratio")
 
 
@@ -100,10 +104,11 @@ def compare(real: np.ndarray, synthetic: np.ndarray, seed: int, k: int, folds: i
 
 
 def run_setting(name, residues, edges, config, args, device) -> dict:
-    quantile, discrete = SETTINGS[name]
+    quantile, discrete, circular = SETTINGS[name]
     d, g, q, seed = config["diffusion"], config["generation"], config["quality"], config["seed"]
     began = time.perf_counter()
-    codec = fit_codec(residues, seed, quantile=quantile, discrete=discrete)
+    standardisation = read_json(args.features / "standardisation.json") if circular else None
+    codec = fit_codec(residues, seed, quantile=quantile, discrete=discrete, standardisation=standardisation)
     model_config = DiffusionConfig(feature_dim=codec.model_dim, **{k: d[k] for k in MODEL_KEYS})
     steps = args.steps or d["steps"]
     model, history = train_diffusion(residues, edges, model_config, steps, d["batch_proteins"], d["lr"], seed, device,
