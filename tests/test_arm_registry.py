@@ -135,15 +135,16 @@ def test_an_arm_trains_on_its_arm_settings_alone(arm):
 
 def test_rule_jobs_import_only_what_they_use():
     """Each rule job is a Python process of its own, whose imports cost seconds on a small CPU. What the scripts import
-    at the top: train_classifier (an MLP arm) and tree_scores without torch_geometric or imbalanced-learn (scikit-learn,
-    whose thread pools the scripts limit, is imported before the limits are set); make_demo, evaluate and report
-    without torch or scikit-learn; balance_variant without imbalanced-learn."""
+    at the top: train_classifier (an MLP arm) and tree_scores without torch_geometric, imbalanced-learn or skops (only
+    gbdt's model files need skops; scikit-learn, whose thread pools the scripts limit, is imported before the limits
+    are set); make_demo, evaluate and report without torch or scikit-learn; filter_shard and balance_variant, which
+    score with a trained MLP, without imbalanced-learn or scikit-learn."""
     jobs = {
         # (modules, must be absent, must be present)
-        "siteaug.arms.protocol, siteaug.arms.tree_scores, siteaug.runtime.workflow": (("torch_geometric", "imblearn"), ("sklearn",)),
+        "siteaug.arms.protocol, siteaug.arms.tree_scores, siteaug.runtime.workflow": (("torch_geometric", "imblearn", "skops"), ("sklearn",)),
         "siteaug.inputs.demo, siteaug.evaluation.comparison, siteaug.evaluation.report, siteaug.evaluation.stage_timing, "
         "siteaug.runtime.provenance, siteaug.runtime.tables, siteaug.runtime.workflow": (("torch", "sklearn"), ()),
-        "siteaug.generative.variants, siteaug.arms.classifier": (("imblearn",), ()),
+        "siteaug.generative.variants, siteaug.generative.quality, siteaug.arms.classifier": (("imblearn", "sklearn"), ()),
     }
     for modules, (absent, present) in jobs.items():
         code = f"import sys, {modules}; print(*sorted(m for m in {absent + present!r} if m in sys.modules))"

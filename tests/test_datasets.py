@@ -112,7 +112,9 @@ def test_two_datasets_run_in_one_dag_with_a_summary(tmp_path):
     sheet = _sheet(tmp_path, "name\tlabels\tstructures\tconfig\nalpha\talpha/labels.fa\talpha/pdb\t\n"
                              "beta\tbeta/labels.fa\tbeta/pdb\tbeta.yaml\n")
     overlay = tmp_path / "sheet.yaml"
-    overlay.write_text(f"datasets: {sheet.name}\noutput:\n  directory: runs\n")
+    # One generation shard per dataset: nothing here looks at shards (tests/test_workflow.py runs two), and each more
+    # shard is two more jobs per dataset.
+    overlay.write_text(f"datasets: {sheet.name}\noutput:\n  directory: runs\ngeneration:\n  shards: 1\n")
     result = run_snakemake(tmp_path, configfiles=(TINY, LEAN, overlay), timeout=1500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     runs = tmp_path / "runs"

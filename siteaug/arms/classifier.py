@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score
 from torch import nn
 
 from siteaug.arms.registry import MLP_SETTINGS
@@ -112,6 +111,10 @@ class MLPClassifier:
         # Reached only with a patience: _stopping_rows gives no rows without one, and then every epoch trains.
         stopping = EarlyStopping(higher_is_better=True, patience=cfg.early_stopping_patience)
         epochs = range(1, cfg.epochs + 1)
+        if validation is not None:
+            # Only here: the jobs that score with a trained MLP (filter_shard, balance_variant) never import
+            # scikit-learn's metrics, which cost a job about 1 s of CPU (scipy.stats).
+            from sklearn.metrics import average_precision_score
         for epoch in epochs if progress is None else progress(epochs):
             self.network.train()
             order = torch.randperm(len(y_t), device=self.device, generator=generator)
