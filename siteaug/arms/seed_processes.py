@@ -5,10 +5,10 @@ arms batch a few protein graphs per step, the MLP steps are small), so one seed 
 seeds of an arm, run one after another, are the longest job of a GPU run. Threads would share one interpreter lock;
 processes each have their own, and the card runs their kernels side by side.
 
-How: the parent writes the rest of its :class:`~siteaug.arms.protocol.FitContext` (JSON) into a private temporary
-folder, with the paths of the rule job's input files (each child reads them as the job did,
-:func:`~siteaug.arms.protocol.read_arm_inputs`) or, when the tables came from elsewhere, copies of them (Parquet), and starts ``python -m siteaug.arms.seed_processes FOLDER SEED THREADS``
-per seed, no more than ``processes`` at a time. Each child runs the arm's fit function for its seed exactly as the
+How: the parent writes its :class:`~siteaug.arms.protocol.FitContext` (JSON) into a private temporary folder: the
+paths of the rule job's input files, which each child reads as the job did (:func:`~siteaug.arms.protocol.read_arm_inputs`),
+or, when the tables came from elsewhere, copies of them (Parquet). It then starts ``python -m
+siteaug.arms.seed_processes FOLDER SEED THREADS PARENT_PID`` per seed, no more than ``processes`` at a time. Each child runs the arm's fit function for its seed exactly as the
 sequential loop would and writes back the model (its own ``save``, read with its class's ``load``: no pickle), the
 validation and test scores (``.npz``) and the summary or the error (JSON). A child's log records go to a file that the
 parent then copies into its own log, seed by seed; an error the user can act on (``ValueError``, ``InputError``,
