@@ -34,12 +34,17 @@ def gbdt_grid(settings: dict) -> list[dict]:
     return [{"learning_rate": lr, "max_leaf_nodes": leaves} for lr in settings["learning_rates"] for leaves in settings["max_leaf_nodes"]]
 
 
+def parallel_workers(threads: int, tasks: int) -> int:
+    """How many of ``tasks`` fits ``parallel_fits`` runs at a time with ``threads``."""
+    return max(1, min(threads, tasks))
+
+
 def parallel_fits(function, tasks: list[tuple], threads: int) -> list:
     """``function(*task)`` for every task, in task order. With ``threads`` > 1 up to that many run side by side in
     processes (joblib's loky), the threads shared out among them: a tree fit on a few hundred proteins' rows keeps only
     a few OpenMP threads busy, so on many cores several fits at a time beat one fit over every core. Each fit is seeded
     by its own arguments, so the results are the same for any ``threads``."""
-    workers = max(1, min(threads, len(tasks)))
+    workers = parallel_workers(threads, len(tasks))
     with parallel_config(backend="loky", inner_max_num_threads=max(1, threads // workers)):
         return Parallel(n_jobs=workers)(delayed(function)(*task) for task in tasks)
 
@@ -95,7 +100,7 @@ class GBDTClassifier:
         tasks = [(self.settings, self.seed, params, X[fit_rows], y[fit_rows], X[held_rows], y[held_rows])
                  for params in grid for fit_rows, held_rows in splits]
         log.info("gbdt: grouped %d-fold CV of %d grid points (%d fits, up to %d at a time) on %d rows", folds, len(grid),
-                 len(tasks), max(1, min(threads, len(tasks))), len(y))
+                 len(tasks), parallel_workers(threads, len(tasks)), len(y))
         fitted = parallel_fits(_scored_fold_fit, tasks, threads)
         best = None
         for g, params in enumerate(grid):

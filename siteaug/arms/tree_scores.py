@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 
-from siteaug.arms.reference_models import fit_gbdt, gbdt_grid, parallel_fits
+from siteaug.arms.reference_models import fit_gbdt, gbdt_grid, parallel_fits, parallel_workers
 from siteaug.runtime.tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: i
     grid = gbdt_grid(gbdt_settings)
     tasks = [(params, fit_rows, held_rows) for params in grid for fit_rows, held_rows in splits]
     log.info("tree scores: %d grid points x %d folds = %d fits, %d at a time", len(grid), folds, len(tasks),
-             max(1, min(threads, len(tasks))))
+             parallel_workers(threads, len(tasks)))
     fitted = parallel_fits(_fold_fit, [(gbdt_settings, seed, params, X[fit_rows], y[fit_rows], X[held_rows], X_other)
                                        for params, fit_rows, held_rows in tasks], threads)
     best = None

@@ -352,6 +352,11 @@ def _circle_pairs(ref: np.ndarray, names: list[str], numeric: list[int], standar
     std = np.array([standardisation[names[j]]["std"] for j in numeric])
     raw = ref[:, numeric] * std + mean
     bounded = [k for k in range(len(numeric)) if np.abs(raw[:, k]).max() <= 1 + CIRCLE_TOLERANCE and len(np.unique(raw[:, k])) > 2]
+
+    def on_circle_or_origin(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        on = np.abs((xy * xy).sum(axis=1) - 1) <= 2 * CIRCLE_TOLERANCE
+        return on, (np.abs(xy) <= CIRCLE_TOLERANCE).all(axis=1)
+
     pairs, taken = [], set()
     for a_pos, a in enumerate(bounded):
         if a in taken:
@@ -359,12 +364,10 @@ def _circle_pairs(ref: np.ndarray, names: list[str], numeric: list[int], standar
         for b in bounded[a_pos + 1 :]:
             if b in taken:
                 continue
-            head = raw[:2000, [a, b]]  # most pairs fail on the first rows already
-            if ((np.abs((head * head).sum(axis=1) - 1) > 2 * CIRCLE_TOLERANCE) & (np.abs(head) > CIRCLE_TOLERANCE).any(axis=1)).any():
+            on, origin = on_circle_or_origin(raw[:2000, [a, b]])  # most pairs fail on the first rows already
+            if not (on | origin).all():
                 continue
-            x, y = raw[:, a], raw[:, b]
-            origin = (np.abs(x) <= CIRCLE_TOLERANCE) & (np.abs(y) <= CIRCLE_TOLERANCE)
-            on = np.abs(x * x + y * y - 1) <= 2 * CIRCLE_TOLERANCE
+            on, origin = on_circle_or_origin(raw[:, [a, b]])
             if (on | origin).all() and on.mean() >= CIRCLE_MIN_ROWS_ON:
                 pairs.append(CirclePair((numeric[a], numeric[b]), (float(mean[a]), float(mean[b])), (float(std[a]), float(std[b])),
                                         bool(origin.any())))
