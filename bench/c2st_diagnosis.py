@@ -14,7 +14,6 @@ each, feature columns as float32 plus ``set`` and ``protein_id``) for offline an
 """
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -24,8 +23,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from siteaug.evaluation.sample_quality import c2st_auc, continuous_columns
-from siteaug.runtime.io import read_parquet
-from siteaug.runtime.tables import feature_columns
+from sample_quality_tables import read_run, run_parser  # bench/, the script's own folder
 
 
 def family(name: str) -> str:
@@ -69,21 +67,13 @@ def exact_relations(rows: np.ndarray, names: list[str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path)
-    parser.add_argument("--space", choices=["features", "embedding"], default="features")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=4)
+    parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--max-rows", type=int, default=20000)
-    parser.add_argument("--json", type=Path)
     parser.add_argument("--export", type=Path)
     parser.add_argument("--export-only", action="store_true", help="write --export and compute nothing else")
     parser.add_argument("--families", action="store_true", help="also the per-family C2STs (two fits per family: slow)")
     args = parser.parse_args()
-    root = args.results if args.space == "features" else args.results / "embedding"
-    residues = read_parquet(root / "features/residues.parquet")
-    names = feature_columns(residues)
-    generated = pd.concat([read_parquet(p, columns=["protein_id", *names]) for p in sorted((root / "generated").glob("shard_*.parquet"))])
+    residues, names, generated = read_run(args.results, args.space, meta=("protein_id",))
     positives = residues[residues["label"] == 1]
     rng = np.random.default_rng(args.seed)
     train_pos = positives[positives["split"] == "train"]

@@ -20,18 +20,29 @@ from siteaug.runtime.io import read_parquet
 from siteaug.evaluation.sample_quality import c2st_auc, continuous_columns, knn_precision_recall, sample_quality, subsample
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of a script that reads one finished run's generated rows (also bench/c2st_diagnosis.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("results", type=Path)
     parser.add_argument("--space", choices=["features", "embedding"], default="features")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    root = args.results if args.space == "features" else args.results / "embedding"
+    return parser
+
+
+def read_run(results: Path, space: str, meta: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """(residue table, its feature columns, every generated shard's ``meta`` and feature columns) of a run's space."""
+    root = results if space == "features" else results / "embedding"
     residues = read_parquet(root / "features/residues.parquet")
     cols = feature_columns(residues)
-    generated = pd.concat([read_parquet(p, columns=cols) for p in sorted((root / "generated").glob("shard_*.parquet"))])
+    shards = sorted((root / "generated").glob("shard_*.parquet"))
+    return residues, cols, pd.concat([read_parquet(p, columns=[*meta, *cols]) for p in shards])
+
+
+def main() -> None:
+    args = run_parser(__doc__.splitlines()[0]).parse_args()
+    residues, cols, generated = read_run(args.results, args.space)
     positives = residues[residues["label"] == 1]
     train = positives.loc[positives["split"] == "train", cols].to_numpy(np.float32)
     held = positives.loc[positives["split"] == "validation", cols].to_numpy(np.float32)
