@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from conftest import tiny_config
-from siteaug.features.graphs import protein_graphs
+from siteaug.features.graphs import GraphStack, protein_graphs
 from siteaug.generative.diffusion import load_model, save_model
 from siteaug.generative.training import EmaWeights, _validation_loss, best_step, train_diffusion
 
@@ -83,10 +83,10 @@ def test_history_and_returned_weights_are_the_best_evaluation(split_tables):
     assert set(history[0]) == {"step", "train_loss", "validation_loss", "validation_loss_online"}
     residues, edges = split_tables
     cols = [c for c in residues.columns if c.startswith("f_")]
-    val_graphs = protein_graphs(residues, edges, cols, ["p2"])
+    val_batches = GraphStack(protein_graphs(residues, edges, cols, ["p2"]), "cpu").in_order(32)
     # the returned weights reproduce the lowest recorded validation loss, at the step best_step names
     best = min(r["validation_loss"] for r in history)
-    assert _validation_loss(model, val_graphs, torch.device("cpu"), seed=4) == pytest.approx(best, rel=1e-6)
+    assert _validation_loss(model, val_batches, torch.device("cpu"), seed=4) == pytest.approx(best, rel=1e-6)
     assert [r["validation_loss"] for r in history if r["step"] == best_step(history)] == [best]
     assert not model.training
 

@@ -22,10 +22,10 @@ import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score
 from torch import nn
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 from torch_geometric.nn import TransformerConv
 
-from siteaug.features.graphs import protein_graphs
+from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS
 from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.io import atomic_path
@@ -40,6 +40,7 @@ RBF_WIDTH = float(RBF_CENTRES[1] - RBF_CENTRES[0])
 # Sequence separation |dst - src| in bins: 1, 2, 3-4, 5-8, 9-16, 17-32, > 32.
 SEPARATION_EDGES = np.array([1, 2, 4, 8, 16, 32])
 EDGE_DIM = len(RBF_CENTRES) + 1 + 1 + (len(SEPARATION_EDGES) + 1) + 6
+VALIDATION_BATCH = 32  # graphs per batch when predicting (no gradients, so larger than the training batch)
 
 
 def edge_attributes(edges: pd.DataFrame) -> np.ndarray:
@@ -167,12 +168,12 @@ class GraphTransformerClassifier:
     def fit(self, train: list[Data], validation: list[Data], progress=None) -> "GraphTransformerClassifier":
         if not any(int(g.y.sum()) > 0 for g in train):
             raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
-        # Graphs live on the device for the whole fit, so batching them is a device-side concatenation.
-        # (Data.to moves in place: copies, so the caller's graphs stay where they were.)
-        train = [g.clone().to(self.device) for g in train]
-        validation = [g.clone().to(self.device) for g in validation]
+        # Graphs live on the device for the whole fit, so batching them is a few device-side gathers; the validation
+        # batches are the same at every epoch and built once.
+        train = GraphStack(train, self.device)
+        validation = GraphStack(validation, self.device).in_order(VALIDATION_BATCH)
         # The validation labels, once for every member; None when they cannot rank epochs.
-        val_labels = torch.cat([g.y for g in validation]).cpu().numpy() if validation else np.zeros(0)
+        val_labels = torch.cat([b.y for b in validation]).cpu().numpy() if validation else np.zeros(0)
         if not 0 < val_labels.sum() < len(val_labels):
             log.warning("graph_transformer: the validation split has one class only; keeping the last epoch")
             val_labels = None
@@ -181,10 +182,12 @@ class GraphTransformerClassifier:
                 network, member_seed(self.config.seed, member), train, validation, val_labels, progress)
         return self
 
-    def _fit_member(self, network: ResidueGraphTransformer, seed: int, train: list[Data], validation: list[Data],
+    def _fit_member(self, network: ResidueGraphTransformer, seed: int, train: GraphStack, validation: list[GraphBatch],
                     val_labels: np.ndarray | None, progress) -> tuple[list[dict], int]:
         cfg = self.config
-        optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # Fused: one kernel per step for all parameters on a GPU, as train_diffusion's optimiser.
+        optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                      fused=self.device.type == "cuda")
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
         loss_fn = nn.BCEWithLogitsLoss()
         rng = np.random.default_rng(seed)
@@ -202,7 +205,7 @@ class GraphTransformerClassifier:
                 total = torch.zeros((), dtype=torch.float64, device=self.device)
                 for b in range(train_batches):
                     chosen = order[b * cfg.batch_proteins : (b + 1) * cfg.batch_proteins]
-                    batch = Batch.from_data_list([train[i] for i in chosen]).to(self.device)
+                    batch = train.batch(chosen)
                     # Full precision: under bf16 autocast a seed of DNA-573 diverged (H200); the step is bound by batching
                     # many small graphs, not by arithmetic.
                     loss = loss_fn(network(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
@@ -233,25 +236,25 @@ class GraphTransformerClassifier:
         return history, best_epoch
 
     @torch.inference_mode()
-    def _per_batch(self, graphs: list[Data], fn, network: ResidueGraphTransformer | None = None) -> torch.Tensor:
+    def _per_batch(self, batches: list[GraphBatch], fn, network: ResidueGraphTransformer | None = None) -> torch.Tensor:
         for member in [network] if network is not None else self.networks:
             member.eval()
-        out = []
-        for start in range(0, len(graphs), 32):
-            batch = Batch.from_data_list(graphs[start : start + 32]).to(self.device)
-            out.append(fn(batch).float().cpu())
-        return torch.cat(out) if out else torch.zeros(0)
+        out = [fn(batch).float() for batch in batches]
+        return torch.cat(out).cpu() if out else torch.zeros(0)
+
+    def _in_batches(self, graphs: list[Data]) -> list[GraphBatch]:
+        return GraphStack(graphs, self.device).in_order(VALIDATION_BATCH)
 
     def predict_graphs(self, graphs: list[Data]) -> np.ndarray:
         """Probabilities of every residue of ``graphs``, concatenated in graph order."""
         def mean_probability(b):
             return torch.stack([torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)) for n in self.networks]).mean(0)
 
-        return self._per_batch(graphs, mean_probability).numpy()
+        return self._per_batch(self._in_batches(graphs), mean_probability).numpy()
 
     def embed_graphs(self, graphs: list[Data]) -> np.ndarray:
         """(residues, hidden) embeddings of every residue of ``graphs``, in graph order: what the head reads."""
-        return self._per_batch(graphs, lambda b: self.network.embed(b.x, b.edge_index, b.edge_attr)).numpy()
+        return self._per_batch(self._in_batches(graphs), lambda b: self.network.embed(b.x, b.edge_index, b.edge_attr)).numpy()
 
     def save(self, path) -> None:
         with atomic_path(path) as tmp:

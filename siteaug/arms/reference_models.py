@@ -207,14 +207,15 @@ class GNNClassifier:
         self.network = GraphSAGE(config.input_dim, config.hidden, config.layers, out_channels=1, dropout=config.dropout).to(self.device)
 
     def fit(self, graphs: list[Data], progress=None) -> GNNClassifier:
-        from torch_geometric.data import Batch
+        from siteaug.features.graphs import GraphStack
 
         cfg = self.config
         if not any(int(g.y.sum()) > 0 for g in graphs):
             raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
-        optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=1e-4, fused=self.device.type == "cuda")
         loss_fn = nn.BCEWithLogitsLoss()
         rng = np.random.default_rng(cfg.seed)
+        stack = GraphStack(graphs, self.device)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)  # dropout draws from the global generator
             self.network.train()
@@ -222,7 +223,7 @@ class GNNClassifier:
             for _ in epochs:
                 order = rng.permutation(len(graphs))
                 for start in range(0, len(order), cfg.batch_proteins):
-                    batch = Batch.from_data_list([graphs[i] for i in order[start : start + cfg.batch_proteins]]).to(self.device)
+                    batch = stack.batch(order[start : start + cfg.batch_proteins])
                     loss = loss_fn(self.network(batch.x, batch.edge_index).squeeze(1), batch.y.float())
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
@@ -233,13 +234,11 @@ class GNNClassifier:
     @torch.inference_mode()
     def predict_graphs(self, graphs: list[Data]) -> np.ndarray:
         """Probabilities of every residue of ``graphs``, concatenated in graph order."""
-        from torch_geometric.data import Batch
+        from siteaug.features.graphs import GraphStack
 
-        out = []
-        for start in range(0, len(graphs), self.config.batch_proteins):
-            batch = Batch.from_data_list(graphs[start : start + self.config.batch_proteins]).to(self.device)
-            out.append(torch.sigmoid(self.network(batch.x, batch.edge_index)).squeeze(1).cpu())
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        batches = GraphStack(graphs, self.device).in_order(self.config.batch_proteins)
+        out = [torch.sigmoid(self.network(batch.x, batch.edge_index)).squeeze(1) for batch in batches]
+        return torch.cat(out).cpu().numpy() if out else np.zeros(0, np.float32)
 
     def save(self, path) -> None:
         with atomic_path(path) as tmp:

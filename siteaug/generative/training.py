@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch_geometric.data import Batch
 from tqdm import tqdm
 
-from siteaug.features.graphs import protein_graphs
+from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.generative.columns import ColumnCodec
 from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
 from siteaug.runtime.early_stopping import EarlyStopping
@@ -21,12 +20,13 @@ from siteaug.runtime.tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
 
+VALIDATION_BATCH = 32  # proteins per batch of the validation loss
 
-def _batch_loss(model: SiteDiffusion, graphs, device, generator) -> torch.Tensor:
-    batch = Batch.from_data_list(graphs).to(device)
+
+def _batch_loss(model: SiteDiffusion, batch: GraphBatch, generator) -> torch.Tensor:
     context = model.encoder(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
-    positive = batch.y == 1
-    return model.loss(batch.x[positive], context[batch.batch[positive]], generator)
+    # An index (built on the host), not a boolean mask: masking would make the host wait for the GPU at every step.
+    return model.loss(batch.x[batch.positive], context[batch.batch[batch.positive]], generator)
 
 
 def _proteins_with_positives(residues: pd.DataFrame, split: str) -> list[str]:
@@ -100,12 +100,13 @@ def train_diffusion(
     val_ids = _proteins_with_positives(residues, "validation")
     if not train_ids:
         raise ValueError("no training protein has a positive residue: the diffusion model has nothing to learn")
-    # The graphs live on the device for the whole run: a step then batches tensors already there.
-    train_graphs = [g.to(device) for g in protein_graphs(residues, edges, feature_cols, train_ids)]
-    val_graphs = [g.to(device) for g in protein_graphs(residues, edges, feature_cols, val_ids)]
+    # The graphs live on the device for the whole run: a step then gathers tensors already there. The validation
+    # batches are the same at every evaluation and built once.
+    train_graphs = GraphStack(protein_graphs(residues, edges, feature_cols, train_ids), device)
+    val_batches = GraphStack(protein_graphs(residues, edges, feature_cols, val_ids), device).in_order(VALIDATION_BATCH)
     torch.manual_seed(seed)
     model = SiteDiffusion(config).to(device)
-    model.set_feature_range(torch.cat([g.x[g.y == 1] for g in train_graphs]))
+    model.set_feature_range(train_graphs.positives)
     ema = EmaWeights(model, ema_decay)
     on_cuda = torch.device(device).type == "cuda"
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, fused=on_cuda)
@@ -125,7 +126,7 @@ def train_diffusion(
         model.train()
         chosen = rng.choice(len(train_graphs), size=min(batch_proteins, len(train_graphs)), replace=False)
         with autocast():
-            loss = _batch_loss(model, [train_graphs[i] for i in chosen], device, generator)
+            loss = _batch_loss(model, train_graphs.batch(chosen), generator)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -138,8 +139,8 @@ def train_diffusion(
             record = {
                 "step": step,
                 "train_loss": running.item() / running_steps,
-                "validation_loss": _validation_loss(ema.module, val_graphs, device, seed),
-                "validation_loss_online": _validation_loss(model, val_graphs, device, seed),
+                "validation_loss": _validation_loss(ema.module, val_batches, device, seed),
+                "validation_loss_online": _validation_loss(model, val_batches, device, seed),
             }
             running, running_steps = torch.zeros((), dtype=torch.float64, device=device), 0
             history.append(record)
@@ -162,10 +163,10 @@ def best_step(history: list[dict]) -> int | None:
 
 
 @torch.no_grad()
-def _validation_loss(model: SiteDiffusion, graphs, device, seed: int, batch: int = 32) -> float | None:
-    if not graphs:
+def _validation_loss(model: SiteDiffusion, batches: list[GraphBatch], device, seed: int) -> float | None:
+    if not batches:
         return None
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed + 1)
-    losses = [_batch_loss(model, graphs[i : i + batch], device, generator).item() for i in range(0, len(graphs), batch)]
-    return float(np.mean(losses))
+    losses = torch.stack([_batch_loss(model, batch, generator) for batch in batches])
+    return float(losses.double().mean())

@@ -1,0 +1,58 @@
+"""GraphStack batches exactly what torch-geometric's Batch.from_data_list batches, by index gathers."""
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from siteaug.features.graphs import GraphStack
+
+
+def random_graphs(count: int, seed: int, edge_attr: bool) -> list[Data]:
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for k in range(count):
+        n = int(rng.integers(1, 12))
+        e = 0 if k == 1 else int(rng.integers(0, 3 * n))  # graph 1 has no edge at all
+        graph = Data(x=torch.tensor(rng.normal(size=(n, 5)), dtype=torch.float32),
+                     edge_index=torch.tensor(rng.integers(0, n, size=(2, e)), dtype=torch.int64),
+                     y=torch.tensor(rng.integers(0, 2, size=n), dtype=torch.int64))
+        if edge_attr:
+            graph.edge_attr = torch.tensor(rng.normal(size=(e, 3)), dtype=torch.float32)
+        graphs.append(graph)
+    return graphs
+
+
+@pytest.mark.parametrize("edge_attr", [False, True])
+@pytest.mark.parametrize("chosen", [[0, 1, 2, 3, 4, 5, 6], [5, 1, 6, 2], [3], [1]])
+def test_a_batch_equals_batch_from_data_list(edge_attr, chosen):
+    graphs = random_graphs(7, seed=len(chosen), edge_attr=edge_attr)
+    got = GraphStack(graphs, "cpu").batch(np.array(chosen))
+    want = Batch.from_data_list([graphs[i] for i in chosen])
+    assert torch.equal(got.x, want.x)
+    assert torch.equal(got.edge_index, want.edge_index)
+    assert torch.equal(got.y, want.y)
+    assert torch.equal(got.batch, want.batch)
+    assert got.num_graphs == want.num_graphs == len(chosen)
+    assert torch.equal(got.positive, torch.from_numpy(np.flatnonzero(want.y.numpy() == 1)))
+    if edge_attr:
+        assert torch.equal(got.edge_attr, want.edge_attr)
+    else:
+        assert got.edge_attr is None
+
+
+def test_in_order_covers_every_graph_once_and_positives_are_the_labelled_rows():
+    graphs = random_graphs(9, seed=3, edge_attr=True)
+    stack = GraphStack(graphs, "cpu")
+    batches = stack.in_order(4)
+    assert [b.num_graphs for b in batches] == [4, 4, 1]
+    assert torch.equal(torch.cat([b.x for b in batches]), torch.cat([g.x for g in graphs]))
+    assert torch.equal(stack.positives, torch.cat([g.x[g.y == 1] for g in graphs]))
+    assert len(stack) == 9
+
+
+def test_an_empty_stack_has_no_batches_and_mixed_edge_attributes_are_refused():
+    assert GraphStack([], "cpu").in_order(4) == []
+    graphs = random_graphs(2, seed=0, edge_attr=False)
+    graphs[0].edge_attr = torch.zeros((graphs[0].edge_index.shape[1], 3))
+    with pytest.raises(ValueError, match="edge_attr"):
+        GraphStack(graphs, "cpu")
