@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as skops_io
+import torch
 from sklearn.metrics import roc_auc_score
 from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -122,6 +123,30 @@ def test_mixed_precision_is_float32_on_cpu():
     off = MLPClassifier(config(mixed_precision=False)).fit(X, y).predict_proba(X)
     assert on.dtype == np.float32
     np.testing.assert_array_equal(on, off)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the captured step is CUDA-only)")
+
+
+@needs_cuda
+def test_the_captured_cuda_step_trains_as_the_eager_step():
+    X, y = toy(n=1000)  # 15 full batches of 64 and a short one, which takes the eager step
+    weights = {}
+    for graph in (True, False):
+        model = MLPClassifier(config(dropout=0.0, mixed_precision=False, cuda_graph=graph, epochs=3), "cuda").fit(X, y)
+        weights[graph] = [p.detach().cpu() for p in model.network.parameters()]
+    for captured, eager in zip(weights[True], weights[False]):
+        torch.testing.assert_close(captured, eager, rtol=1e-4, atol=1e-5)
+
+
+@needs_cuda
+def test_the_captured_cuda_step_is_deterministic_with_dropout_and_bf16():
+    X, y = toy(n=1000)
+    runs = [MLPClassifier(config(dropout=0.3, seed=seed), "cuda").fit(X, y, validation=toy(seed=5)).predict_proba(X)
+            for seed in (0, 0, 1)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.allclose(runs[0], runs[2])
+    assert roc_auc_score(y, runs[0]) > 0.95
 
 
 GBDT_SETTINGS = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 20, "max_features": 0.8, "cv_folds": 3,

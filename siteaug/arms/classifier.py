@@ -36,6 +36,9 @@ class MLPConfig:
     # Loss weight of a positive row (when not ``balanced``); None means 1. The class_weight arm sets it so the
     # positives' share of the loss equals the balancing target ratio.
     positive_weight: float | None = None
+    # On CUDA, one training step (gather, forward, backward, AdamW) is captured once as a CUDA graph and replayed for
+    # every full batch: an eager step launches about 50 small kernels from Python, which bounds the loop on a GPU.
+    cuda_graph: bool = True
 
 
 def _network(config: MLPConfig) -> nn.Sequential:
@@ -64,7 +67,9 @@ class MLPClassifier:
         return torch.as_tensor(np.require(X, np.float32, ["W"]), device=device)
 
     def _logits(self, X: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.mixed_precision and self.device.type == "cuda"):
+        # No cast cache: a captured CUDA graph may not hold one (and each call is its own autocast region anyway).
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False,
+                            enabled=self.config.mixed_precision and self.device.type == "cuda"):
             hidden = self.network[:-1](X)
         # The output layer in float32: bf16 logits keep 8 significant bits, which would tie many residues' scores.
         return self.network[-1](hidden.float()).squeeze(1)
@@ -84,7 +89,10 @@ class MLPClassifier:
             weight = 1.0 if cfg.positive_weight is None else cfg.positive_weight
         pos_weight = torch.tensor(weight, device=self.device)
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        on_cuda = self.device.type == "cuda"
+        # Fused: one kernel per step on a GPU; capturable: its step count stays on the device, as a CUDA graph needs.
+        optimiser = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=on_cuda,
+                                      capturable=on_cuda and cfg.cuda_graph)
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.best_epoch, self.history = None, []
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -105,9 +113,49 @@ class MLPClassifier:
             return None
         return self._tensor(X_val, self.device), y_val
 
+    def _captured_step(self, X_t, y_t, loss_fn, optimiser):
+        """A function of a batch's row indices that runs one training step by replaying a CUDA graph.
+
+        Capture needs warm-up steps first (on a side stream); they start from the current weights, optimiser state and
+        CUDA random state, which are restored afterwards, so the warm-up leaves no trace in the model."""
+        params = list(self.network.parameters())
+        static_idx = torch.arange(self.config.batch_size, device=self.device)
+
+        def step():
+            loss_fn(self._logits(X_t[static_idx]), y_t[static_idx]).backward()
+            optimiser.step()
+
+        weights = [p.detach().clone() for p in params]
+        rng_state = torch.cuda.get_rng_state(self.device)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                optimiser.zero_grad(set_to_none=True)
+                step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        with torch.no_grad():
+            torch._foreach_copy_(params, weights)
+            for state in optimiser.state.values():  # step count and both moments back to a fresh optimiser's zeros
+                torch._foreach_zero_(list(state.values()))
+        torch.cuda.set_rng_state(rng_state, self.device)
+        graph = torch.cuda.CUDAGraph()
+        optimiser.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            step()
+
+        def replay(idx: torch.Tensor) -> None:
+            static_idx.copy_(idx)
+            graph.replay()
+
+        return replay
+
     def _train(self, X_t, y_t, loss_fn, optimiser, generator, progress, validation) -> None:
         cfg = self.config
         n_batches = math.ceil(len(y_t) / cfg.batch_size)
+        # A short last batch (another shape) takes the eager step.
+        captured = self._captured_step(X_t, y_t, loss_fn, optimiser) if (
+            self.device.type == "cuda" and cfg.cuda_graph and len(y_t) >= cfg.batch_size) else None
         # Reached only with a patience: _stopping_rows gives no rows without one, and then every epoch trains.
         stopping = EarlyStopping(higher_is_better=True, patience=cfg.early_stopping_patience)
         epochs = range(1, cfg.epochs + 1)
@@ -120,6 +168,9 @@ class MLPClassifier:
             order = torch.randperm(len(y_t), device=self.device, generator=generator)
             for b in range(n_batches):
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                if captured is not None and len(idx) == cfg.batch_size:
+                    captured(idx)
+                    continue
                 loss = loss_fn(self._logits(X_t[idx]), y_t[idx])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
