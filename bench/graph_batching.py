@@ -140,6 +140,28 @@ def time_train_diffusion(residues, edges, device, steps: int) -> dict:
     return {"steps_per_second": steps / seconds, "last_validation_loss": history[-1]["validation_loss"]}
 
 
+def profile(device, args) -> None:
+    """Where a training step's time goes: the profiler's busiest operators, by host time and by device time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    gt_tables = synthetic_tables(args.proteins, args.validation, 81, seed=0)
+    diffusion_tables = synthetic_tables(args.proteins, args.validation, 64, seed=1)
+    time_graph_transformer(*gt_tables, device, 1)
+    time_train_diffusion(*diffusion_tables, device, 50)
+    for name, run in (("graph_transformer, 1 epoch", lambda: time_graph_transformer(*gt_tables, device, 1)),
+                      ("train_diffusion, 50 steps", lambda: time_train_diffusion(*diffusion_tables, device, 50))):
+        with torch_profile(activities=activities) as prof:
+            run()
+        averages = prof.key_averages()
+        print(f"\n## {name}: by host time")
+        print(averages.table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=60))
+        if device.type == "cuda":
+            print(f"\n## {name}: by device time")
+            print(averages.table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=60))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -148,8 +170,13 @@ def main() -> None:
     parser.add_argument("--proteins", type=int, default=460)
     parser.add_argument("--validation", type=int, default=57)
     parser.add_argument("--json")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: profile one graph_transformer epoch and 50 train_diffusion steps (torch.profiler tables)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.profile:
+        profile(device, args)
+        return
     rows = []
     gt_tables = synthetic_tables(args.proteins, args.validation, 81, seed=0)
     fused_options = (False, True) if device.type == "cuda" else (False,)
