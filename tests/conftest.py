@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny diffusion model, fake residue/edge tables, and one finished run of the tiny workflow."""
+"""Shared fixtures: a tiny diffusion model, fake residue/edge tables, and finished runs of the tiny workflow."""
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +9,8 @@ import pytest
 import torch
 
 from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 
 FEATURES = ["f_a", "f_b", "f_c"]
 
@@ -77,3 +81,59 @@ def lean_ablation_run(tmp_path_factory) -> tuple[Path, tuple[Path, ...]]:
     if result.returncode != 0:
         raise AssertionError(f"the lean ablation run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return workdir, configfiles
+
+
+# ---- the second run of the tiny workflow: through SLURM in the background when a local cluster can start -----------
+
+SECOND_RUN = "second_tiny_run"
+
+
+def _reads_second_run(item) -> bool:
+    return SECOND_RUN in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The tests that read ``second_tiny_run`` go last (in their order), so that its SLURM run, started when the session
+    starts, queues its jobs while every other test runs. trylast: after -m and -k have deselected tests."""
+    readers = [item for item in items if _reads_second_run(item)]
+    items[:] = [item for item in items if not _reads_second_run(item)] + readers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_tiny_run(request, tmp_path_factory):
+    """The SLURM run of the tiny workflow (tests/slurm/background_run.py), started before the first test of a session
+    that has a test reading ``second_tiny_run``, if a local SLURM cluster can start here; else None. The cluster is
+    stopped when the session ends, and a daemon that survives that is an error."""
+    from local_cluster import missing_requirements
+
+    if not any(_reads_second_run(item) for item in request.session.items) or missing_requirements():
+        yield None
+        return
+    from background_run import SlurmTinyRun
+
+    run = SlurmTinyRun(tmp_path_factory.mktemp("slurm_tiny_run"))
+    run.start()
+    yield run
+    survivors = run.stop()
+    assert not survivors, f"SLURM daemons survived stop(): {survivors}"
+
+
+@pytest.fixture(scope="session")
+def second_tiny_run(slurm_tiny_run, tmp_path_factory) -> Path:
+    """A work directory holding a second finished run of tests/data/tiny.yaml, made apart from ``tiny_run``: the SLURM
+    run when a local cluster could start (a run through another executor, so tests/test_determinism.py compares a
+    local and a SLURM run), else a local run made here. SITEAUG_REQUIRE_SLURM=1 without a cluster is an error."""
+    if slurm_tiny_run is not None:
+        return slurm_tiny_run.wait()
+    from local_cluster import missing_requirements
+
+    if os.environ.get("SITEAUG_REQUIRE_SLURM") == "1":
+        pytest.fail(f"SITEAUG_REQUIRE_SLURM=1 but no local SLURM cluster: {missing_requirements()}", pytrace=False)
+    from helpers import new_workdir, run_snakemake
+
+    workdir = new_workdir(tmp_path_factory, SECOND_RUN)
+    result = run_snakemake(workdir)
+    if result.returncode != 0:
+        raise AssertionError(f"the second tiny run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return workdir

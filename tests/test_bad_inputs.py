@@ -1,7 +1,10 @@
 """The bad-input corpus: every malformed input stops the run with ONE line naming the file and record (or config key).
 
-Each input-file case is checked twice: at library level (``prepare_proteins``, fast) and end to end through Snakemake
-(non-zero exit, exactly one ``error: ...`` line on stderr, no output written), all sharing one demo made once.
+Every input-file case is checked at library level: ``prepare_proteins``, the function the ``prepare`` rule's script
+calls, with the arguments the rule passes from the validated config (fast, in process). One case of each error path
+(label file, its encoding, a structure file's location, a PDB file's content, the split) also runs end to end through
+Snakemake, proving the wiring every case shares: non-zero exit, exactly one ``error: ...`` line on stderr, no
+traceback, no output written. All cases share one demo made once.
 Decisions documented here and in the README:
 
 - lowercase residues are upper-cased; ``X`` is accepted; other letters are rejected unless
@@ -39,6 +42,8 @@ from siteaug.runtime.io import InputError, read_label_fasta
 
 TINY = tiny_yaml()
 SPLIT = dict(validation_fraction=TINY["split"]["validation"], test_fraction=TINY["split"]["test"], seed=TINY["seed"])
+# The config of the end-to-end cases: tiny.yaml reading the files under inputs/.
+FILES = {"input": {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"}}
 FIRST = "demo0000_A"
 LAST = "demo0011_A"
 
@@ -180,14 +185,15 @@ class Case:
     mutate: Callable[[Inputs], None]
     fragment: str  # part of the expected error message
     names: tuple[str, ...]  # what the message must name: file (base name) and record
-    end_to_end: bool = True  # False: Snakemake itself stops first (a missing input), so only the library is checked
+    end_to_end: bool = False  # True: also run through Snakemake (one case per error path; see the module docstring)
 
 
 LABELS = "labels.fa"
 PDB = f"{FIRST}.pdb"
 CASES = [
     Case("length-mismatch", set_line(2, lambda s: s[:-1]), "label line has", (LABELS, FIRST)),
-    Case("label-not-binary", set_line(2, lambda s: "2" + s[1:]), "labels must be 0/1, found '2'", (LABELS, FIRST)),
+    Case("label-not-binary", set_line(2, lambda s: "2" + s[1:]), "labels must be 0/1, found '2'", (LABELS, FIRST),
+         end_to_end=True),
     Case("label-letter", set_line(5, lambda s: s[:-1] + "x"), "labels must be 0/1, found 'x'", (LABELS, "demo0001_A")),
     Case("unknown-residue", set_line(1, lambda s: "B" + s[1:]), "unknown residue letter(s) 'B'", (LABELS, FIRST)),
     Case("non-letter-residue", set_line(4, lambda s: s[:3] + "*" + s[4:]), "unknown residue letter(s) '*'",
@@ -203,12 +209,13 @@ CASES = [
     Case("labels-wrapped", wrap_line(5), "wrapped over several lines", (LABELS, "demo0001_A")),
     Case("id-with-slash", set_line(0, lambda s: ">demo/0000_A"), "protein id 'demo/0000_A'", (LABELS,)),
     Case("id-with-dotdot", set_line(0, lambda s: ">../demo0000_A"), "protein id '../demo0000_A'", (LABELS,)),
-    Case("not-ascii", set_line(0, lambda s: s + " prot\u00e9ine"), "not an ASCII text file", (LABELS,)),
+    Case("not-ascii", set_line(0, lambda s: s + " prot\u00e9ine"), "not an ASCII text file", (LABELS,), end_to_end=True),
     Case("missing-pdb", lambda i: i.pdb().unlink(), "structure file", (LABELS, FIRST, PDB)),
-    Case("id-without-pdb", set_line(0, lambda s: ">ghost_A"), "not found", (LABELS, "ghost_A")),
+    Case("id-without-pdb", set_line(0, lambda s: ">ghost_A"), "not found", (LABELS, "ghost_A"), end_to_end=True),
     Case("empty-pdb", write_bytes(b"", target="pdb"), "no ATOM records", (PDB,)),
     Case("pdb-only-hetatm", lambda i: i.edit_pdb(atoms_to_hetatm), "no ATOM records", (PDB,)),
-    Case("pdb-cut-mid-line", lambda i: i.edit_pdb(cut_mid_line), "truncated or garbled atom coordinates", (PDB,)),
+    Case("pdb-cut-mid-line", lambda i: i.edit_pdb(cut_mid_line), "truncated or garbled atom coordinates", (PDB,),
+         end_to_end=True),
     Case("pdb-cut-at-line", lambda i: i.edit_pdb(keep_first_half), "differs from the label file", (PDB, FIRST)),
     Case("pdb-sequence-differs", set_line(1, lambda s: s[:4] + other_letter(s[4]) + s[5:]), "at position 5", (PDB, FIRST)),
     Case("pdb-missing-ca", lambda i: i.edit_pdb(drop_third_ca), "has no CA atom", (PDB, " 3 of chain A")),
@@ -217,11 +224,11 @@ CASES = [
     Case("pdb-nan-coordinates", lambda i: i.edit_pdb(edit_ca_x("nan")), "NaN or inf", (PDB, FIRST)),
     Case("pdb-inf-coordinates", lambda i: i.edit_pdb(edit_ca_x("-inf")), "NaN or inf", (PDB, FIRST)),
     Case("validation-without-positives", zero_labels_of("validation"), "validation split (seed 3) has no positive",
-         (LABELS,)),
+         (LABELS,), end_to_end=True),
     Case("test-without-positives", zero_labels_of("test"), "test split (seed 3) has no positive", (LABELS,)),
     Case("no-positives-at-all", zero_labels_of("all"), "has no positive residues", (LABELS,)),
-    Case("structure-folder-missing", lambda i: shutil.rmtree(i.pdb_dir), "not found", (LABELS, FIRST),
-         end_to_end=False),
+    # Only at library level: end to end, Snakemake itself stops first (a missing input).
+    Case("structure-folder-missing", lambda i: shutil.rmtree(i.pdb_dir), "not found", (LABELS, FIRST)),
 ]
 
 
@@ -232,13 +239,26 @@ def assert_one_line(message: str, case: Case) -> None:
         assert name in message, (name, message)
 
 
+def rule_arguments(inputs: Inputs) -> tuple[list, dict]:
+    """The arguments workflow_scripts/prepare.py passes prepare_proteins in the end-to-end cases' run: the prepare
+    rule's params from the config of those cases (tiny.yaml reading ``inputs``), every schema default filled in."""
+    config = config_with({"input": {**FILES["input"], "labels": str(inputs.labels), "structures": str(inputs.pdb_dir)}})
+    validate(config, str(REPO / "config" / "schema.yaml"))
+    split, source = config["split"], config["input"]
+    return ([source["labels"], source["structures"], split["validation"], split["test"], config["seed"]],
+            dict(missing_structure=source["missing_structure"], unknown_residue=source["unknown_residue"],
+                 identity_threshold=split["identity_threshold"], external_test_overlap=source["external_test_overlap"]))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_library_rejects(demo_template, tmp_path, case):
     inputs = copy_inputs(demo_template, tmp_path / "inputs")
     case.mutate(inputs)
+    args, kwargs = rule_arguments(inputs)
     with pytest.raises(InputError) as err:
-        prepare_proteins(str(inputs.labels), str(inputs.pdb_dir), **SPLIT)
+        prepare_proteins(*args, **kwargs)
     assert_one_line(str(err.value), case)
+
 
 
 def test_corpus_size():
@@ -383,12 +403,13 @@ def test_workflow_stops_in_prepare(demo_template, tmp_path, case):
     copy_inputs(demo_template, tmp_path / "inputs")
     copy_config(tmp_path)
     case.mutate(Inputs(tmp_path / "inputs"))
-    config = write_config(tmp_path, {"input": {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"}})
+    config = write_config(tmp_path, FILES)
     result = run_snakemake(tmp_path, configfiles=(config,), cores=1, timeout=300)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr[-3000:]
     assert_one_line(errors[0], case)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
     written = [p for p in (tmp_path / "results").rglob("*") if p.is_file() and "logs" not in p.parts]
     assert written == [], written  # not even a temporary file
 

@@ -4,6 +4,11 @@ Checks that every job went through the scheduler (job ids in .snakemake/slurm_lo
 GPU from SLURM and used the card SLURM gave them, that GPU jobs are not serialised by `gpu` being a global resource,
 and that the outputs are byte-identical to a local run. Needs root and Debian's slurmctld, slurmd, slurm-client and
 munge; `.ci/run` installs them and sets SITEAUG_REQUIRE_SLURM=1, which turns the skip into a failure.
+
+The run is ``second_tiny_run`` of tests/conftest.py: tests/data/tiny.yaml (every arm, two seeds) through the profile
+profiles/ci-slurm, started in the background when the session starts (tests/slurm/background_run.py); these tests, and
+tests/test_determinism.py which compares it with the local ``tiny_run``, run last. The local run it is compared with is
+``tiny_run``.
 """
 from __future__ import annotations
 
@@ -15,17 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import LEAN, REPO, TINY, copy_config, new_workdir, snakemake_command
+from helpers import LEAN, REPO, TINY, copy_config, snakemake_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from local_cluster import LocalCluster, missing_requirements  # noqa: E402
+from local_cluster import missing_requirements  # noqa: E402
 
-CONFIGFILES = (TINY, LEAN)
-# A hard limit: a scheduler that never answers must fail the test, not hang CI.
-RUN_TIMEOUT_S = 1800
 REQUIRED = os.environ.get("SITEAUG_REQUIRE_SLURM") == "1"
 MISSING = missing_requirements()
-DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
 def cluster_test(test):
@@ -36,58 +37,19 @@ def cluster_test(test):
     return test
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    if MISSING:
+@pytest.fixture(scope="session")  # session: set up before the session fixtures the runs need, so it fails first
+def cluster(slurm_tiny_run):
+    if slurm_tiny_run is None:
         pytest.fail(f"SITEAUG_REQUIRE_SLURM=1 but no local SLURM cluster: {MISSING}", pytrace=False)
-    cluster = LocalCluster(tmp_path_factory.mktemp("slurm-cluster"))
-    cluster.start()
-    pids = [int(cluster.pid_file(daemon).read_text()) for daemon in DAEMONS]
-    yield cluster
-    cluster.stop()
-    survivors = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
-    assert not survivors, f"daemons survived stop(): {survivors}"
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
-    except FileNotFoundError:
-        return "Z"
+    return slurm_tiny_run.cluster
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, tmp_path_factory):
-    """The tiny demo locally and through SLURM, side by side (the SLURM run spends most of its time queueing).
-
-    The SLURM run passes `--resources gpu=1`, as a local run would: the profile scopes `gpu` locally, so this must
-    not serialise the GPU jobs across the cluster.
-    """
-    local_dir = new_workdir(tmp_path_factory, "local")
-    slurm_dir = new_workdir(tmp_path_factory, "slurm")
-    local = subprocess.Popen(snakemake_command(local_dir, configfiles=CONFIGFILES),
-                             cwd=local_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        slurm = subprocess.run(
-            snakemake_command(slurm_dir, "--profile", str(REPO / "profiles" / "ci-slurm"), "--resources", "gpu=1",
-                              configfiles=CONFIGFILES, cores=None),
-            cwd=slurm_dir, env=without_gpu_assignment(cluster.env), capture_output=True, text=True,
-            timeout=RUN_TIMEOUT_S,
-        )
-        local_output, _ = local.communicate(timeout=RUN_TIMEOUT_S)
-    finally:
-        if local.poll() is None:
-            local.kill()
-            local.wait()
-    assert local.returncode == 0, f"local run failed:\n{local_output[-4000:]}"
-    log = slurm.stdout + slurm.stderr
-    assert slurm.returncode == 0, f"SLURM run failed:\n{log[-6000:]}\n{cluster.log_tail('slurmctld')}"
-    return {"local": local_dir, "slurm": slurm_dir, "slurm_log": log}
-
-
-def without_gpu_assignment(env: dict) -> dict:
-    # sbatch --export=ALL would carry a CUDA_VISIBLE_DEVICES of the submitting shell into every job.
-    return {key: value for key, value in env.items() if key != "CUDA_VISIBLE_DEVICES"}
+def runs(cluster, slurm_tiny_run, tiny_run, second_tiny_run):
+    """The tiny demo through SLURM (``second_tiny_run``, the background run) and locally (``tiny_run``). The local run
+    is requested first: if no test has made it yet, it runs while the SLURM run queues."""
+    assert second_tiny_run == slurm_tiny_run.workdir
+    return {"local": tiny_run, "slurm": second_tiny_run, "slurm_log": slurm_tiny_run.log}
 
 
 def submitted_jobs(log: str) -> dict[str, tuple[str, Path]]:
@@ -185,7 +147,7 @@ def test_user_profile_is_accepted_and_plans_every_rule_with_its_resources(tmp_pa
     """profiles/slurm parses with this Snakemake and plugin; a dry run needs no cluster."""
     copy_config(tmp_path)
     result = subprocess.run(snakemake_command(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--dry-run",
-                                              configfiles=CONFIGFILES, cores=None),
+                                              configfiles=(TINY, LEAN), cores=None),
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

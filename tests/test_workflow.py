@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from helpers import REPO, SNAKEMAKE, TINY, new_workdir, run_snakemake, tiny_yaml, write_config
+from helpers import REPO, SNAKEMAKE, TINY, config_with, new_workdir, run_snakemake, tiny_yaml, write_config
 from siteaug.arms.registry import lookup_arm, workflow_arms
 
 pytestmark = pytest.mark.workflow
@@ -200,16 +200,28 @@ def test_lint_is_clean():
     assert "Lints for" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        ({"balance.target_positive_ratio": 1.2}, "target_positive_ratio"),
-        ({"filter.quality_threshold": -0.1}, "quality_threshold"),
-        ({"generation.shards": 0}, "shards"),
-        ({"diffusion.hiden": 64}, "hiden"),
-    ],
-)
-def test_bad_config_fails_before_any_job(tmp_path_factory, overrides, message):
+BAD_CONFIGS = [
+    ({"balance.target_positive_ratio": 1.2}, "target_positive_ratio"),
+    ({"filter.quality_threshold": -0.1}, "quality_threshold"),
+    ({"generation.shards": 0}, "shards"),
+    ({"diffusion.hiden": 64}, "hiden"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD_CONFIGS)
+def test_bad_config_is_refused_by_the_schema_naming_the_key(overrides, message):
+    """The Snakefile's own check, in process: snakemake.utils.validate against config/schema.yaml."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    with pytest.raises(WorkflowError) as err:
+        validate(config_with(overrides), str(REPO / "config" / "schema.yaml"))
+    assert message in str(err.value)
+
+
+def test_bad_config_fails_before_any_job(tmp_path_factory):
+    """The wiring of that check, end to end for one case: the run stops before any job and names the key."""
+    overrides, message = BAD_CONFIGS[-1]
     workdir = new_workdir(tmp_path_factory, "badconfig")
     result = snakemake(workdir, configfile=write_config(workdir, overrides), check=False)
     assert result.returncode != 0
@@ -229,23 +241,25 @@ def test_bad_config_fails_before_any_job(tmp_path_factory, overrides, message):
     ],
     ids=["length-mismatch", "non-binary-label", "duplicate-id", "unknown-residue", "missing-pdb", "pdb-sequence-mismatch"],
 )
-def test_bad_input_gives_one_line_error_and_no_output(tmp_path_factory, mutate, message):
+def test_bad_input_gives_one_line_error(tmp_path, mutate, message):
+    """In process, through prepare_proteins (what the prepare rule runs); tests/test_bad_inputs.py runs one case of
+    each error path end to end (one ``error:`` line, non-zero exit, no traceback, no output)."""
     from siteaug.inputs.demo import make_demo
+    from siteaug.inputs.prepare import prepare_proteins
+    from siteaug.runtime.io import InputError
 
-    workdir = new_workdir(tmp_path_factory, "badinput")
-    make_demo(workdir / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)
-    lines = (workdir / "inputs/labels.fa").read_text().splitlines()
+    make_demo(tmp_path / "inputs", n_proteins=12, min_length=30, max_length=40, seed=0)
+    lines = (tmp_path / "inputs/labels.fa").read_text().splitlines()
     mutate(lines)
-    (workdir / "inputs/labels.fa").write_text("\n".join(lines) + "\n")
-    config = write_config(workdir, {"input": {"source": "files", "labels": "inputs/labels.fa", "structures": "inputs/pdb"}})
-    result = snakemake(workdir, configfile=config, check=False)
-    assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr[-3000:]
-    assert message in errors[0] and ("labels.fa" in errors[0] or ".pdb" in errors[0])
-    assert "demo0000_A" in errors[0] or "ghost_A" in errors[0]
-    data = workdir / "results/data"
-    assert not data.exists() or not list(data.iterdir())  # no output, not even a temporary file
+    (tmp_path / "inputs/labels.fa").write_text("\n".join(lines) + "\n")
+    split = tiny_yaml()["split"]
+    with pytest.raises(InputError) as err:
+        prepare_proteins(str(tmp_path / "inputs/labels.fa"), str(tmp_path / "inputs/pdb"), split["validation"], split["test"],
+                         tiny_yaml()["seed"])
+    error = str(err.value)
+    assert "\n" not in error
+    assert message in error and ("labels.fa" in error or ".pdb" in error)
+    assert "demo0000_A" in error or "ghost_A" in error
 
 
 DATASETS = REPO.parent / "shared" / "datasets" / "graphsite_dna"
