@@ -10,7 +10,8 @@ drawn from 60-600 residues, 18 edges per residue, as a 10 Å Cα radius gives), 
   16 proteins a step, bf16 forward), steps per second;
 each with the graphs batched by ``GraphStack`` (what the package does) and by torch-geometric's
 ``Batch.from_data_list`` (what it did before 2026-12-06; swapped in here only), and, for ``graph_transformer`` on a
-GPU, with and without AdamW's fused step (the package fuses on a GPU since 2026-12-06). The same seeds give the same first epochs either way on a CPU
+GPU, with and without AdamW's fused step (the package fuses on a GPU since 2026-12-06), and with the steps replayed
+from captured CUDA graphs (``classifier.graph_transformer.cuda_graph``, batches padded to ``GraphStack.capacities``). The same seeds give the same first epochs either way on a CPU
 (``tests/test_graph_stack.py`` checks that the batches are equal). Prints a table and writes JSON.
 """
 from __future__ import annotations
@@ -111,12 +112,12 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def time_graph_transformer(residues, edges, device, epochs: int) -> dict:
+def time_graph_transformer(residues, edges, device, epochs: int, cuda_graph: bool = False) -> dict:
     cols = [c for c in residues.columns if c.startswith("f_")]
     ids = {s: residues.loc[residues.split == s, "protein_id"].unique() for s in ("train", "validation")}
     graphs = {s: graph_transformer.attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
     config = graph_transformer.GraphTransformerConfig(input_dim=len(cols), hidden=64, layers=6, heads=4, dropout=0.3,
-                                                      alpha=0.3, epochs=epochs, patience=epochs + 1)
+                                                      alpha=0.3, epochs=epochs, patience=epochs + 1, cuda_graph=cuda_graph)
     graph_transformer.GraphTransformerClassifier(config, device).fit(graphs["train"][:16], graphs["validation"][:8])  # warm-up
     synchronize(device)
     start = time.perf_counter()
@@ -179,22 +180,25 @@ def main() -> None:
         return
     rows = []
     gt_tables = synthetic_tables(args.proteins, args.validation, 81, seed=0)
-    fused_options = (False, True) if device.type == "cuda" else (False,)
-    for kind, fused in [("pyg", False)] + [("stack", f) for f in fused_options]:
-        with batching(kind), fused_adamw(fused):
-            rows.append({"loop": "graph_transformer", "batching": kind, "fused_adamw": fused,
-                         **time_graph_transformer(*gt_tables, device, args.epochs)})
+    variants = [("pyg", False, False)]  # the loop before 2026-12-06
+    if device.type == "cuda":
+        variants += [("stack", False, False), ("stack", True, False), ("stack", True, True)]
+    for kind, fused, captured in variants:
+        with batching(kind), (fused_adamw(False) if not fused else contextlib.nullcontext()):
+            rows.append({"loop": "graph_transformer", "batching": kind, "fused_adamw": fused, "cuda_graph": captured,
+                         **time_graph_transformer(*gt_tables, device, args.epochs, cuda_graph=captured)})
         print(rows[-1], flush=True)
     diffusion_tables = synthetic_tables(args.proteins, args.validation, 64, seed=1)
     for kind in ("pyg", "stack"):
         with batching(kind):
-            rows.append({"loop": "train_diffusion", "batching": kind, "fused_adamw": device.type == "cuda",  # as the package
+            rows.append({"loop": "train_diffusion", "batching": kind, "fused_adamw": device.type == "cuda", "cuda_graph": False,
                          **time_train_diffusion(*diffusion_tables, device, args.steps)})
         print(rows[-1], flush=True)
-    print(f"\n{'loop':<18} {'batching':<8} {'fused':<6} {'s/epoch':>8} {'steps/s':>8}")
+    print(f"\n{'loop':<18} {'batching':<8} {'fused':<6} {'graph':<6} {'s/epoch':>8} {'steps/s':>8} {'last validation':>16}")
     for r in rows:
-        print(f"{r['loop']:<18} {r['batching']:<8} {r['fused_adamw']!s:<6} {r.get('seconds_per_epoch', float('nan')):>8.2f} "
-              f"{r.get('steps_per_second', float('nan')):>8.1f}")
+        score = r.get("last_validation_auprc", r.get("last_validation_loss"))
+        print(f"{r['loop']:<18} {r['batching']:<8} {r['fused_adamw']!s:<6} {r['cuda_graph']!s:<6} "
+              f"{r.get('seconds_per_epoch', float('nan')):>8.2f} {r.get('steps_per_second', float('nan')):>8.1f} {score:>16.5f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "args": vars(args),

@@ -56,3 +56,16 @@ def test_an_empty_stack_has_no_batches_and_mixed_edge_attributes_are_refused():
     graphs[0].edge_attr = torch.zeros((graphs[0].edge_index.shape[1], 3))
     with pytest.raises(ValueError, match="edge_attr"):
         GraphStack(graphs, "cpu")
+
+
+def test_capacities_hold_the_batch_plus_a_padding_node_and_waste_at_most_a_quarter():
+    for needed in [0, 1, 255, 256, 257, 1000, 2241, 40000, 123457]:
+        capacity = GraphStack.capacity(needed)
+        assert capacity >= needed
+        assert capacity <= max(GraphStack.CAPACITY_FLOOR, needed * GraphStack.CAPACITY_RATIO + 1)
+    graphs = random_graphs(5, seed=2, edge_attr=True)
+    stack = GraphStack(graphs, "cpu")
+    nodes, edges = stack.capacities([0, 2])
+    assert nodes > graphs[0].num_nodes + graphs[2].num_nodes
+    with pytest.raises(ValueError, match="does not fit"):
+        stack.padded_indices([0, 2], graphs[0].num_nodes + graphs[2].num_nodes, edges)

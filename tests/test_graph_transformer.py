@@ -11,17 +11,20 @@ from siteaug.arms.graph_transformer import (
     EDGE_DIM,
     GraphTransformerClassifier,
     GraphTransformerConfig,
+    ResidueGraphTransformer,
     attributed_graphs,
     edge_attributes,
     embedding_table,
     member_seed,
 )
 from siteaug.arms.protocol import embedding_arm, train_arm
+from siteaug.features.graphs import GraphStack
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS, edge_geometry, residue_graph
 from siteaug.runtime.tables import feature_columns
 
 SETTINGS = {"hidden": 16, "layers": 2, "heads": 2, "dropout": 0.0, "alpha": 0.1, "epochs": 30, "patience": 30,
-            "batch_proteins": 4, "lr": 1e-2, "weight_decay": 0.0, "members": 1, "tree_input": False}
+            "batch_proteins": 4, "lr": 1e-2, "weight_decay": 0.0, "members": 1, "tree_input": False,
+            "cuda_graph": True}
 
 
 def helix_backbone(length: int, rise: float = 1.5, radius: float = 2.3) -> np.ndarray:
@@ -111,6 +114,60 @@ def test_graph_transformer_is_deterministic_on_cpu_and_round_trips(tmp_path):
     loaded = GraphTransformerClassifier.load(tmp_path / "model.pt")
     np.testing.assert_array_equal(loaded.predict_graphs(graphs["validation"]), first.predict_graphs(graphs["validation"]))
     assert loaded.best_epoch == first.best_epoch
+
+
+def test_a_padded_batch_gives_the_same_outputs_and_loss_on_its_real_nodes():
+    # What the captured CUDA step computes, checked on the CPU: padding nodes and edges change nothing for real nodes.
+    residues, edges = planted_proteins()
+    cols = [c for c in residues.columns if c.startswith("f_")]
+    stack = GraphStack(attributed_graphs(residues, edges, cols, residues["protein_id"].unique()), "cpu")
+    network = ResidueGraphTransformer(GraphTransformerConfig(input_dim=len(cols), **SETTINGS)).eval()
+    chosen = np.array([3, 0, 5])
+    batch = stack.batch(chosen)
+    node_capacity, edge_capacity = stack.capacities(chosen)
+    packed = torch.from_numpy(stack.padded_indices(chosen, node_capacity, edge_capacity))
+    node_ids, edge_ids, shift, real = packed.split([node_capacity, edge_capacity, edge_capacity, 1])
+    x, edge_index, edge_attr, y = stack.gather(node_ids, edge_ids, shift)
+    assert int(real) == len(batch.y) < node_capacity and len(batch.edge_index[0]) <= edge_capacity
+    with torch.no_grad():
+        padded, direct = network(x, edge_index, edge_attr), network(batch.x, batch.edge_index, batch.edge_attr)
+    torch.testing.assert_close(padded[: len(batch.y)], direct, rtol=1e-5, atol=1e-6)
+    per_node = torch.nn.functional.binary_cross_entropy_with_logits(padded, y.float(), reduction="none")
+    mean = (per_node * (torch.arange(node_capacity) < real).float()).sum() / real.float()
+    torch.testing.assert_close(mean.squeeze(), torch.nn.BCEWithLogitsLoss()(direct, batch.y.float()))
+    assert (edge_index[:, len(batch.edge_index[0]):] == node_capacity - 1).all()  # padding edges: padding node only
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (captured steps are CUDA-only)")
+
+
+@needs_cuda
+def test_captured_cuda_steps_train_as_eager_steps():
+    residues, edges = planted_proteins()
+    cols = [c for c in residues.columns if c.startswith("f_")]
+    ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
+    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    models = {}
+    for captured in (True, False):
+        config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "cuda_graph": captured}, seed=2)
+        models[captured] = GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"])
+    assert [r["epoch"] for r in models[True].history] == [r["epoch"] for r in models[False].history]
+    for a, b in zip(models[True].history, models[False].history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+    for a, b in zip(models[True].network.parameters(), models[False].network.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+@needs_cuda
+def test_captured_cuda_steps_are_deterministic_with_dropout():
+    residues, edges = planted_proteins()
+    cols = [c for c in residues.columns if c.startswith("f_")]
+    ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
+    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "dropout": 0.3}, seed=2)
+    runs = [GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"]).predict_graphs(graphs["validation"])
+            for _ in range(2)]
+    np.testing.assert_array_equal(runs[0], runs[1])
 
 
 def test_embedding_table_is_what_the_head_reads():

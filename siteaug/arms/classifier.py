@@ -114,35 +114,16 @@ class MLPClassifier:
         return self._tensor(X_val, self.device), y_val
 
     def _captured_step(self, X_t, y_t, loss_fn, optimiser):
-        """A function of a batch's row indices that runs one training step by replaying a CUDA graph.
+        """A function of a batch's row indices that runs one training step by replaying a CUDA graph."""
+        from siteaug.runtime.cuda_graphs import capture_step
 
-        Capture needs warm-up steps first (on a side stream); they start from the current weights, optimiser state and
-        CUDA random state, which are restored afterwards, so the warm-up leaves no trace in the model."""
-        params = list(self.network.parameters())
         static_idx = torch.arange(self.config.batch_size, device=self.device)
 
         def step():
             loss_fn(self._logits(X_t[static_idx]), y_t[static_idx]).backward()
             optimiser.step()
 
-        weights = [p.detach().clone() for p in params]
-        rng_state = torch.cuda.get_rng_state(self.device)
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                optimiser.zero_grad(set_to_none=True)
-                step()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        with torch.no_grad():
-            torch._foreach_copy_(params, weights)
-            for state in optimiser.state.values():  # step count and both moments back to a fresh optimiser's zeros
-                torch._foreach_zero_(list(state.values()))
-        torch.cuda.set_rng_state(rng_state, self.device)
-        graph = torch.cuda.CUDAGraph()
-        optimiser.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
-            step()
+        graph = capture_step(step, self.network.parameters(), optimiser, self.device)
 
         def replay(idx: torch.Tensor) -> None:
             static_idx.copy_(idx)

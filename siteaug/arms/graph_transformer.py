@@ -81,6 +81,9 @@ class GraphTransformerConfig:
     # Whether the node features end with the out-of-fold tree score (siteaug.arms.tree_scores); whoever embeds with a saved
     # model must append it too.
     tree_input: bool = False
+    # On CUDA, each training step replays a captured CUDA graph (one per batch size bucket, batches padded to it): an
+    # eager step launches about 600 small kernels from Python, which bounds the loop at a few times the GPU's time.
+    cuda_graph: bool = True
     seed: int = 0
 
 
@@ -134,6 +137,48 @@ class ResidueGraphTransformer(nn.Module):
         return self.head(self.embed(x, edge_index, edge_attr)).squeeze(-1)
 
 
+class _CapturedSteps:
+    """Training steps of one network replayed from CUDA graphs: one graph per (node, edge) capacity of
+    ``GraphStack.capacities``, captured the first time a batch needs it; each reads its batch's padded indices from a
+    static buffer and gathers the rows itself. The loss is the mean over the real nodes, as the eager step's."""
+
+    def __init__(self, network: ResidueGraphTransformer, stack: GraphStack, optimiser, total: torch.Tensor):
+        self.network, self.stack, self.optimiser, self.total = network, stack, optimiser, total
+        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.pool = torch.cuda.graph_pool_handle()  # the graphs never run at the same time: one memory pool
+
+    def run(self, chosen: np.ndarray) -> None:
+        key = self.stack.capacities(chosen)
+        packed = self.stack.padded_indices(chosen, *key)
+        if key in self.graphs:
+            graph, static = self.graphs[key]
+            self.stack.padded_to_device(packed, static)
+        else:
+            static = torch.empty(len(packed), dtype=torch.int64, device=self.stack.device)
+            self.stack.padded_to_device(packed, static)  # the warm-up step runs on this batch; capture_step undoes it
+            graph = self._capture(static, *key)
+            self.graphs[key] = graph, static
+        graph.replay()
+
+    def _capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int) -> torch.cuda.CUDAGraph:
+        from siteaug.runtime.cuda_graphs import capture_step
+
+        node_ids, edge_ids, edge_shift, real = static.split([node_capacity, edge_capacity, edge_capacity, 1])
+        position = torch.arange(node_capacity, device=static.device)
+        network, parameters = self.network, list(self.network.parameters())
+
+        def step():
+            x, edge_index, edge_attr, y = self.stack.gather(node_ids, edge_ids, edge_shift)
+            per_node = nn.functional.binary_cross_entropy_with_logits(network(x, edge_index, edge_attr), y.float(), reduction="none")
+            loss = (per_node * (position < real).float()).sum() / real.float()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            self.optimiser.step()
+            self.total.add_(loss.detach().double().squeeze())
+
+        return capture_step(step, parameters, self.optimiser, static.device, keep=[self.total], pool=self.pool)
+
+
 class GraphTransformerClassifier:
     """Trains ``ResidueGraphTransformer`` on whole protein graphs; keeps the epoch with the best validation AUPRC.
 
@@ -185,26 +230,34 @@ class GraphTransformerClassifier:
     def _fit_member(self, network: ResidueGraphTransformer, seed: int, train: GraphStack, validation: list[GraphBatch],
                     val_labels: np.ndarray | None, progress) -> tuple[list[dict], int]:
         cfg = self.config
-        # Fused: one kernel per step for all parameters on a GPU, as train_diffusion's optimiser.
-        optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                      fused=self.device.type == "cuda")
+        on_cuda = self.device.type == "cuda"
+        captured = on_cuda and cfg.cuda_graph
+        # Fused: one kernel per step for all parameters on a GPU, as train_diffusion's optimiser. Captured steps need
+        # the step count on the device (capturable) and a tensor learning rate, which the schedule changes in place.
+        optimiser = torch.optim.AdamW(network.parameters(), lr=torch.tensor(cfg.lr, device=self.device) if captured else cfg.lr,
+                                      weight_decay=cfg.weight_decay, fused=on_cuda, capturable=captured)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
         loss_fn = nn.BCEWithLogitsLoss()
         rng = np.random.default_rng(seed)
         train_batches = max(1, math.ceil(len(train) / cfg.batch_proteins))
         history: list[dict] = []
         stopping = EarlyStopping(higher_is_better=True, patience=cfg.patience)
+        # The epoch's loss is summed on the device and read once per epoch: reading it (or testing it) every step would
+        # make the host wait for the GPU at every step of a loop that the host bounds.
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        steps = _CapturedSteps(network, train, optimiser, total) if captured else None
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)  # dropout draws from the global generator
             epochs = range(1, cfg.epochs + 1)
             for epoch in epochs if progress is None else progress(epochs):
                 network.train()
                 order = rng.permutation(len(train))
-                # The epoch's loss is summed on the device and read once per epoch: reading it (or testing it) every
-                # step would make the host wait for the GPU at every step of a loop that the host bounds.
-                total = torch.zeros((), dtype=torch.float64, device=self.device)
+                total.zero_()
                 for b in range(train_batches):
                     chosen = order[b * cfg.batch_proteins : (b + 1) * cfg.batch_proteins]
+                    if steps is not None:
+                        steps.run(chosen)
+                        continue
                     batch = train.batch(chosen)
                     # Full precision: under bf16 autocast a seed of DNA-573 diverged (H200); the step is bound by batching
                     # many small graphs, not by arithmetic.

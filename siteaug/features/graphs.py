@@ -2,6 +2,7 @@
 computes from them."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,14 @@ class GraphStack:
     ``Batch.from_data_list`` does Python work per graph and per attribute, and launches a dozen small kernels, at every
     step; on a GPU that bounds the training loops (the host cannot queue work fast enough). Here the host only builds
     the batch's index arrays with NumPy, and they reach the device in one copy that does not wait for the GPU.
+
+    For a captured CUDA graph, whose tensors have fixed sizes, ``padded_indices`` pads a batch to a node and an edge
+    capacity (``capacities``): padding nodes are zero rows labelled 0, and padding edges join the last padding node to
+    itself, so no real node receives anything from them.
     """
+
+    CAPACITY_FLOOR = 256
+    CAPACITY_RATIO = 1.25  # padding adds at most a quarter; DNA-573's batches then fall in about 25 (nodes, edges) pairs
 
     def __init__(self, graphs: list[Data], device):
         self.device = torch.device(device)
@@ -68,17 +76,22 @@ class GraphStack:
         has_attr = [getattr(g, "edge_attr", None) is not None for g in graphs]
         if any(has_attr) and not all(has_attr):
             raise ValueError("some graphs carry edge_attr and some do not")
+        # One padding row after the real ones of each table: node self.pad_node (zero features, label 0) and edge
+        # self.pad_edge (from local node 0 to local node 0, zero attributes). Real batches never index them.
+        self.pad_node, self.pad_edge = int(self._nodes.sum()), int(self._edges.sum())
+        feature_dim = graphs[0].x.shape[1] if graphs else 0
 
-        def stacked(tensors, empty_shape, dtype):
-            return (torch.cat(tensors) if tensors else torch.zeros(empty_shape, dtype=dtype)).to(self.device)
+        def stacked(tensors, pad):
+            return torch.cat([*tensors, pad]).to(self.device)
 
-        self.x = stacked([g.x for g in graphs], (0, 0), torch.float32)
-        self.y = stacked([g.y for g in graphs], (0,), torch.int64)
+        self.x = stacked([g.x for g in graphs], torch.zeros((1, feature_dim)))
+        self.y = stacked([g.y for g in graphs], torch.zeros(1, dtype=torch.int64))
         self._labels = self.y.cpu().numpy()  # the host's copy: positive indices without asking the device
         # Edge indices stay local to their graph; a batch adds each graph's new node offset.
-        self._edge_index = torch.cat([g.edge_index for g in graphs], dim=1).to(self.device) if graphs else \
-            torch.zeros((2, 0), dtype=torch.int64, device=self.device)
-        self.edge_attr = stacked([g.edge_attr for g in graphs], (0, 0), torch.float32) if graphs and all(has_attr) else None
+        self._edge_index = torch.cat([*(g.edge_index for g in graphs), torch.zeros((2, 1), dtype=torch.int64)], dim=1).to(self.device)
+        self.edge_attr = None
+        if graphs and all(has_attr):
+            self.edge_attr = stacked([g.edge_attr for g in graphs], torch.zeros((1, graphs[0].edge_attr.shape[1])))
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -86,38 +99,78 @@ class GraphStack:
     @property
     def positives(self) -> torch.Tensor:
         """Feature rows of every node labelled 1, in graph order."""
-        return self.x[torch.from_numpy(np.flatnonzero(self._labels == 1)).to(self.device)]
+        return self.x[torch.from_numpy(np.flatnonzero(self._labels[: self.pad_node] == 1)).to(self.device)]
 
-    def batch(self, indices) -> GraphBatch:
-        """The graphs ``indices`` (in that order) as one batch."""
+    def _index_arrays(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of the stacked node and edge tables for the graphs ``indices``, in that order, each edge's node offset
+        in the batch, and each node's graph in the batch."""
         chosen = np.asarray(indices, dtype=np.int64)
         nodes, edges = self._nodes[chosen], self._edges[chosen]
         new_node_start = np.cumsum(nodes) - nodes
         new_edge_start = np.cumsum(edges) - edges
         node_ids = np.arange(nodes.sum()) + np.repeat(self._node_start[chosen] - new_node_start, nodes)
         edge_ids = np.arange(edges.sum()) + np.repeat(self._edge_start[chosen] - new_edge_start, edges)
-        edge_shift = np.repeat(new_node_start, edges)
-        graph_of_node = np.repeat(np.arange(len(chosen)), nodes)
-        positive = np.flatnonzero(self._labels[node_ids] == 1)
-        # One host-to-device copy for all five index arrays; non_blocking: the host goes on queueing work.
-        sizes = [len(node_ids), len(edge_ids), len(edge_shift), len(graph_of_node), len(positive)]
-        packed = torch.from_numpy(np.concatenate([node_ids, edge_ids, edge_shift, graph_of_node, positive]))
+        return node_ids, edge_ids, np.repeat(new_node_start, edges), np.repeat(np.arange(len(chosen)), nodes)
+
+    def _to_device(self, packed: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(packed)
         if self.device.type == "cuda":
-            packed = packed.pin_memory()  # so that the copy below is truly asynchronous
-        node_ids_d, edge_ids_d, shift_d, batch_d, positive_d = packed.to(self.device, non_blocking=True).split(sizes)
-        return GraphBatch(
-            x=self.x[node_ids_d],
-            edge_index=self._edge_index[:, edge_ids_d] + shift_d,
-            edge_attr=None if self.edge_attr is None else self.edge_attr[edge_ids_d],
-            y=self.y[node_ids_d],
-            batch=batch_d,
-            positive=positive_d,
-            num_graphs=len(chosen),
-        )
+            tensor = tensor.pin_memory()  # so that the copy is truly asynchronous
+        # non_blocking: the host goes on queueing work.
+        return tensor.to(self.device, non_blocking=True)
+
+    def gather(self, node_ids: torch.Tensor, edge_ids: torch.Tensor, edge_shift: torch.Tensor):
+        """(x, edge_index, edge_attr or None, y) of the rows ``node_ids`` and edges ``edge_ids`` (on the device)."""
+        return (self.x[node_ids], self._edge_index[:, edge_ids] + edge_shift,
+                None if self.edge_attr is None else self.edge_attr[edge_ids], self.y[node_ids])
+
+    def batch(self, indices) -> GraphBatch:
+        """The graphs ``indices`` (in that order) as one batch."""
+        chosen = np.asarray(indices, dtype=np.int64)
+        node_ids, edge_ids, edge_shift, graph_of_node = self._index_arrays(chosen)
+        positive = np.flatnonzero(self._labels[node_ids] == 1)
+        # One host-to-device copy for all five index arrays.
+        parts = [node_ids, edge_ids, edge_shift, graph_of_node, positive]
+        node_ids_d, edge_ids_d, shift_d, batch_d, positive_d = self._to_device(np.concatenate(parts)).split([len(a) for a in parts])
+        x, edge_index, edge_attr, y = self.gather(node_ids_d, edge_ids_d, shift_d)
+        return GraphBatch(x=x, edge_index=edge_index, edge_attr=edge_attr, y=y, batch=batch_d, positive=positive_d,
+                          num_graphs=len(chosen))
 
     def in_order(self, batch_size: int) -> list[GraphBatch]:
         """Every graph, in order, in batches of ``batch_size`` graphs (for evaluation passes)."""
         return [self.batch(range(start, min(start + batch_size, len(self)))) for start in range(0, len(self), batch_size)]
+
+    @classmethod
+    def capacity(cls, needed: int) -> int:
+        """The smallest CAPACITY_FLOOR * CAPACITY_RATIO**k (rounded up) that holds ``needed``."""
+        k = max(0, math.ceil(math.log(max(needed, 1) / cls.CAPACITY_FLOOR) / math.log(cls.CAPACITY_RATIO) - 1e-9))
+        return math.ceil(cls.CAPACITY_FLOOR * cls.CAPACITY_RATIO**k)
+
+    def capacities(self, indices) -> tuple[int, int]:
+        """(node capacity, edge capacity) of the batch ``indices``: room for its nodes plus one padding node, and for
+        its edges."""
+        chosen = np.asarray(indices, dtype=np.int64)
+        return self.capacity(int(self._nodes[chosen].sum()) + 1), self.capacity(int(self._edges[chosen].sum()))
+
+    def padded_indices(self, indices, node_capacity: int, edge_capacity: int) -> np.ndarray:
+        """One int64 array for a captured step's static buffer: the batch's node rows padded with ``pad_node`` to
+        ``node_capacity``, its edge rows padded with ``pad_edge`` to ``edge_capacity``, the edges' node offsets
+        (``node_capacity`` - 1 for padding edges: the last padding node), then the number of real nodes."""
+        node_ids, edge_ids, edge_shift, _ = self._index_arrays(indices)
+        if len(node_ids) >= node_capacity or len(edge_ids) > edge_capacity:
+            raise ValueError(f"a batch of {len(node_ids)} nodes and {len(edge_ids)} edges does not fit capacities "
+                             f"{node_capacity} and {edge_capacity} (a node capacity needs one padding node)")
+        return np.concatenate([
+            node_ids, np.full(node_capacity - len(node_ids), self.pad_node),
+            edge_ids, np.full(edge_capacity - len(edge_ids), self.pad_edge),
+            edge_shift, np.full(edge_capacity - len(edge_ids), node_capacity - 1),
+            [len(node_ids)],
+        ]).astype(np.int64)
+
+    def padded_to_device(self, packed: np.ndarray, out: torch.Tensor) -> None:
+        """Copy ``padded_indices``' array into the device buffer ``out`` without waiting for the device."""
+        tensor = torch.from_numpy(packed)
+        out.copy_(tensor.pin_memory() if self.device.type == "cuda" else tensor, non_blocking=True)
 
 
 def encode_contexts(encoder, graphs: list[Data], device, batch_size: int = 64) -> torch.Tensor:
