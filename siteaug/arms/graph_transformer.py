@@ -234,8 +234,9 @@ class GraphTransformerClassifier:
         captured = on_cuda and cfg.cuda_graph
         # Fused: one kernel per step for all parameters on a GPU, as train_diffusion's optimiser. Captured steps need
         # the step count on the device (capturable) and a tensor learning rate, which the schedule changes in place.
-        optimiser = torch.optim.AdamW(network.parameters(), lr=torch.tensor(cfg.lr, device=self.device) if captured else cfg.lr,
-                                      weight_decay=cfg.weight_decay, fused=on_cuda, capturable=captured)
+        learning_rate = torch.tensor(cfg.lr, device=self.device) if captured else cfg.lr
+        optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=cfg.weight_decay, fused=on_cuda,
+                                      capturable=captured)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
         loss_fn = nn.BCEWithLogitsLoss()
         rng = np.random.default_rng(seed)
@@ -268,6 +269,11 @@ class GraphTransformerClassifier:
                     optimiser.step()
                     total += loss.detach().double()
                 scheduler.step()
+                if captured and optimiser.param_groups[0]["lr"] is not learning_rate:
+                    # A torch whose scheduler assigns a new learning rate instead of filling the tensor in place: the
+                    # captured steps read the tensor they were captured with, so the new value goes into it.
+                    learning_rate.fill_(float(optimiser.param_groups[0]["lr"]))
+                    optimiser.param_groups[0]["lr"] = learning_rate
                 mean_loss = total.item() / train_batches
                 if not math.isfinite(mean_loss):  # a non-finite step loss makes the sum, and the weights, non-finite
                     raise FloatingPointError(
