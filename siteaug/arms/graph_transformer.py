@@ -83,7 +83,8 @@ class GraphTransformerConfig:
     tree_input: bool = False
     # On CUDA, each training step replays a captured CUDA graph (one per batch size bucket, batches padded to it): an
     # eager step launches about 600 small kernels from Python, which bounds the loop at a few times the GPU's time.
-    cuda_graph: bool = True
+    # Off by default until a GPU run confirms the fix of 2026-12-06 (bench/RESULTS.md, "graph_transformer captured steps").
+    cuda_graph: bool = False
     seed: int = 0
 
 
@@ -163,11 +164,14 @@ class _CapturedSteps:
     def _capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int) -> torch.cuda.CUDAGraph:
         from siteaug.runtime.cuda_graphs import capture_step
 
+        # Views of ``static``, which self.graphs keeps: a tensor that only this function held would be freed after the
+        # capture, and the replays would read whatever then took its memory (a GPU test caught that once: see
+        # bench/RESULTS.md). Tensors made inside step() live in the graph's own pool.
         node_ids, edge_ids, edge_shift, real = static.split([node_capacity, edge_capacity, edge_capacity, 1])
-        position = torch.arange(node_capacity, device=static.device)
         network, parameters = self.network, list(self.network.parameters())
 
         def step():
+            position = torch.arange(node_capacity, device=static.device)
             x, edge_index, edge_attr, y = self.stack.gather(node_ids, edge_ids, edge_shift)
             per_node = nn.functional.binary_cross_entropy_with_logits(network(x, edge_index, edge_attr), y.float(), reduction="none")
             loss = (per_node * (position < real).float()).sum() / real.float()

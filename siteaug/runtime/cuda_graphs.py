@@ -7,7 +7,8 @@ needs an eager warm-up run first; ``capture_step`` runs it on a side stream and 
 in the training: a captured step trains exactly as the eager step on the same inputs (``tests/test_classifier.py`` and
 ``tests/test_graph_transformer.py`` compare them on a GPU).
 
-The optimiser must be built with ``capturable=True`` (its step count then lives on the device) and, for a learning-rate
+Every tensor the step reads that is made outside it (static buffers, constants) must outlive the graph: the graph
+holds addresses, not references. The optimiser must be built with ``capturable=True`` (its step count then lives on the device) and, for a learning-rate
 schedule, a tensor learning rate, which the scheduler updates in place.
 """
 from __future__ import annotations
