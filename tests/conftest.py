@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny diffusion model, fake residue/edge tables, and finished runs of the tiny workflow."""
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -65,17 +66,37 @@ def tiny_run(tmp_path_factory) -> Path:
     return workdir
 
 
+# What the lean ablation run takes over from tiny_run's work directory: the outputs (and their logs, benchmarks and
+# Snakemake's metadata) of the stages before the classifiers, whose config the lean overlay leaves as tiny.yaml has it.
+# Not what only tiny.yaml's other arms make (balanced/<arm>/, embedding/, classifier/, graph_transformer's
+# features/tree_scores.parquet) nor the report, so that its tables are those a run of its own would make, no more.
+SHARED_STAGES = ["demo", "data", "features", "diffusion", "generated", "filtered", "balanced/train.parquet",
+                 "balanced/summary.json", "sample_quality", "logs", "benchmarks"]
+OTHER_ARMS_ONLY = shutil.ignore_patterns("tree_scores.parquet")
+
+
 @pytest.fixture(scope="session")
-def lean_ablation_run(tmp_path_factory) -> tuple[Path, tuple[Path, ...]]:
+def lean_ablation_run(tmp_path_factory, tiny_run) -> tuple[Path, tuple[Path, ...]]:
     """(work directory, config files) of one finished run of the tiny workflow with the lean overlay (three arms, one
     seed) and a feature-group ablation (``report.feature_ablation: ABLATION_SETTINGS``, in ``ablation.yaml`` there).
 
-    Shared by tests/test_ablation.py, which reads its outputs, and the SIGKILL trials of tests/test_resume.py, whose
-    killed and resumed runs of the same config files must end with its tables and metrics.
+    It starts from a copy of ``tiny_run``'s stages before the classifiers (SHARED_STAGES, with the modification times
+    and Snakemake's metadata, so Snakemake finds them up to date) and runs the rest: the three arms, the ablation and
+    the report. Shared by tests/test_ablation.py, which reads its outputs, and the SIGKILL trials of
+    tests/test_resume.py, which run the same config files from nothing and must end with its tables and metrics (so a
+    copied output that a run of its own would not make byte-identical fails there).
     """
     from helpers import ABLATION_SETTINGS, LEAN, new_workdir, run_snakemake, write_config
 
     workdir = new_workdir(tmp_path_factory, "lean_ablation_run")
+    for name in SHARED_STAGES:
+        source, target = tiny_run / "results" / name, workdir / "results" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=OTHER_ARMS_ONLY)
+        else:
+            shutil.copy2(source, target)
+    shutil.copytree(tiny_run / ".snakemake" / "metadata", workdir / ".snakemake" / "metadata")
     configfiles = (write_config(workdir, {"report.feature_ablation": ABLATION_SETTINGS}, name="ablation.yaml"), LEAN)
     result = run_snakemake(workdir, configfiles=configfiles)
     if result.returncode != 0:

@@ -108,7 +108,9 @@ def test_two_datasets_run_in_one_dag_with_a_summary(tmp_path):
 
     for name, seed in (("alpha", 0), ("beta", 1)):
         make_demo(tmp_path / name, n_proteins=24, min_length=40, max_length=70, seed=seed)
-    (tmp_path / "beta.yaml").write_text("features:\n  groups: [sequence]\n")
+    # beta's overlay: no structure columns, and no diffusion arm (one train_classifier job fewer; the generation jobs
+    # still run, for the report's generation-quality section); the summary then lists each dataset's own arms.
+    (tmp_path / "beta.yaml").write_text("features:\n  groups: [sequence]\nclassifier:\n  arms: [none, smote]\n")
     sheet = _sheet(tmp_path, "name\tlabels\tstructures\tconfig\nalpha\talpha/labels.fa\talpha/pdb\t\n"
                              "beta\tbeta/labels.fa\tbeta/pdb\tbeta.yaml\n")
     overlay = tmp_path / "sheet.yaml"
@@ -121,16 +123,25 @@ def test_two_datasets_run_in_one_dag_with_a_summary(tmp_path):
     for name in ("alpha", "beta"):
         assert (runs / name / "report/report.html").stat().st_size > 0
         assert (runs / name / "logs/prepare.log").exists()
-    # beta ran with its own overlay: no structure columns
+    # beta ran with its own overlay: no structure columns, no diffusion arm
     alpha = pq.read_schema(runs / "alpha/features/residues.parquet").names
     beta = pq.read_schema(runs / "beta/features/residues.parquet").names
     assert "f_rsa" in alpha and not any(c.startswith("f_rsa") for c in beta)
-    summary = pd.read_csv(runs / "summary/summary.tsv", sep="\t")
-    assert list(zip(summary["dataset"], summary["arm"])) == [(d, a) for d in ("alpha", "beta") for a in ("none", "smote", "diffusion")]
-    for name in ("alpha", "beta"):
+    assert (runs / "alpha/classifier/diffusion").is_dir() and not (runs / "beta/classifier/diffusion").exists()
+    summary = pd.read_csv(runs / "summary/summary.tsv", sep="\t", keep_default_na=False)
+    arms = {"alpha": ["none", "smote", "diffusion"], "beta": ["none", "smote"]}
+    assert list(zip(summary["dataset"], summary["arm"])) == [(d, a) for d in arms for a in arms[d]]
+    for name in arms:
         own = pd.read_csv(runs / name / "report/metrics.tsv", sep="\t")
         own = own[own["aggregation"] == "pooled"].set_index("arm")["auprc"]
-        assert summary[summary["dataset"] == name].set_index("arm")["auprc"].round(4).equals(own.round(4))
+        rows = summary[summary["dataset"] == name].set_index("arm")
+        assert rows["auprc"].astype(float).round(4).equals(own.round(4))
+        # Each arm's verdicts are its own report's paired differences (empty for a reference that is the arm itself).
+        differences = pd.read_csv(runs / name / "report/differences.tsv", sep="\t")
+        differences = differences[(differences["aggregation"] == "pooled") & (differences["metric"] == "auprc")]
+        for reference in ("none", "smote"):
+            verdicts = differences[differences["reference"] == reference].set_index("arm")["verdict"]
+            assert rows[f"verdict_vs_{reference}"].to_dict() == {a: verdicts.get(a, "") for a in arms[name]}
     assert "<th>alpha</th><th>beta</th>" in (runs / "summary/summary.html").read_text()
     assert not (tmp_path / "results").exists()
     again = run_snakemake(tmp_path, "-n", configfiles=(TINY, LEAN, overlay), timeout=300)
