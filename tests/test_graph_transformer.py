@@ -101,11 +101,16 @@ def test_graph_transformer_learns_a_neighbour_rule_and_keeps_its_best_validation
     assert summary[0]["best_epoch"] == model.best_epoch == 1 + int(np.argmax(scores))
 
 
-def test_graph_transformer_is_deterministic_on_cpu_and_round_trips(tmp_path):
+def planted_split_graphs() -> tuple[list[str], dict[str, list]]:
+    """The planted proteins' feature columns and their training and validation graphs."""
     residues, edges = planted_proteins()
     cols = [c for c in residues.columns if c.startswith("f_")]
     ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
-    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    return cols, {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+
+
+def test_graph_transformer_is_deterministic_on_cpu_and_round_trips(tmp_path):
+    cols, graphs = planted_split_graphs()
     config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3}, seed=5)
     first = GraphTransformerClassifier(config).fit(graphs["train"], graphs["validation"])
     second = GraphTransformerClassifier(config).fit(graphs["train"], graphs["validation"])
@@ -143,10 +148,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @needs_cuda
 def test_captured_cuda_steps_train_as_eager_steps():
-    residues, edges = planted_proteins()
-    cols = [c for c in residues.columns if c.startswith("f_")]
-    ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
-    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    cols, graphs = planted_split_graphs()
     models = {}
     for captured in (True, False):
         config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "cuda_graph": captured}, seed=2)
@@ -160,10 +162,7 @@ def test_captured_cuda_steps_train_as_eager_steps():
 
 @needs_cuda
 def test_captured_cuda_steps_are_deterministic_with_dropout():
-    residues, edges = planted_proteins()
-    cols = [c for c in residues.columns if c.startswith("f_")]
-    ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
-    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    cols, graphs = planted_split_graphs()
     config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "dropout": 0.3}, seed=2)
     runs = [GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"]).predict_graphs(graphs["validation"])
             for _ in range(2)]
@@ -228,10 +227,7 @@ def test_members_are_a_deep_ensemble_whose_first_member_is_the_single_model(tmp_
 
 
 def test_a_diverged_fit_stops_with_an_error_naming_the_epoch_and_the_setting():
-    residues, edges = planted_proteins()
-    cols = [c for c in residues.columns if c.startswith("f_")]
-    ids = {s: residues.loc[residues["split"] == s, "protein_id"].unique() for s in ("train", "validation")}
-    graphs = {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
+    cols, graphs = planted_split_graphs()
     model = GraphTransformerClassifier(GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3}, seed=5))
     with torch.no_grad():  # weights already non-finite: every step's loss is NaN
         next(model.networks[0].parameters()).fill_(float("nan"))

@@ -112,12 +112,11 @@ class GraphStack:
         edge_ids = np.arange(edges.sum()) + np.repeat(self._edge_start[chosen] - new_edge_start, edges)
         return node_ids, edge_ids, np.repeat(new_node_start, edges), np.repeat(np.arange(len(chosen)), nodes)
 
-    def _to_device(self, packed: np.ndarray) -> torch.Tensor:
+    def _host(self, packed: np.ndarray) -> torch.Tensor:
+        """``packed`` as a host tensor to copy with non_blocking (the host goes on queueing work): pinned for a CUDA
+        device, so that the copy is truly asynchronous."""
         tensor = torch.from_numpy(packed)
-        if self.device.type == "cuda":
-            tensor = tensor.pin_memory()  # so that the copy is truly asynchronous
-        # non_blocking: the host goes on queueing work.
-        return tensor.to(self.device, non_blocking=True)
+        return tensor.pin_memory() if self.device.type == "cuda" else tensor
 
     def gather(self, node_ids: torch.Tensor, edge_ids: torch.Tensor, edge_shift: torch.Tensor):
         """(x, edge_index, edge_attr or None, y) of the rows ``node_ids`` and edges ``edge_ids`` (on the device)."""
@@ -131,7 +130,8 @@ class GraphStack:
         positive = np.flatnonzero(self._labels[node_ids] == 1)
         # One host-to-device copy for all five index arrays.
         parts = [node_ids, edge_ids, edge_shift, graph_of_node, positive]
-        node_ids_d, edge_ids_d, shift_d, batch_d, positive_d = self._to_device(np.concatenate(parts)).split([len(a) for a in parts])
+        on_device = self._host(np.concatenate(parts)).to(self.device, non_blocking=True)
+        node_ids_d, edge_ids_d, shift_d, batch_d, positive_d = on_device.split([len(a) for a in parts])
         x, edge_index, edge_attr, y = self.gather(node_ids_d, edge_ids_d, shift_d)
         return GraphBatch(x=x, edge_index=edge_index, edge_attr=edge_attr, y=y, batch=batch_d, positive=positive_d,
                           num_graphs=len(chosen))
@@ -169,8 +169,7 @@ class GraphStack:
 
     def padded_to_device(self, packed: np.ndarray, out: torch.Tensor) -> None:
         """Copy ``padded_indices``' array into the device buffer ``out`` without waiting for the device."""
-        tensor = torch.from_numpy(packed)
-        out.copy_(tensor.pin_memory() if self.device.type == "cuda" else tensor, non_blocking=True)
+        out.copy_(self._host(packed), non_blocking=True)
 
 
 def encode_contexts(encoder, graphs: list[Data], device, batch_size: int = 64) -> torch.Tensor:
