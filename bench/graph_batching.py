@@ -11,7 +11,8 @@ drawn from 60-600 residues, 18 edges per residue, as a 10 Å Cα radius gives), 
 each with the graphs batched by ``GraphStack`` (what the package does) and by torch-geometric's
 ``Batch.from_data_list`` (what it did before 2026-12-06; swapped in here only), and, for ``graph_transformer`` on a
 GPU, with and without AdamW's fused step (the package fuses on a GPU since 2026-12-06), and with the steps replayed
-from captured CUDA graphs (``classifier.graph_transformer.cuda_graph``, batches padded to ``GraphStack.capacities``). The same seeds give the same first epochs either way on a CPU
+from captured CUDA graphs (``classifier.graph_transformer.cuda_graph`` and ``diffusion.cuda_graph``, batches padded to
+``GraphStack.capacities``). The same seeds give the same first epochs either way on a CPU
 (``tests/test_graph_stack.py`` checks that the batches are equal). Prints a table and writes JSON.
 """
 from __future__ import annotations
@@ -127,11 +128,12 @@ def time_graph_transformer(residues, edges, device, epochs: int, cuda_graph: boo
     return {"seconds_per_epoch": seconds / epochs, "last_validation_auprc": model.history[-1]["validation_auprc"]}
 
 
-def time_train_diffusion(residues, edges, device, steps: int) -> dict:
+def time_train_diffusion(residues, edges, device, steps: int, cuda_graph: bool = False) -> dict:
     config = DiffusionConfig(feature_dim=sum(c.startswith("f_") for c in residues.columns), hidden=512, blocks=4, context=256,
                              gnn_hidden=128, gnn_layers=2)
     run = functools.partial(training.train_diffusion, residues, edges, config, batch_proteins=16, lr=1e-3, seed=0,
-                            device=device, eval_every=100, progress=False, patience=0, mixed_precision=True)
+                            device=device, eval_every=100, progress=False, patience=0, mixed_precision=True,
+                            cuda_graph=cuda_graph)
     run(steps=20)  # warm-up
     synchronize(device)
     start = time.perf_counter()
@@ -171,6 +173,8 @@ def main() -> None:
     parser.add_argument("--proteins", type=int, default=460)
     parser.add_argument("--validation", type=int, default=57)
     parser.add_argument("--json")
+    parser.add_argument("--loops", nargs="+", choices=("graph_transformer", "train_diffusion"),
+                        default=["graph_transformer", "train_diffusion"], help="which loops to time (default: both)")
     parser.add_argument("--profile", action="store_true",
                         help="instead: profile one graph_transformer epoch and 50 train_diffusion steps (torch.profiler tables)")
     args = parser.parse_args()
@@ -179,21 +183,24 @@ def main() -> None:
         profile(device, args)
         return
     rows = []
-    gt_tables = synthetic_tables(args.proteins, args.validation, 81, seed=0)
-    variants = [("pyg", False, False)]  # the loop before 2026-12-06
-    if device.type == "cuda":
-        variants += [("stack", False, False), ("stack", True, False), ("stack", True, True)]
-    for kind, fused, captured in variants:
-        with batching(kind), (fused_adamw(False) if not fused else contextlib.nullcontext()):
-            rows.append({"loop": "graph_transformer", "batching": kind, "fused_adamw": fused, "cuda_graph": captured,
-                         **time_graph_transformer(*gt_tables, device, args.epochs, cuda_graph=captured)})
-        print(rows[-1], flush=True)
-    diffusion_tables = synthetic_tables(args.proteins, args.validation, 64, seed=1)
-    for kind in ("pyg", "stack"):
-        with batching(kind):
-            rows.append({"loop": "train_diffusion", "batching": kind, "fused_adamw": device.type == "cuda", "cuda_graph": False,
-                         **time_train_diffusion(*diffusion_tables, device, args.steps)})
-        print(rows[-1], flush=True)
+    if "graph_transformer" in args.loops:
+        gt_tables = synthetic_tables(args.proteins, args.validation, 81, seed=0)
+        variants = [("pyg", False, False)]  # the loop before 2026-12-06
+        if device.type == "cuda":
+            variants += [("stack", False, False), ("stack", True, False), ("stack", True, True)]
+        for kind, fused, captured in variants:
+            with batching(kind), (fused_adamw(False) if not fused else contextlib.nullcontext()):
+                rows.append({"loop": "graph_transformer", "batching": kind, "fused_adamw": fused, "cuda_graph": captured,
+                             **time_graph_transformer(*gt_tables, device, args.epochs, cuda_graph=captured)})
+            print(rows[-1], flush=True)
+    if "train_diffusion" in args.loops:
+        diffusion_tables = synthetic_tables(args.proteins, args.validation, 64, seed=1)
+        variants = [("pyg", False), ("stack", False)] + ([("stack", True)] if device.type == "cuda" else [])
+        for kind, captured in variants:
+            with batching(kind):
+                rows.append({"loop": "train_diffusion", "batching": kind, "fused_adamw": device.type == "cuda",
+                             "cuda_graph": captured, **time_train_diffusion(*diffusion_tables, device, args.steps, captured)})
+            print(rows[-1], flush=True)
     print(f"\n{'loop':<18} {'batching':<8} {'fused':<6} {'graph':<6} {'s/epoch':>8} {'steps/s':>8} {'last validation':>16}")
     for r in rows:
         score = r.get("last_validation_auprc", r.get("last_validation_loss"))

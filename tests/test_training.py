@@ -1,12 +1,16 @@
 """EMA weights, early stopping on the validation loss, and determinism of diffusion training."""
+import copy
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_model
 from siteaug.features.graphs import GraphStack, protein_graphs
 from siteaug.generative.diffusion import load_model, save_model
 from siteaug.generative.training import EmaWeights, _validation_loss, best_step, train_diffusion
+from test_graph_stack import random_graphs
 
 
 @pytest.fixture
@@ -119,3 +123,75 @@ def test_mixed_precision_changes_nothing_on_cpu(split_tables):
     assert history_plain == history_mixed
     for name, value in plain.state_dict().items():
         assert torch.equal(mixed.state_dict()[name], value), name
+
+
+def test_context_encoder_attends_to_each_node_as_gatv2_self_loops_do():
+    """The encoder appends the self loops once; GATv2Conv's own (add_self_loops=True) gives the same numbers."""
+    from torch_geometric.nn import GATv2Conv
+
+    model = tiny_model(seed=3, gnn_layers=2, feature_dim=5)
+    graphs = random_graphs(5, seed=1, edge_attr=False)
+    for g in graphs:  # the residue graphs have no self loop (siteaug.features.residues never makes one)
+        g.edge_index = g.edge_index[:, g.edge_index[0] != g.edge_index[1]]
+    batch = GraphStack(graphs, "cpu").batch(range(5))
+    reference = copy.deepcopy(model.encoder)
+    for k, conv in enumerate(model.encoder.convs):
+        own_loops = GATv2Conv(conv.in_channels, conv.out_channels, heads=conv.heads)
+        own_loops.load_state_dict(conv.state_dict())
+        reference.convs[k] = own_loops
+    with torch.no_grad():
+        got = model.encoder(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+        want = reference(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+    assert torch.equal(got, want)
+
+
+def test_a_padded_step_gives_the_real_graphs_contexts_and_a_loss_blind_to_padding():
+    """What a captured train_diffusion step computes (training._CapturedSteps), run eagerly on the CPU."""
+    model = tiny_model(seed=5, feature_dim=5)
+    graphs = random_graphs(6, seed=2, edge_attr=False)
+    for g in graphs:
+        g.edge_index = g.edge_index[:, g.edge_index[0] != g.edge_index[1]]
+    stack = GraphStack(graphs, "cpu")
+    chosen = np.array([4, 0, 3])
+    batch = stack.batch(chosen)
+    key = (*stack.capacities(chosen), stack.capacity(stack.positive_count(chosen)))
+    packed = torch.from_numpy(stack.padded_indices(chosen, *key))
+    node_ids, edge_ids, shift, real_nodes, graph_of_node, positive, real_positives = packed.split(GraphStack.padded_layout(*key))
+    assert int(real_nodes) == len(batch.y) and int(real_positives) == len(batch.positive) > 0
+    assert torch.equal(positive[: len(batch.positive)], batch.positive) and (positive[len(batch.positive):] == key[0] - 1).all()
+    assert torch.equal(graph_of_node[: len(batch.y)], batch.batch) and (graph_of_node[len(batch.y):] == len(chosen)).all()
+    x, edge_index, _, _ = stack.gather(node_ids, edge_ids, shift)
+    with torch.no_grad():
+        padded = model.encoder(x, edge_index, graph_of_node, len(chosen) + 1)
+        direct = model.encoder(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+    torch.testing.assert_close(padded[: len(chosen)], direct, rtol=1e-5, atol=1e-6)
+    # The padded loss: the mean over the real rows only; neither the padding rows' values nor their gradients count.
+    x0 = x[positive].clone().requires_grad_(True)
+    context = padded[graph_of_node[positive]]
+    loss = model.loss(x0, context, torch.Generator().manual_seed(0), real_positives)
+    loss.backward()
+    assert (x0.grad[int(real_positives):] == 0).all() and x0.grad[: int(real_positives)].abs().sum() > 0
+    scrambled = x0.detach().clone()
+    scrambled[int(real_positives):] = 1e3
+    assert model.loss(scrambled, context, torch.Generator().manual_seed(0), real_positives).item() == pytest.approx(loss.item(), rel=1e-6)
+    # Without padding rows, the same draws give the plain mean.
+    full = torch.tensor([len(x0)])
+    assert model.loss(x0.detach(), context, torch.Generator().manual_seed(0), full).item() == pytest.approx(
+        model.loss(x0.detach(), context, torch.Generator().manual_seed(0)).item(), rel=1e-6)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="captured CUDA graphs need a CUDA device")
+
+
+@needs_cuda
+def test_captured_cuda_steps_train_as_eager_steps_in_distribution(split_tables):
+    """Captured steps draw other timesteps and noise than eager steps, so the runs match in loss level, not exactly;
+    and a captured run is deterministic."""
+    cuda = dict(device=torch.device("cuda"), steps=60, eval_every=20)
+    eager, history_eager = train(split_tables, **cuda)
+    captured, history_captured = train(split_tables, cuda_graph=True, **cuda)
+    _, history_again = train(split_tables, cuda_graph=True, **cuda)
+    assert history_captured == history_again
+    for a, b in zip(history_captured, history_eager):
+        assert a["step"] == b["step"] and a["validation_loss"] == pytest.approx(b["validation_loss"], rel=0.25)
+    assert history_captured[-1]["validation_loss"] < history_captured[0]["validation_loss"] * 1.05

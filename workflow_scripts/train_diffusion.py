@@ -25,7 +25,7 @@ with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu):
     model, history = train_diffusion(
         residues, edges, config, d["steps"], d["batch_proteins"], d["lr"], snakemake.params.seed, device,
         eval_every=d["eval_every"], ema_decay=d["ema_decay"], patience=d["patience"], codec=codec,
-        mixed_precision=d["mixed_precision"],
+        mixed_precision=d["mixed_precision"], cuda_graph=d["cuda_graph"],
     )
     # The saved weights are the EMA weights of the best validation loss; the sampler loads them as they are.
     extra = {"feature_columns": feature_cols, "codec": codec.state(), "best_step": best_step(history), "last_step": history[-1]["step"]}

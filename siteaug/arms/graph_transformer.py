@@ -27,6 +27,7 @@ from torch_geometric.nn import TransformerConv
 
 from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS
+from siteaug.runtime.cuda_graphs import capture_step, keep_learning_rate_tensor
 from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.io import atomic_path
 from siteaug.runtime.tables import FEATURE_PREFIX, is_feature_column
@@ -162,12 +163,10 @@ class _CapturedSteps:
         graph.replay()
 
     def _capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int) -> torch.cuda.CUDAGraph:
-        from siteaug.runtime.cuda_graphs import capture_step
-
         # Views of ``static``, which self.graphs keeps: a tensor that only this function held would be freed after the
         # capture, and the replays would read whatever then took its memory (a GPU test caught that once: see
         # bench/RESULTS.md). Tensors made inside step() live in the graph's own pool.
-        node_ids, edge_ids, edge_shift, real = static.split([node_capacity, edge_capacity, edge_capacity, 1])
+        node_ids, edge_ids, edge_shift, real = static.split(GraphStack.padded_layout(node_capacity, edge_capacity))
         network, parameters = self.network, list(self.network.parameters())
 
         def step():
@@ -273,11 +272,8 @@ class GraphTransformerClassifier:
                     optimiser.step()
                     total += loss.detach().double()
                 scheduler.step()
-                if captured and optimiser.param_groups[0]["lr"] is not learning_rate:
-                    # A torch whose scheduler assigns a new learning rate instead of filling the tensor in place: the
-                    # captured steps read the tensor they were captured with, so the new value goes into it.
-                    learning_rate.fill_(float(optimiser.param_groups[0]["lr"]))
-                    optimiser.param_groups[0]["lr"] = learning_rate
+                if captured:
+                    keep_learning_rate_tensor(optimiser, learning_rate)
                 mean_loss = total.item() / train_batches
                 if not math.isfinite(mean_loss):  # a non-finite step loss makes the sum, and the weights, non-finite
                     raise FloatingPointError(

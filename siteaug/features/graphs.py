@@ -152,20 +152,44 @@ class GraphStack:
         chosen = np.asarray(indices, dtype=np.int64)
         return self.capacity(int(self._nodes[chosen].sum()) + 1), self.capacity(int(self._edges[chosen].sum()))
 
-    def padded_indices(self, indices, node_capacity: int, edge_capacity: int) -> np.ndarray:
-        """One int64 array for a captured step's static buffer: the batch's node rows padded with ``pad_node`` to
-        ``node_capacity``, its edge rows padded with ``pad_edge`` to ``edge_capacity``, the edges' node offsets
-        (``node_capacity`` - 1 for padding edges: the last padding node), then the number of real nodes."""
-        node_ids, edge_ids, edge_shift, _ = self._index_arrays(indices)
+    def positive_count(self, indices) -> int:
+        """How many nodes of the graphs ``indices`` are labelled 1."""
+        node_ids, *_ = self._index_arrays(indices)
+        return int((self._labels[node_ids] == 1).sum())
+
+    def padded_indices(self, indices, node_capacity: int, edge_capacity: int, positive_capacity: int | None = None) -> np.ndarray:
+        """One int64 array for a captured step's static buffer (``padded_layout`` gives its parts' sizes): the batch's
+        node rows padded with ``pad_node`` to ``node_capacity``, its edge rows padded with ``pad_edge`` to
+        ``edge_capacity``, the edges' node offsets (``node_capacity`` - 1 for padding edges: the last padding node),
+        then the number of real nodes.
+
+        With ``positive_capacity``, for a step that also pools per graph and reads the positive nodes, three parts
+        follow: each node's graph in the batch (padding nodes: one graph more, ``len(indices)``), the batch's positive
+        nodes padded with the last padding node to ``positive_capacity``, and the number of real positives."""
+        node_ids, edge_ids, edge_shift, graph_of_node = self._index_arrays(indices)
         if len(node_ids) >= node_capacity or len(edge_ids) > edge_capacity:
             raise ValueError(f"a batch of {len(node_ids)} nodes and {len(edge_ids)} edges does not fit capacities "
                              f"{node_capacity} and {edge_capacity} (a node capacity needs one padding node)")
-        return np.concatenate([
+        parts = [
             node_ids, np.full(node_capacity - len(node_ids), self.pad_node),
             edge_ids, np.full(edge_capacity - len(edge_ids), self.pad_edge),
             edge_shift, np.full(edge_capacity - len(edge_ids), node_capacity - 1),
             [len(node_ids)],
-        ]).astype(np.int64)
+        ]
+        if positive_capacity is not None:
+            positive = np.flatnonzero(self._labels[node_ids] == 1)
+            if len(positive) > positive_capacity:
+                raise ValueError(f"a batch of {len(positive)} positives does not fit capacity {positive_capacity}")
+            parts += [graph_of_node, np.full(node_capacity - len(node_ids), len(np.asarray(indices))),
+                      positive, np.full(positive_capacity - len(positive), node_capacity - 1), [len(positive)]]
+        return np.concatenate(parts).astype(np.int64)
+
+    @staticmethod
+    def padded_layout(node_capacity: int, edge_capacity: int, positive_capacity: int | None = None) -> list[int]:
+        """Sizes of ``padded_indices``' parts, for ``torch.split``: node rows, edge rows, edge offsets, real nodes, and
+        with ``positive_capacity`` node graphs, positive nodes, real positives."""
+        sizes = [node_capacity, edge_capacity, edge_capacity, 1]
+        return sizes if positive_capacity is None else [*sizes, node_capacity, positive_capacity, 1]
 
     def padded_to_device(self, packed: np.ndarray, out: torch.Tensor) -> None:
         """Copy ``padded_indices``' array into the device buffer ``out`` without waiting for the device."""
@@ -179,16 +203,24 @@ def encode_contexts(encoder, graphs: list[Data], device, batch_size: int = 64) -
 
 
 class ContextEncoder(nn.Module):
-    """GATv2 layers over the residue graph, then attention pooling to one context vector per protein."""
+    """GATv2 layers over the residue graph, then attention pooling to one context vector per protein.
+
+    Every node attends to itself as well as to its neighbours: the self loops are appended to the edges once per
+    forward pass, where each ``GATv2Conv`` (``add_self_loops=True``) would first remove any self loop with a boolean
+    mask, whose data-dependent size makes the host wait for the device and cannot be captured in a CUDA graph. The
+    residue graphs hold no self loops (``siteaug.features.residues``: the diagonal is never an edge), so the layers
+    see the same edges, in the same order, as GATv2Conv's own self loops give; the weights are the same modules."""
 
     def __init__(self, in_dim: int, hidden: int, context: int, layers: int, heads: int):
         super().__init__()
         self.input = nn.Linear(in_dim, hidden)
-        self.convs = nn.ModuleList(GATv2Conv(hidden, hidden // heads, heads=heads) for _ in range(layers))
+        self.convs = nn.ModuleList(GATv2Conv(hidden, hidden // heads, heads=heads, add_self_loops=False) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.pool = AttentionalAggregation(gate_nn=nn.Linear(hidden, 1), nn=nn.Linear(hidden, context))
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        loops = torch.arange(x.shape[0], device=x.device).expand(2, -1)
+        edge_index = torch.cat([edge_index, loops], dim=1)
         h = self.input(x)
         for conv, norm in zip(self.convs, self.norms):
             h = h + conv(norm(h), edge_index).relu()

@@ -151,13 +151,20 @@ class SiteDiffusion(nn.Module):
         self.x0_low.copy_(low - pad)
         self.x0_high.copy_(high + pad)
 
-    def loss(self, x0: torch.Tensor, context: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Standard ε-prediction MSE at uniformly drawn timesteps."""
+    def loss(self, x0: torch.Tensor, context: torch.Tensor, generator: torch.Generator | None = None,
+             real_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard ε-prediction MSE at uniformly drawn timesteps. ``real_rows`` (a one-element tensor), for a batch
+        padded to a fixed size (a captured CUDA step): the mean over the first ``real_rows`` rows only, so that the
+        padding rows after them change neither the loss nor any gradient."""
         t = torch.randint(0, self.config.timesteps, (x0.shape[0],), device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         a = self.alpha_bar[t][:, None]
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        return torch.mean((self.denoiser(x_t, t, context) - noise) ** 2)
+        squared = (self.denoiser(x_t, t, context) - noise) ** 2
+        if real_rows is None:
+            return torch.mean(squared)
+        real = (torch.arange(x0.shape[0], device=x0.device) < real_rows).to(squared.dtype)
+        return (squared.sum(dim=1) * real).sum() / (real_rows.to(squared.dtype).squeeze() * x0.shape[1])
 
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.generative.columns import ColumnCodec
 from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
+from siteaug.runtime.cuda_graphs import capture_step, keep_learning_rate_tensor
 from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.tables import feature_columns, split_rows
 
@@ -60,6 +61,51 @@ class EmaWeights:
         self.updates += 1
 
 
+class _CapturedSteps:
+    """Training steps replayed from CUDA graphs: one graph per (node, edge, positive) capacity of ``GraphStack``,
+    captured the first time a batch needs it. Each reads its batch's padded indices from a static buffer, gathers the
+    rows itself, and takes the loss over the real positives only, so it trains as the eager step does; its timesteps
+    and noise come from the default CUDA generator (a graph replays its random draws from that generator's offset)."""
+
+    def __init__(self, model: SiteDiffusion, stack: GraphStack, optimiser, running: torch.Tensor, autocast, graphs: int):
+        self.model, self.stack, self.optimiser, self.running, self.autocast = model, stack, optimiser, running, autocast
+        self.batch_graphs = graphs
+        self.graphs: dict[tuple[int, int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.pool = torch.cuda.graph_pool_handle()  # the graphs never run at the same time: one memory pool
+
+    def run(self, chosen: np.ndarray) -> None:
+        key = (*self.stack.capacities(chosen), self.stack.capacity(self.stack.positive_count(chosen)))
+        packed = self.stack.padded_indices(chosen, *key)
+        if key in self.graphs:
+            graph, static = self.graphs[key]
+            self.stack.padded_to_device(packed, static)
+        else:
+            static = torch.empty(len(packed), dtype=torch.int64, device=self.stack.device)
+            self.stack.padded_to_device(packed, static)  # the warm-up step runs on this batch; capture_step undoes it
+            graph = self._capture(static, *key)
+            self.graphs[key] = graph, static
+        graph.replay()
+
+    def _capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int, positive_capacity: int):
+        # Views of ``static``, which self.graphs keeps (the graph holds addresses, not references).
+        node_ids, edge_ids, edge_shift, _, graph_of_node, positive, real_positives = static.split(
+            GraphStack.padded_layout(node_capacity, edge_capacity, positive_capacity))
+        model, parameters = self.model, list(self.model.parameters())
+
+        def step():
+            x, edge_index, _, _ = self.stack.gather(node_ids, edge_ids, edge_shift)
+            with self.autocast():
+                # One context more than the batch has graphs: the padding nodes' own, which no real row reads.
+                context = model.encoder(x, edge_index, graph_of_node, self.batch_graphs + 1)
+                loss = model.loss(x[positive], context[graph_of_node[positive]], None, real_positives)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            self.optimiser.step()
+            self.running.add_(loss.detach().double())
+
+        return capture_step(step, parameters, self.optimiser, static.device, keep=[self.running], pool=self.pool)
+
+
 def train_diffusion(
     residues: pd.DataFrame,
     edges: pd.DataFrame,
@@ -75,6 +121,7 @@ def train_diffusion(
     patience: int = 0,
     codec: ColumnCodec | None = None,
     mixed_precision: bool = False,
+    cuda_graph: bool = False,
 ) -> tuple[SiteDiffusion, list[dict]]:
     """Train on positives of training proteins and return the EMA weights with the best validation loss.
 
@@ -88,6 +135,11 @@ def train_diffusion(
 
     ``mixed_precision`` runs the training steps' forward pass in bfloat16 on a CUDA device (weights, optimiser and the
     validation loss stay float32); on a CPU it changes nothing.
+
+    ``cuda_graph`` replays each training step from a captured CUDA graph on a CUDA device (``_CapturedSteps``; no
+    effect on a CPU): the eager step is bound by the host launching a few hundred small kernels. Its batches are padded
+    to fixed sizes and its timesteps and noise come from another generator, so it trains as the eager step in
+    distribution, not draw for draw.
     """
     if codec is not None:
         residues = codec.encode_table(residues)
@@ -109,8 +161,14 @@ def train_diffusion(
     model.set_feature_range(train_graphs.positives)
     ema = EmaWeights(model, ema_decay)
     on_cuda = torch.device(device).type == "cuda"
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, fused=on_cuda)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if mixed_precision and on_cuda else contextlib.nullcontext
+    captured = on_cuda and cuda_graph
+    # Captured steps need the optimiser's step count on the device (capturable) and a tensor learning rate, which the
+    # schedule changes in place.
+    learning_rate = torch.tensor(lr, device=device) if captured else lr
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4, fused=on_cuda, capturable=captured)
+    # No autocast weight cache in a captured step: the cache would keep the capture's casts of the weights.
+    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not captured)) if mixed_precision and on_cuda
+                else contextlib.nullcontext)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1), eta_min=lr * 0.05)
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -122,33 +180,45 @@ def train_diffusion(
     # The training loss is summed on the device and read at evaluations only: reading it every step would make the
     # host wait for the GPU at every step.
     running, running_steps = torch.zeros((), dtype=torch.float64, device=device), 0
-    for step in bar:
-        model.train()
-        chosen = rng.choice(len(train_graphs), size=min(batch_proteins, len(train_graphs)), replace=False)
-        with autocast():
-            loss = _batch_loss(model, train_graphs.batch(chosen), generator)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        scheduler.step()
-        ema.update(model)
-        running += loss.detach().double()
-        running_steps += 1
-        if step % eval_every == 0 or step == steps:
-            record = {
-                "step": step,
-                "train_loss": running.item() / running_steps,
-                "validation_loss": _validation_loss(ema.module, val_batches, device, seed),
-                "validation_loss_online": _validation_loss(model, val_batches, device, seed),
-            }
-            running, running_steps = torch.zeros((), dtype=torch.float64, device=device), 0
-            history.append(record)
-            log.info("step %d train loss %.4f validation loss %s (online weights %s)", step, record["train_loss"],
-                     *(f"{v:.4f}" if v is not None else "none" for v in (record["validation_loss"], record["validation_loss_online"])))
-            if record["validation_loss"] is not None and stopping.update(step, record["validation_loss"], ema.module):
-                log.info("early stop at step %d: no validation gain in %d evaluations since step %s", step, patience, stopping.best_step)
-                break
+    graphs_per_step = min(batch_proteins, len(train_graphs))
+    steps_from_graphs = _CapturedSteps(model, train_graphs, optimiser, running, autocast, graphs_per_step) if captured else None
+    with contextlib.ExitStack() as scope:
+        if captured:  # the captured steps draw from the default CUDA generator: seeded here, restored after
+            scope.enter_context(torch.random.fork_rng(devices=[device]))
+            torch.cuda.manual_seed(seed)
+        for step in bar:
+            model.train()
+            chosen = rng.choice(len(train_graphs), size=graphs_per_step, replace=False)
+            if steps_from_graphs is not None:
+                steps_from_graphs.run(chosen)
+            else:
+                with autocast():
+                    loss = _batch_loss(model, train_graphs.batch(chosen), generator)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimiser.step()
+                running += loss.detach().double()
+            scheduler.step()
+            if captured:
+                keep_learning_rate_tensor(optimiser, learning_rate)
+            ema.update(model)
+            running_steps += 1
+            if step % eval_every == 0 or step == steps:
+                record = {
+                    "step": step,
+                    "train_loss": running.item() / running_steps,
+                    "validation_loss": _validation_loss(ema.module, val_batches, device, seed),
+                    "validation_loss_online": _validation_loss(model, val_batches, device, seed),
+                }
+                running.zero_()  # in place: the captured steps add to this tensor
+                running_steps = 0
+                history.append(record)
+                log.info("step %d train loss %.4f validation loss %s (online weights %s)", step, record["train_loss"],
+                         *(f"{v:.4f}" if v is not None else "none" for v in (record["validation_loss"], record["validation_loss_online"])))
+                if record["validation_loss"] is not None and stopping.update(step, record["validation_loss"], ema.module):
+                    log.info("early stop at step %d: no validation gain in %d evaluations since step %s", step, patience, stopping.best_step)
+                    break
     best = ema.module
     if stopping.best_state is not None:
         best.load_state_dict(stopping.best_state)

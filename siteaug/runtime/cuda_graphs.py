@@ -52,3 +52,13 @@ def capture_step(step: Callable[[], None], parameters: Iterable[torch.Tensor], o
     with torch.cuda.graph(graph, pool=pool):
         step()
     return graph
+
+
+def keep_learning_rate_tensor(optimiser: torch.optim.Optimizer, learning_rate: torch.Tensor) -> None:
+    """Call after each scheduler step. Captured steps read the learning-rate tensor they were captured with; a torch
+    whose scheduler assigns a new value (a float, or another tensor) instead of filling that tensor in place would leave
+    them at the old rate, so the new value goes into the tensor, and the tensor back into the optimiser."""
+    for group in optimiser.param_groups:
+        if group["lr"] is not learning_rate:
+            learning_rate.fill_(float(group["lr"]))
+            group["lr"] = learning_rate
