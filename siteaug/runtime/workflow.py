@@ -147,6 +147,11 @@ def rule_logging(snakemake):
                                   daemon=True, name="console-progress")
         ticker.start()
     start = time.perf_counter()
+    # A job's fixed cost before its first line of work (interpreter start, Snakemake's script preamble, imports): on
+    # the workflow's critical path it adds up over a dozen jobs (issue 14).
+    import psutil  # here: a dependency of Snakemake's, and only the rule scripts need it
+
+    logging.info("rule %s started %.1f s after its process", snakemake.rule, time.time() - psutil.Process().create_time())
     try:
         yield logging.getLogger(f"siteaug.rule.{snakemake.rule}")
         logging.info("rule %s done in %.1f s", snakemake.rule, time.perf_counter() - start)
