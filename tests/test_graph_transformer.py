@@ -156,8 +156,11 @@ def test_captured_cuda_steps_train_as_eager_steps():
     assert [r["epoch"] for r in models[True].history] == [r["epoch"] for r in models[False].history]
     for a, b in zip(models[True].history, models[False].history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+    # Eager steps repeat bit for bit, but a padded batch sums its loss and its scatters in another order; 4 epochs at
+    # lr 1e-2 grow that to a largest weight difference of 2.8e-4 (H100). A step reading wrong memory moves the first
+    # epoch's loss itself (0.258 against 0.471, bench/RESULTS.md).
     for a, b in zip(models[True].network.parameters(), models[False].network.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-3)
 
 
 @needs_cuda

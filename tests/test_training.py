@@ -186,12 +186,13 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="captured 
 @needs_cuda
 def test_captured_cuda_steps_train_as_eager_steps_in_distribution(split_tables):
     """Captured steps draw other timesteps and noise than eager steps, so the runs match in loss level, not exactly;
-    and a captured run is deterministic."""
+    and a captured run repeats (to the last digits, which the GATv2 layers' atomic scatters on a GPU move)."""
     cuda = dict(device=torch.device("cuda"), steps=60, eval_every=20)
     eager, history_eager = train(split_tables, **cuda)
     captured, history_captured = train(split_tables, cuda_graph=True, **cuda)
     _, history_again = train(split_tables, cuda_graph=True, **cuda)
-    assert history_captured == history_again
+    for a, b in zip(history_captured, history_again, strict=True):
+        assert a == pytest.approx(b, rel=1e-5)
     for a, b in zip(history_captured, history_eager):
         assert a["step"] == b["step"] and a["validation_loss"] == pytest.approx(b["validation_loss"], rel=0.25)
     assert history_captured[-1]["validation_loss"] < history_captured[0]["validation_loss"] * 1.05
