@@ -39,7 +39,7 @@ rule tree_scores:
     conda:
         ENV
     # Its fold fits run side by side (one process each), and graph_transformer waits for it.
-    threads: every_core()
+    threads: tree_score_threads()
     params:
         gbdt=lookup(within=config, dpath="classifier/gbdt"),
         seed=config["seed"],

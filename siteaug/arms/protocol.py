@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
 from siteaug.arms.classifier import MLPClassifier, mlp_config
 from siteaug.arms.reference_models import GBDTClassifier, GNNClassifier, gnn_config
@@ -54,8 +55,10 @@ def _oversample(sampler_cls, train, ratio, seed, feature_cols, **kwargs):
     return X.astype(np.float32), y.astype(np.int64)
 
 
-def arm_training_rows(arm: str, train: pd.DataFrame, balanced: pd.DataFrame | None, ratio: float, seed: int, feature_cols: list[str]):
-    """(X, y) an arm trains on. Only training-split rows ever enter; synthetic rows come only from ``balanced``."""
+def arm_training_rows(arm: str, train: pd.DataFrame, balanced: pd.DataFrame | None, ratio: float, seed: int, feature_cols: list[str],
+                      device="cpu"):
+    """(X, y) an arm trains on. Only training-split rows ever enter; synthetic rows come only from ``balanced``.
+    ``device``: where the SMOTE samplers search for neighbours (a CUDA device: ``DeviceNearestNeighbors``)."""
     rows = lookup_arm(arm).rows
     n_pos = int(train["label"].sum())
     if rows == REAL_ROWS:
@@ -64,10 +67,16 @@ def arm_training_rows(arm: str, train: pd.DataFrame, balanced: pd.DataFrame | No
         from imblearn.over_sampling import SMOTE, BorderlineSMOTE, RandomOverSampler
     if rows == "random_oversampling":
         return _oversample(RandomOverSampler, train, ratio, seed, feature_cols)
+    k_neighbors, m_neighbors = min(5, n_pos - 1), min(10, len(train) - 1)
+    if torch.device(device).type == "cuda":
+        from siteaug.arms.neighbours import DeviceNearestNeighbors
+
+        # imbalanced-learn adds one neighbour to a count (each row finds itself first), not to an estimator.
+        k_neighbors, m_neighbors = (DeviceNearestNeighbors(n + 1, str(device)) for n in (k_neighbors, m_neighbors))
     if rows == "smote":
-        return _oversample(SMOTE, train, ratio, seed, feature_cols, k_neighbors=min(5, n_pos - 1))
+        return _oversample(SMOTE, train, ratio, seed, feature_cols, k_neighbors=k_neighbors)
     if rows == "borderline_smote":
-        return _oversample(BorderlineSMOTE, train, ratio, seed, feature_cols, k_neighbors=min(5, n_pos - 1), m_neighbors=min(10, len(train) - 1))
+        return _oversample(BorderlineSMOTE, train, ratio, seed, feature_cols, k_neighbors=k_neighbors, m_neighbors=m_neighbors)
     if rows == BALANCED_ROWS:
         if balanced is None:
             raise ValueError(f"the {arm} arm needs its balanced training table")
@@ -192,7 +201,7 @@ class FitContext:
     cache: dict = field(default_factory=dict)
 
     def training_rows(self, seed: int):
-        return arm_training_rows(self.arm.name, self.train, self.balanced, self.ratio, seed, self.feature_cols)
+        return arm_training_rows(self.arm.name, self.train, self.balanced, self.ratio, seed, self.feature_cols, self.device)
 
     def validation_rows(self) -> tuple:
         """(X, y) of the validation split: real rows only, as no synthetic row ever leaves the training rows."""
