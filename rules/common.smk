@@ -55,16 +55,6 @@ def every_core():
     return cores or config["threads"]
 
 
-# tree_scores runs its grid x fold fits side by side, each on an equal share of its threads (parallel_fits). More
-# cores than the fits can use would only hold back the jobs that could run beside it: the diffusion training, whose
-# GPU is otherwise idle until the trees are done, and the arms that need no trees.
-def tree_score_threads():
-    gbdt = config["classifier"]["gbdt"]
-    fits = len(gbdt["learning_rates"]) * len(gbdt["max_leaf_nodes"]) * gbdt["cv_folds"]
-    cores = every_core()
-    return cores if cores <= fits else fits * (cores // fits)
-
-
 # features.threads caps the features rule (Snakemake lowers a larger cap to --cores).
 def features_threads():
     return config["features"]["threads"] or every_core()

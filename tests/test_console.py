@@ -36,7 +36,7 @@ def test_features_takes_every_core_unless_capped(tmp_path, cores, cap, processes
     assert f"Features of every protein ({processes} worker processes)" in out, out[-3000:]
 
 
-def test_seeds_side_by_side_on_cuda_only_gbdt_on_half_and_tree_scores_on_what_its_fits_use(tmp_path):
+def test_seeds_side_by_side_on_cuda_only_gbdt_on_half_and_tree_scores_on_every_core(tmp_path):
     (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [none, gbdt, graph_transformer]\n"
                                        "  graph_transformer: {tree_input: true}\n")
     command = [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "16", "--configfile", str(tmp_path / "gpu.yaml")]
@@ -46,8 +46,8 @@ def test_seeds_side_by_side_on_cuda_only_gbdt_on_half_and_tree_scores_on_what_it
     for line in ("Training arm none (3 seeds, 3 at a time, 3 cores)", "Training arm graph_transformer (3 seeds, 3 at a time, 3 cores)",
                  # gbdt's seeds share the grid point tuned with the first; its grid fits take half of --cores
                  "Training arm gbdt (3 seeds, 1 at a time, 8 cores)",
-                 # the default grid is 2 x 2 points x 3 folds: 12 fits of one core each, the other 4 cores left to others
-                 "Out-of-fold tree scores for graph_transformer's input (up to 12 fits at a time)"):
+                 # every core, though the default grid has 2 x 2 points x 3 folds: 12 fits
+                 "Out-of-fold tree scores for graph_transformer's input (up to 16 fits at a time)"):
         assert line in out, line
 
 
