@@ -3,6 +3,7 @@ their own neighbour search (on the CPU here; the workflow uses it on a CUDA devi
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from imblearn.over_sampling import SMOTE, BorderlineSMOTE
 from sklearn.neighbors import NearestNeighbors
 
@@ -66,3 +67,14 @@ def test_arm_rows_on_a_device_search_neighbours_there(monkeypatch):
         assert searched == ([6] if arm == "smote" else [11, 6])  # k + 1 and m + 1: each row finds itself first
         np.testing.assert_array_equal(y_cpu, y_dev)
         np.testing.assert_allclose(X_cpu, X_dev, rtol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_kneighbors_on_cuda_equal_scikit_learns():
+    fitted, queries = rows(5000, 132, 6), rows(700, 132, 7)
+    ours = DeviceNearestNeighbors(11, device="cuda").fit(fitted)
+    theirs = NearestNeighbors(n_neighbors=11, algorithm="brute").fit(fitted)
+    for X in (queries, None):
+        (d_ours, i_ours), (d_theirs, i_theirs) = ours.kneighbors(X), theirs.kneighbors(X)
+        np.testing.assert_array_equal(i_ours, i_theirs)
+        np.testing.assert_allclose(d_ours, d_theirs, rtol=1e-5)
