@@ -69,3 +69,42 @@ def test_capacities_hold_the_batch_plus_a_padding_node_and_waste_at_most_a_quart
     assert nodes > graphs[0].num_nodes + graphs[2].num_nodes
     with pytest.raises(ValueError, match="does not fit"):
         stack.padded_indices([0, 2], graphs[0].num_nodes + graphs[2].num_nodes, edges)
+
+
+def test_padded_graph_steps_capture_once_per_bucket_and_refill_the_buffer(monkeypatch):
+    """PaddedGraphSteps.run, the part of the captured training loops that runs without a GPU: a bucket's graph is
+    captured at its first batch, later batches of that bucket only refill its static buffer and replay."""
+    from siteaug.runtime import cuda_graphs
+
+    monkeypatch.setattr(cuda_graphs.torch.cuda, "graph_pool_handle", lambda: None)
+    monkeypatch.setattr(GraphStack, "CAPACITY_FLOOR", 4)  # buckets the size of these small graphs
+    graphs = random_graphs(7, seed=4, edge_attr=False)
+    stack = GraphStack(graphs, "cpu")
+    events = []
+
+    class Graph:
+        def __init__(self, static):
+            self.static = static
+
+        def replay(self):
+            events.append(("replay", self.static.clone()))
+
+    class Steps(cuda_graphs.PaddedGraphSteps):
+        def key(self, chosen):
+            return stack.capacities(chosen)
+
+        def capture(self, static, *key):
+            events.append(("capture", key))
+            return Graph(static)
+
+    steps = Steps(stack)
+    batches = [[0, 1], [1, 0], [0, 1, 2, 3, 4, 5, 6], [2, 3], [6, 5, 4, 3, 2, 1, 0]]
+    for chosen in batches:
+        steps.run(chosen)
+    keys = [stack.capacities(c) for c in batches]
+    assert 1 < len(set(keys)) < len(batches)
+    assert [e[1] for e in events if e[0] == "capture"] == list(dict.fromkeys(keys))
+    replays = [e[1] for e in events if e[0] == "replay"]
+    assert len(replays) == len(batches)
+    for chosen, key, buffer in zip(batches, keys, replays):
+        assert torch.equal(buffer, torch.from_numpy(stack.padded_indices(chosen, *key)))

@@ -27,7 +27,7 @@ from torch_geometric.nn import TransformerConv
 
 from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS
-from siteaug.runtime.cuda_graphs import capture_step, keep_learning_rate_tensor
+from siteaug.runtime.cuda_graphs import PaddedGraphSteps, capture_step, keep_learning_rate_tensor
 from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.io import atomic_path
 from siteaug.runtime.tables import FEATURE_PREFIX, is_feature_column
@@ -139,30 +139,19 @@ class ResidueGraphTransformer(nn.Module):
         return self.head(self.embed(x, edge_index, edge_attr)).squeeze(-1)
 
 
-class _CapturedSteps:
+class _CapturedSteps(PaddedGraphSteps):
     """Training steps of one network replayed from CUDA graphs: one graph per (node, edge) capacity of
-    ``GraphStack.capacities``, captured the first time a batch needs it; each reads its batch's padded indices from a
-    static buffer and gathers the rows itself. The loss is the mean over the real nodes, as the eager step's."""
+    ``GraphStack.capacities``; each gathers its batch's rows itself. The loss is the mean over the real nodes, as the
+    eager step's."""
 
     def __init__(self, network: ResidueGraphTransformer, stack: GraphStack, optimiser, total: torch.Tensor):
-        self.network, self.stack, self.optimiser, self.total = network, stack, optimiser, total
-        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
-        self.pool = torch.cuda.graph_pool_handle()  # the graphs never run at the same time: one memory pool
+        super().__init__(stack)
+        self.network, self.optimiser, self.total = network, optimiser, total
 
-    def run(self, chosen: np.ndarray) -> None:
-        key = self.stack.capacities(chosen)
-        packed = self.stack.padded_indices(chosen, *key)
-        if key in self.graphs:
-            graph, static = self.graphs[key]
-            self.stack.padded_to_device(packed, static)
-        else:
-            static = torch.empty(len(packed), dtype=torch.int64, device=self.stack.device)
-            self.stack.padded_to_device(packed, static)  # the warm-up step runs on this batch; capture_step undoes it
-            graph = self._capture(static, *key)
-            self.graphs[key] = graph, static
-        graph.replay()
+    def key(self, chosen) -> tuple[int, int]:
+        return self.stack.capacities(chosen)
 
-    def _capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int) -> torch.cuda.CUDAGraph:
+    def capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int) -> torch.cuda.CUDAGraph:
         # Views of ``static``, which self.graphs keeps: a tensor that only this function held would be freed after the
         # capture, and the replays would read whatever then took its memory (a GPU test caught that once: see
         # bench/RESULTS.md). Tensors made inside step() live in the graph's own pool.

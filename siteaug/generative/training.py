@@ -15,7 +15,7 @@ from tqdm import tqdm
 from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.generative.columns import ColumnCodec
 from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
-from siteaug.runtime.cuda_graphs import capture_step, keep_learning_rate_tensor
+from siteaug.runtime.cuda_graphs import PaddedGraphSteps, capture_step, keep_learning_rate_tensor
 from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.tables import feature_columns, split_rows
 
@@ -61,32 +61,21 @@ class EmaWeights:
         self.updates += 1
 
 
-class _CapturedSteps:
-    """Training steps replayed from CUDA graphs: one graph per (node, edge, positive) capacity of ``GraphStack``,
-    captured the first time a batch needs it. Each reads its batch's padded indices from a static buffer, gathers the
-    rows itself, and takes the loss over the real positives only, so it trains as the eager step does; its timesteps
-    and noise come from the default CUDA generator (a graph replays its random draws from that generator's offset)."""
+class _CapturedSteps(PaddedGraphSteps):
+    """Training steps replayed from CUDA graphs: one graph per (node, edge, positive) capacity of ``GraphStack``. Each
+    gathers its batch's rows itself and takes the loss over the real positives only, so it trains as the eager step
+    does; its timesteps and noise come from the default CUDA generator (a graph replays its random draws from that
+    generator's offset)."""
 
     def __init__(self, model: SiteDiffusion, stack: GraphStack, optimiser, running: torch.Tensor, autocast, graphs: int):
-        self.model, self.stack, self.optimiser, self.running, self.autocast = model, stack, optimiser, running, autocast
+        super().__init__(stack)
+        self.model, self.optimiser, self.running, self.autocast = model, optimiser, running, autocast
         self.batch_graphs = graphs
-        self.graphs: dict[tuple[int, int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
-        self.pool = torch.cuda.graph_pool_handle()  # the graphs never run at the same time: one memory pool
 
-    def run(self, chosen: np.ndarray) -> None:
-        key = (*self.stack.capacities(chosen), self.stack.capacity(self.stack.positive_count(chosen)))
-        packed = self.stack.padded_indices(chosen, *key)
-        if key in self.graphs:
-            graph, static = self.graphs[key]
-            self.stack.padded_to_device(packed, static)
-        else:
-            static = torch.empty(len(packed), dtype=torch.int64, device=self.stack.device)
-            self.stack.padded_to_device(packed, static)  # the warm-up step runs on this batch; capture_step undoes it
-            graph = self._capture(static, *key)
-            self.graphs[key] = graph, static
-        graph.replay()
+    def key(self, chosen) -> tuple[int, int, int]:
+        return (*self.stack.capacities(chosen), self.stack.capacity(self.stack.positive_count(chosen)))
 
-    def _capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int, positive_capacity: int):
+    def capture(self, static: torch.Tensor, node_capacity: int, edge_capacity: int, positive_capacity: int):
         # Views of ``static``, which self.graphs keeps (the graph holds addresses, not references).
         node_ids, edge_ids, edge_shift, _, graph_of_node, positive, real_positives = static.split(
             GraphStack.padded_layout(node_capacity, edge_capacity, positive_capacity))

@@ -62,3 +62,36 @@ def keep_learning_rate_tensor(optimiser: torch.optim.Optimizer, learning_rate: t
         if group["lr"] is not learning_rate:
             learning_rate.fill_(float(group["lr"]))
             group["lr"] = learning_rate
+
+
+class PaddedGraphSteps:
+    """Training steps over batches of protein graphs (a ``GraphStack``) replayed from CUDA graphs, one graph per batch
+    size bucket: ``key`` gives the capacities a batch needs (the arguments of ``stack.padded_indices`` after the
+    batch), ``capture`` captures the step for one bucket, reading its batch from a static index buffer. ``run`` pads a
+    batch's indices into its bucket's buffer and replays the graph, capturing it the first time the bucket comes up (the
+    warm-up step then runs on that batch, and ``capture_step`` undoes it)."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.pool = torch.cuda.graph_pool_handle()  # the graphs never run at the same time: one memory pool
+
+    def key(self, chosen) -> tuple:
+        raise NotImplementedError
+
+    def capture(self, static: torch.Tensor, *key) -> torch.cuda.CUDAGraph:
+        raise NotImplementedError
+
+    def run(self, chosen) -> None:
+        key = self.key(chosen)
+        packed = self.stack.padded_indices(chosen, *key)
+        if key in self.graphs:
+            graph, static = self.graphs[key]
+            self.stack.padded_to_device(packed, static)
+        else:
+            # self.graphs keeps the buffer: the graph holds its address, not a reference.
+            static = torch.empty(len(packed), dtype=torch.int64, device=self.stack.device)
+            self.stack.padded_to_device(packed, static)
+            graph = self.capture(static, *key)
+            self.graphs[key] = graph, static
+        graph.replay()
