@@ -28,6 +28,15 @@ VARIANTS = [a for a in ARMS if lookup_arm(a).variant]
 # Whether the embedding-space augmentation pipeline (rules/embedding.smk: diffusion, generation, filter, balance) runs:
 # an arm trains on the balanced embedding table.
 EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_arm(a).balanced == SHARED for a in ARMS)
+# Whether the feature-space generation stages run (train_diffusion, plan_generation, generate, filter_shard, balance,
+# sample_quality): an arm trains on what they make, the shared balanced table (diffusion) or a balance_variant table of
+# generated candidates (diffusion_unfiltered, the ratio sweep). Without one, no rule reads their outputs, so a run of
+# e.g. none, smote and gbdt trains no diffusion model, and its report says that generation was not run.
+GENERATION = any(
+    lookup_arm(a).table == FEATURE_TABLE and lookup_arm(a).balanced in (SHARED, UNFILTERED, RATIO_SWEEP) for a in ARMS
+)
+# The quality filter's critic: for the filter of generated candidates, and for smote_filtered's SMOTE candidates.
+CRITIC = GENERATION or any(lookup_arm(a).variant == SMOTE_FILTERED for a in ARMS)
 ENV = "../envs/siteaug.yaml"
 # Feature-group ablation settings, name ("sequence+structure") -> groups; empty when report.feature_ablation is off.
 if config["report"]["feature_ablation"]:
@@ -170,15 +179,27 @@ def variant_settings(wildcards):
 
 # Extra report sections: title -> {"tables": [json/tsv/csv paths], "images": [png paths], "text": "..."}. Their files
 # become inputs of the report rule.
-REPORT_SECTIONS = {
-    "Generation quality": {
-        "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
-        "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
-        "tables": [out("sample_quality/metrics.json")],
-        # The quality-score histogram is already in the report's own candidate-quality section.
-        "images": [out("sample_quality/pca.png"), out("sample_quality/loss_curves.png")],
+GENERATION_NOT_RUN = (
+    f"Not run: no arm of this run ({', '.join(ARMS)}) trains on generated rows (diffusion, diffusion_unfiltered and "
+    "the ratio-sweep arms do), so no diffusion model was trained and no candidates were generated, filtered or added "
+    "to a balanced table; there are no generation-quality metrics."
+)
+if GENERATION:
+    REPORT_SECTIONS = {
+        "Generation quality": {
+            "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
+            "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
+            "tables": [out("sample_quality/metrics.json")],
+            # The quality-score histogram is already in the report's own candidate-quality section.
+            "images": [out("sample_quality/pca.png"), out("sample_quality/loss_curves.png")],
+        }
     }
-}
+else:
+    REPORT_SECTIONS = {
+        "Generation quality": {
+            "text": GENERATION_NOT_RUN,
+        }
+    }
 if EMBEDDING_AUGMENTATION:
     REPORT_SECTIONS["Generation quality in embedding space"] = {
         "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
@@ -208,18 +229,22 @@ def stage_benchmarks(wildcards):
     files = [
         rules.prepare.benchmark,
         rules.features.benchmark,
-        rules.train_diffusion.benchmark,
-        rules.plan_generation.benchmark,
-        *expand(rules.generate.benchmark, shard=SHARDS),
-        rules.train_critic.benchmark,
-        *expand(rules.filter_shard.benchmark, shard=SHARDS),
-        rules.balance.benchmark,
         *expand(rules.balance_variant.benchmark, variant=VARIANTS),
         *expand(rules.train_classifier.benchmark, arm=ARMS),
-        rules.sample_quality.benchmark,
         rules.evaluate.benchmark,
         rules.report_figures.benchmark,
     ]
+    if GENERATION:
+        files += [
+            rules.train_diffusion.benchmark,
+            rules.plan_generation.benchmark,
+            *expand(rules.generate.benchmark, shard=SHARDS),
+            *expand(rules.filter_shard.benchmark, shard=SHARDS),
+            rules.balance.benchmark,
+            rules.sample_quality.benchmark,
+        ]
+    if CRITIC:
+        files.append(rules.train_critic.benchmark)
     if config["input"]["source"] == "demo":
         files.append(rules.make_demo.benchmark)
     if EMBEDDING_MODEL_ARM in ARMS and tree_score_inputs():
