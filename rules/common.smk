@@ -226,25 +226,23 @@ def report_section_files():
 def stage_benchmarks(wildcards):
     """The benchmark file of every job this run's report depends on, for its time-per-stage and critical-path tables.
     Declared, not globbed, so the files of an arm or shard that an earlier run had and this one has not are not read."""
+    # In the order of the stages (the order of a rule's inputs is the order its jobs enter the DAG, which breaks ties
+    # when the scheduler picks among ready jobs): the generation stages' files where they run (GENERATION, CRITIC).
+    generation = GENERATION
     files = [
         rules.prepare.benchmark,
         rules.features.benchmark,
+        *([rules.train_diffusion.benchmark, rules.plan_generation.benchmark] if generation else []),
+        *(expand(rules.generate.benchmark, shard=SHARDS) if generation else []),
+        *([rules.train_critic.benchmark] if CRITIC else []),
+        *(expand(rules.filter_shard.benchmark, shard=SHARDS) if generation else []),
+        *([rules.balance.benchmark] if generation else []),
         *expand(rules.balance_variant.benchmark, variant=VARIANTS),
         *expand(rules.train_classifier.benchmark, arm=ARMS),
+        *([rules.sample_quality.benchmark] if generation else []),
         rules.evaluate.benchmark,
         rules.report_figures.benchmark,
     ]
-    if GENERATION:
-        files += [
-            rules.train_diffusion.benchmark,
-            rules.plan_generation.benchmark,
-            *expand(rules.generate.benchmark, shard=SHARDS),
-            *expand(rules.filter_shard.benchmark, shard=SHARDS),
-            rules.balance.benchmark,
-            rules.sample_quality.benchmark,
-        ]
-    if CRITIC:
-        files.append(rules.train_critic.benchmark)
     if config["input"]["source"] == "demo":
         files.append(rules.make_demo.benchmark)
     if EMBEDDING_MODEL_ARM in ARMS and tree_score_inputs():

@@ -1,18 +1,25 @@
 """Shared fixtures: a tiny diffusion model, fake residue/edge tables, and finished runs of the tiny workflow."""
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import threading
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pytest
-import torch
+# The shared workflow runs go on in the background beside the other tests (LocalRuns, the SLURM run), so the cores are
+# oversubscribed: OpenMP threads (torch, scikit-learn's gradient boosting) that spin while they wait for each other then
+# burn the time slices the others need (a gbdt test took 25 s instead of 1 s). They sleep instead. Before torch and
+# scikit-learn load OpenMP, for this process and the workflow runs it starts; it changes no result.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 
