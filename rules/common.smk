@@ -28,6 +28,15 @@ VARIANTS = [a for a in ARMS if lookup_arm(a).variant]
 # Whether the embedding-space augmentation pipeline (rules/embedding.smk: diffusion, generation, filter, balance) runs:
 # an arm trains on the balanced embedding table.
 EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_arm(a).balanced == SHARED for a in ARMS)
+# Whether the feature-space generation stages run (train_diffusion, plan_generation, generate, filter_shard, balance,
+# sample_quality): an arm trains on what they make, the shared balanced table (diffusion) or a balance_variant table of
+# generated candidates (diffusion_unfiltered, the ratio sweep). Without one, no rule reads their outputs, so a run of
+# e.g. none, smote and gbdt trains no diffusion model, and its report says that generation was not run.
+GENERATION = any(
+    lookup_arm(a).table == FEATURE_TABLE and lookup_arm(a).balanced in (SHARED, UNFILTERED, RATIO_SWEEP) for a in ARMS
+)
+# The quality filter's critic: for the filter of generated candidates, and for smote_filtered's SMOTE candidates.
+CRITIC = GENERATION or any(lookup_arm(a).variant == SMOTE_FILTERED for a in ARMS)
 ENV = "../envs/siteaug.yaml"
 # Feature-group ablation settings, name ("sequence+structure") -> groups; empty when report.feature_ablation is off.
 if config["report"]["feature_ablation"]:
@@ -170,15 +179,27 @@ def variant_settings(wildcards):
 
 # Extra report sections: title -> {"tables": [json/tsv/csv paths], "images": [png paths], "text": "..."}. Their files
 # become inputs of the report rule.
-REPORT_SECTIONS = {
-    "Generation quality": {
-        "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
-        "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
-        "tables": [out("sample_quality/metrics.json")],
-        # The quality-score histogram is already in the report's own candidate-quality section.
-        "images": [out("sample_quality/pca.png"), out("sample_quality/loss_curves.png")],
+GENERATION_NOT_RUN = (
+    f"Not run: no arm of this run ({', '.join(ARMS)}) trains on generated rows (diffusion, diffusion_unfiltered and "
+    "the ratio-sweep arms do), so no diffusion model was trained and no candidates were generated, filtered or added "
+    "to a balanced table; there are no generation-quality metrics."
+)
+if GENERATION:
+    REPORT_SECTIONS = {
+        "Generation quality": {
+            "text": "Synthetic candidates against real training positives (k-NN precision/recall, C2ST, DCR against "
+            "held-back validation positives, per-feature Wasserstein, correlation distance, filter acceptance).",
+            "tables": [out("sample_quality/metrics.json")],
+            # The quality-score histogram is already in the report's own candidate-quality section.
+            "images": [out("sample_quality/pca.png"), out("sample_quality/loss_curves.png")],
+        }
     }
-}
+else:
+    REPORT_SECTIONS = {
+        "Generation quality": {
+            "text": GENERATION_NOT_RUN,
+        }
+    }
 if EMBEDDING_AUGMENTATION:
     REPORT_SECTIONS["Generation quality in embedding space"] = {
         "text": "The same metrics for the candidates of the embedding-space diffusion model (rows are the "
@@ -205,18 +226,20 @@ def report_section_files():
 def stage_benchmarks(wildcards):
     """The benchmark file of every job this run's report depends on, for its time-per-stage and critical-path tables.
     Declared, not globbed, so the files of an arm or shard that an earlier run had and this one has not are not read."""
+    # In the order of the stages (the order of a rule's inputs is the order its jobs enter the DAG, which breaks ties
+    # when the scheduler picks among ready jobs): the generation stages' files where they run (GENERATION, CRITIC).
+    generation = GENERATION
     files = [
         rules.prepare.benchmark,
         rules.features.benchmark,
-        rules.train_diffusion.benchmark,
-        rules.plan_generation.benchmark,
-        *expand(rules.generate.benchmark, shard=SHARDS),
-        rules.train_critic.benchmark,
-        *expand(rules.filter_shard.benchmark, shard=SHARDS),
-        rules.balance.benchmark,
+        *([rules.train_diffusion.benchmark, rules.plan_generation.benchmark] if generation else []),
+        *(expand(rules.generate.benchmark, shard=SHARDS) if generation else []),
+        *([rules.train_critic.benchmark] if CRITIC else []),
+        *(expand(rules.filter_shard.benchmark, shard=SHARDS) if generation else []),
+        *([rules.balance.benchmark] if generation else []),
         *expand(rules.balance_variant.benchmark, variant=VARIANTS),
         *expand(rules.train_classifier.benchmark, arm=ARMS),
-        rules.sample_quality.benchmark,
+        *([rules.sample_quality.benchmark] if generation else []),
         rules.evaluate.benchmark,
         rules.report_figures.benchmark,
     ]

@@ -38,6 +38,6 @@ include: "embedding.smk"
 DEFAULT_TARGETS = [
     out("report/report.html"),
     out("report/metrics.tsv"),
-    out("sample_quality/metrics.tsv"),
+    *([out("sample_quality/metrics.tsv")] if GENERATION else []),
     *ABLATION_TARGETS,
 ]

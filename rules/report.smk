@@ -9,7 +9,7 @@ rule evaluate:
         training=expand(out("classifier/{arm}/summary.json"), arm=ARMS),
         proteins=out("data/proteins.parquet"),
         # for the no-verdict check of a diffusion arm without synthetic rows
-        balance=out("balanced/summary.json"),
+        balance=[out("balanced/summary.json")] if GENERATION else [],
         embedding_balance=[out("embedding/balanced/summary.json")] if EMBEDDING_AUGMENTATION else [],
     output:
         tsv=report(
@@ -52,7 +52,7 @@ rule report_figures:
         predictions=expand(out("classifier/{arm}/predictions.parquet"), arm=ARMS),
         proteins=out("data/proteins.parquet"),
         evaluation=out("report/metrics.json"),
-        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
+        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS) if GENERATION else [],
     output:
         intervals=report(
             out("report/auprc_intervals.png"),
@@ -84,11 +84,15 @@ rule report_figures:
             category="Figures",
             labels={"figure": "threshold curves"},
         ),
-        quality=report(
-            out("report/quality_scores.png"),
-            caption="../report/quality_scores.rst",
-            category="Figures",
-            labels={"figure": "candidate quality"},
+        quality=(
+            report(
+                out("report/quality_scores.png"),
+                caption="../report/quality_scores.rst",
+                category="Figures",
+                labels={"figure": "candidate quality"},
+            )
+            if GENERATION
+            else []
         ),
         sweep=(
             report(
@@ -119,10 +123,11 @@ rule report:
         evaluation=out("report/metrics.json"),
         figures=rules.report_figures.output,
         proteins=out("data/proteins.parquet"),
-        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS),
-        balance=out("balanced/summary.json"),
-        sample_quality=out("sample_quality/metrics.json"),
-        history=out("diffusion/history.json"),
+        # The generation stages' outputs, when they ran (GENERATION); without them the page says they did not.
+        scores=expand(out("filtered/scores_{shard}.parquet"), shard=SHARDS) if GENERATION else [],
+        balance=[out("balanced/summary.json")] if GENERATION else [],
+        sample_quality=[out("sample_quality/metrics.json")] if GENERATION else [],
+        history=[out("diffusion/history.json")] if GENERATION else [],
         sections=report_section_files(),
         benchmarks=stage_benchmarks,
     output:

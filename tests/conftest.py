@@ -1,15 +1,25 @@
 """Shared fixtures: a tiny diffusion model, fake residue/edge tables, and finished runs of the tiny workflow."""
 import os
-import shutil
-import sys
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pytest
-import torch
+# The shared workflow runs go on in the background beside the other tests (LocalRuns, the SLURM run), so the cores are
+# oversubscribed: OpenMP threads (torch, scikit-learn's gradient boosting) that spin while they wait for each other then
+# burn the time slices the others need (a gbdt test took 25 s instead of 1 s). They sleep instead. Before torch and
+# scikit-learn load OpenMP, for this process and the workflow runs it starts; it changes no result.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 
@@ -50,22 +60,6 @@ def fake_tables():
     return pd.DataFrame(rows), pd.DataFrame(edges)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """A work directory holding one finished run of the tiny workflow (tests/data/tiny.yaml, every arm, --cores 2).
-
-    Shared by every test that reads its outputs, or reruns jobs whose outputs come out byte-identical (the workflow is
-    deterministic on CPU: tests/test_determinism.py), so the suite runs the whole tiny workflow once, not per module.
-    """
-    from helpers import new_workdir, run_snakemake
-
-    workdir = new_workdir(tmp_path_factory, "tiny_run")
-    result = run_snakemake(workdir)
-    if result.returncode != 0:
-        raise AssertionError(f"the tiny workflow failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return workdir
-
-
 # What the lean ablation run takes over from tiny_run's work directory: the outputs (and their logs, benchmarks and
 # Snakemake's metadata) of the stages before the classifiers, whose config the lean overlay leaves as tiny.yaml has it.
 # Not what only tiny.yaml's other arms make (balanced/<arm>/, embedding/, classifier/, graph_transformer's
@@ -73,35 +67,160 @@ def tiny_run(tmp_path_factory) -> Path:
 SHARED_STAGES = ["demo", "data", "features", "diffusion", "generated", "filtered", "balanced/train.parquet",
                  "balanced/summary.json", "sample_quality", "logs", "benchmarks"]
 OTHER_ARMS_ONLY = shutil.ignore_patterns("tree_scores.parquet")
+TINY_RUN, LEAN_RUN = "tiny_run", "lean_ablation_run"
+# A hard limit on each shared local run: a workflow that hangs must fail the tests that read it, not hang CI.
+RUN_TIMEOUT_S = 1800
+
+
+def _reads(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
+class LocalRuns:
+    """The two shared local runs, made in a background thread from the start of the session, so that they overlap the
+    tests that read neither (tests/conftest.py orders those first): ``tiny_run``, then, when a selected test reads it,
+    ``lean_ablation_run``, which starts from a copy of tiny_run's first stages.
+
+    ``wait_tiny()`` returns once the tiny run has finished and the lean run's copy of its stages is made, so that a
+    test which reruns jobs in tiny_run's work directory cannot change what the lean run copies.
+    """
+
+    def __init__(self, tmp_path_factory, lean: bool):
+        from helpers import ABLATION_SETTINGS, LEAN, new_workdir, write_config
+
+        self.tiny = new_workdir(tmp_path_factory, TINY_RUN)
+        self.lean = new_workdir(tmp_path_factory, LEAN_RUN) if lean else None
+        self.lean_configfiles = ((write_config(self.lean, {"report.feature_ablation": ABLATION_SETTINGS}, name="ablation.yaml"), LEAN)
+                                 if lean else None)
+        self.tiny_done, self.lean_done = threading.Event(), threading.Event()
+        self.tiny_error: str | None = None
+        self.lean_error: str | None = None
+        self.process: subprocess.Popen | None = None
+        self.stopping = False
+        self.lock = threading.Lock()  # stop() and the start of a run: no run starts once stop() has begun
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="local tiny runs", daemon=True)
+            self.thread.start()
+
+    def _run(self, workdir: Path, what: str, **options) -> str | None:
+        """Run the workflow in ``workdir`` (its own process group, so that stop() ends its jobs too); None if it
+        succeeded, else why not."""
+        from helpers import snakemake_command
+
+        log = workdir.with_name(f"{workdir.name}.log")  # beside the work directory: nothing of its own in it
+        with self.lock, open(log, "w") as out:
+            if self.stopping:
+                return f"{what}: the session ended first"
+            self.process = subprocess.Popen(snakemake_command(workdir, **options), cwd=workdir, stdin=subprocess.DEVNULL,
+                                            stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            returncode = self.process.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            returncode = f"killed after {RUN_TIMEOUT_S} s"
+        if returncode == 0:
+            return None
+        return f"{what} failed ({returncode}):\n{log.read_text()[-8000:]}"
+
+    def _work(self) -> None:
+        try:
+            self.tiny_error = self._run(self.tiny, "the tiny workflow")
+            if self.tiny_error is None and self.lean is not None:
+                self._copy_shared_stages()
+        except Exception as err:  # raised by wait_tiny(), in the tests that read the run
+            self.tiny_error = f"the tiny workflow: {type(err).__name__}: {err}"
+        finally:
+            self.tiny_done.set()
+        if self.lean is None:
+            return
+        try:
+            if self.tiny_error is not None:
+                self.lean_error = f"the lean ablation run did not start: {self.tiny_error}"
+            else:
+                self.lean_error = self._run(self.lean, "the lean ablation run", configfiles=self.lean_configfiles)
+        except Exception as err:
+            self.lean_error = f"the lean ablation run: {type(err).__name__}: {err}"
+        finally:
+            self.lean_done.set()
+
+    def _copy_shared_stages(self) -> None:
+        for name in SHARED_STAGES:
+            source, target = self.tiny / "results" / name, self.lean / "results" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=OTHER_ARMS_ONLY)
+            else:
+                shutil.copy2(source, target)
+        shutil.copytree(self.tiny / ".snakemake" / "metadata", self.lean / ".snakemake" / "metadata")
+
+    def wait_tiny(self) -> Path:
+        self.start()
+        self.tiny_done.wait()
+        if self.tiny_error:
+            raise AssertionError(self.tiny_error)
+        return self.tiny
+
+    def wait_lean(self) -> tuple[Path, tuple[Path, ...]]:
+        if self.lean is None:
+            raise AssertionError("lean_ablation_run: no test selected at collection reads it")
+        self.start()
+        self.lean_done.wait()
+        if self.lean_error:
+            raise AssertionError(self.lean_error)
+        return self.lean, self.lean_configfiles
+
+    def stop(self) -> None:
+        """End a run still going (a session stopped early, -x), with its jobs."""
+        with self.lock:
+            self.stopping = True
+            if self.process is not None and self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_runs(request, tmp_path_factory):
+    """The shared local runs (LocalRuns), started in the background before the first test of a session that has a
+    test reading ``tiny_run`` (or ``lean_ablation_run``, which reads it); else None."""
+    items = request.session.items
+    if not any(_reads(item, TINY_RUN) for item in items):
+        yield None
+        return
+    runs = LocalRuns(tmp_path_factory, lean=any(_reads(item, LEAN_RUN) for item in items))
+    runs.start()
+    yield runs
+    runs.stop()
 
 
 @pytest.fixture(scope="session")
-def lean_ablation_run(tmp_path_factory, tiny_run) -> tuple[Path, tuple[Path, ...]]:
+def tiny_run(local_runs) -> Path:
+    """A work directory holding one finished run of the tiny workflow (tests/data/tiny.yaml, every arm, --cores 2).
+
+    Shared by every test that reads its outputs, or reruns jobs whose outputs come out byte-identical (the workflow is
+    deterministic on CPU: tests/test_determinism.py), so the suite runs the whole tiny workflow once, not per module.
+    It runs in the background from the start of the session (LocalRuns).
+    """
+    return local_runs.wait_tiny()
+
+
+@pytest.fixture(scope="session")
+def lean_ablation_run(local_runs, tiny_run) -> tuple[Path, tuple[Path, ...]]:
     """(work directory, config files) of one finished run of the tiny workflow with the lean overlay (three arms, one
     seed) and a feature-group ablation (``report.feature_ablation: ABLATION_SETTINGS``, in ``ablation.yaml`` there).
 
     It starts from a copy of ``tiny_run``'s stages before the classifiers (SHARED_STAGES, with the modification times
     and Snakemake's metadata, so Snakemake finds them up to date) and runs the rest: the three arms, the ablation and
-    the report. Shared by tests/test_ablation.py, which reads its outputs, and the SIGKILL trials of
-    tests/test_resume.py, which run the same config files from nothing and must end with its tables and metrics (so a
-    copied output that a run of its own would not make byte-identical fails there).
+    the report; in the background, right after the tiny run (LocalRuns). Shared by tests/test_ablation.py, which reads
+    its outputs, and the SIGKILL trials of tests/test_resume.py, which run the same config files from nothing and must
+    end with its tables and metrics (so a copied output that a run of its own would not make byte-identical fails there).
     """
-    from helpers import ABLATION_SETTINGS, LEAN, new_workdir, run_snakemake, write_config
-
-    workdir = new_workdir(tmp_path_factory, "lean_ablation_run")
-    for name in SHARED_STAGES:
-        source, target = tiny_run / "results" / name, workdir / "results" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=OTHER_ARMS_ONLY)
-        else:
-            shutil.copy2(source, target)
-    shutil.copytree(tiny_run / ".snakemake" / "metadata", workdir / ".snakemake" / "metadata")
-    configfiles = (write_config(workdir, {"report.feature_ablation": ABLATION_SETTINGS}, name="ablation.yaml"), LEAN)
-    result = run_snakemake(workdir, configfiles=configfiles)
-    if result.returncode != 0:
-        raise AssertionError(f"the lean ablation run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return workdir, configfiles
+    return local_runs.wait_lean()
 
 
 # ---- the second run of the tiny workflow: through SLURM in the background when a local cluster can start -----------
@@ -110,15 +229,25 @@ SECOND_RUN = "second_tiny_run"
 
 
 def _reads_second_run(item) -> bool:
-    return SECOND_RUN in getattr(item, "fixturenames", ())
+    return _reads(item, SECOND_RUN)
+
+
+def _run_order(item) -> int:
+    """0: reads no shared run; 1: reads ``tiny_run`` only; 2: reads ``lean_ablation_run``; 3: reads ``second_tiny_run``."""
+    if _reads_second_run(item):
+        return 3
+    if _reads(item, LEAN_RUN):
+        return 2
+    return 1 if _reads(item, TINY_RUN) else 0
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
-    """The tests that read ``second_tiny_run`` go last (in their order), so that its SLURM run, started when the session
-    starts, queues its jobs while every other test runs. trylast: after -m and -k have deselected tests."""
-    readers = [item for item in items if _reads_second_run(item)]
-    items[:] = [item for item in items if not _reads_second_run(item)] + readers
+    """The tests that read a shared run go after those that read none, in their order: first the readers of
+    ``tiny_run``, then of ``lean_ablation_run`` (made after it), last of ``second_tiny_run``. The runs start in the
+    background when the session starts (LocalRuns, and the SLURM run of ``slurm_tiny_run``), so they run while every
+    test that needs none of them runs. trylast: after -m and -k have deselected tests. (sorted is stable.)"""
+    items[:] = sorted(items, key=_run_order)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -108,8 +108,8 @@ def test_two_datasets_run_in_one_dag_with_a_summary(tmp_path):
 
     for name, seed in (("alpha", 0), ("beta", 1)):
         make_demo(tmp_path / name, n_proteins=24, min_length=40, max_length=70, seed=seed)
-    # beta's overlay: no structure columns, and no diffusion arm (one train_classifier job fewer; the generation jobs
-    # still run, for the report's generation-quality section); the summary then lists each dataset's own arms.
+    # beta's overlay: no structure columns, and no arm that trains on generated rows, so none of its generation jobs
+    # run (its report says so); the summary then lists each dataset's own arms.
     (tmp_path / "beta.yaml").write_text("features:\n  groups: [sequence]\nclassifier:\n  arms: [none, smote]\n")
     sheet = _sheet(tmp_path, "name\tlabels\tstructures\tconfig\nalpha\talpha/labels.fa\talpha/pdb\t\n"
                              "beta\tbeta/labels.fa\tbeta/pdb\tbeta.yaml\n")
@@ -128,6 +128,17 @@ def test_two_datasets_run_in_one_dag_with_a_summary(tmp_path):
     beta = pq.read_schema(runs / "beta/features/residues.parquet").names
     assert "f_rsa" in alpha and not any(c.startswith("f_rsa") for c in beta)
     assert (runs / "alpha/classifier/diffusion").is_dir() and not (runs / "beta/classifier/diffusion").exists()
+    # Only alpha generated: beta's DAG asked for no diffusion model, candidate, filter, balanced table or sample quality,
+    # and its report says that generation was not run instead of showing its figures and counts.
+    generation = ["diffusion", "generated", "filtered", "balanced", "sample_quality", "report/quality_scores.png"]
+    assert [p for p in generation if not (runs / "alpha" / p).exists()] == []
+    assert [p for p in generation if (runs / "beta" / p).exists()] == []
+    alpha_page, beta_page = ((runs / name / "report/report.html").read_text() for name in ("alpha", "beta"))
+    assert "candidates generated" in alpha_page and "Not run: no arm of this run" not in alpha_page
+    assert "Not run: no arm of this run (none, smote) trains on generated rows" in beta_page
+    assert "candidates generated" not in beta_page and "Quality of generated candidates" not in beta_page
+    beta_train = pd.read_parquet(runs / "beta/data/proteins.parquet").query("split == 'train'")
+    assert f"<td>real training positives</td><td>{beta_train['n_positives'].sum():,}</td>" in beta_page
     summary = pd.read_csv(runs / "summary/summary.tsv", sep="\t", keep_default_na=False)
     arms = {"alpha": ["none", "smote", "diffusion"], "beta": ["none", "smote"]}
     assert list(zip(summary["dataset"], summary["arm"])) == [(d, a) for d in arms for a in arms[d]]

@@ -194,6 +194,31 @@ def test_a_classifier_hyper_parameter_reruns_only_the_arms_that_read_it(tiny_run
     assert jobs == {"train_classifier": len(mlp_arms), **REPORT_JOBS} and arms == mlp_arms
 
 
+GENERATION_RULES = {"train_diffusion", "plan_generation", "generate", "filter_shard", "balance", "sample_quality"}
+
+
+@pytest.mark.parametrize(
+    "arms, critic",
+    [(["none", "smote", "gbdt"], False), (["none", "smote_filtered"], True)],
+    ids=["no-generated-rows", "smote-filtered-only"],
+)
+def test_generation_stages_are_planned_only_for_arms_that_train_on_generated_rows(tmp_path_factory, arms, critic):
+    """A fresh run's plan (snakemake -n) without a diffusion, diffusion_unfiltered or ratio-sweep arm: no job of the
+    generation stages, and the report rule reads none of their outputs; smote_filtered still gets its critic. (tiny.yaml,
+    every arm, plans and runs them all: tiny_run.)"""
+    workdir = new_workdir(tmp_path_factory, "nogeneration")
+    configfile = write_config(workdir, {"classifier.arms": arms, "classifier.ratio_sweep": []}, name="arms.yaml")
+    output = snakemake(workdir, "-n", configfile=configfile).stdout
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", output.split("Job stats:")[1].split("total")[0], re.M))
+    assert {"prepare", "features", "train_classifier", "evaluate", "report_figures", "report"} <= set(jobs)
+    assert GENERATION_RULES & set(jobs) == set()
+    assert ("train_critic" in jobs) == critic and ("balance_variant" in jobs) == critic
+    report_inputs = output[output.index("rule report:"):].split("\n")[1]
+    assert report_inputs.startswith("    input: ") and "results/data/proteins.parquet" in report_inputs
+    for folder in ("diffusion/", "generated/", "filtered/", "balanced/", "sample_quality/"):
+        assert folder not in report_inputs, folder
+
+
 def test_lint_is_clean():
     result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -16,7 +16,10 @@ with rule_logging(snakemake) as log:
     # The sweep arms draw from the same filtered rows as diffusion.
     reason = (f"it trained on 0 synthetic rows (no candidate reached quality_threshold {p.threshold}): real rows only, "
               "with real negatives dropped to reach its positive ratio, so it does not measure diffusion augmentation")
-    synthetic_used = {FEATURE_TABLE: read_json(i.balance)["synthetic_used"]}
+    # Each balanced table's summary, where its stages ran (none of the arms reads a table whose stages did not run).
+    synthetic_used = {}
+    for path in i.balance:
+        synthetic_used[FEATURE_TABLE] = read_json(path)["synthetic_used"]
     for path in i.embedding_balance:
         synthetic_used[EMBEDDING_TABLE] = read_json(path)["synthetic_used"]
     arms = {arm: lookup_arm(arm) for arm in p.arms}

@@ -16,7 +16,8 @@ with rule_logging(snakemake) as log:
     sweep = {arm: sweep_ratio(arm) for arm in p.arms if sweep_ratio(arm) is not None}
     if sweep and "diffusion" in predictions:
         sweep["diffusion"] = p.ratio
-    scores = read_parquet_parts(i.scores, columns=["quality_score"])["quality_score"].to_numpy(np.float32)
+    # The filter's scores, when the generation stages ran (else no candidate-quality figure: nothing was generated).
+    scores = read_parquet_parts(i.scores, columns=["quality_score"])["quality_score"].to_numpy(np.float32) if i.scores else None
     figures = report_figures(predictions, read_parquet(i.proteins), read_json(i.evaluation), sweep=sweep,
                              quality_scores=scores, quality_threshold=p.threshold)
     # The rule declares each figure's path; a figure drawn but not declared, or declared but not drawn, is a mismatch
