@@ -9,14 +9,11 @@ from siteaug.runtime.device import configured_gpu_slot, resolve_device
 from siteaug.runtime.io import read_parquet, write_parquet
 from siteaug.runtime.workflow import exit_now, process_age, rule_logging
 
-IMPORTED = time.time()
-STARTED = IMPORTED - process_age()
-
 with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu) as card:
-    # Where a shard's wall time goes (process start and imports, loading, sampling, writing), for bench/RESULTS.md.
-    log.info("process start to imports done: %.1f s", IMPORTED - STARTED)
+    # Where a shard's wall time goes (process start and imports: rule_logging's first line; loading, sampling,
+    # writing), for bench/RESULTS.md.
     if card is not None:
-        log.info("process start to GPU held: %.1f s", time.time() - STARTED)
+        log.info("process start to GPU held: %.1f s", process_age())
     phase = time.perf_counter()
     p = snakemake.params
     shard = int(snakemake.wildcards.shard)

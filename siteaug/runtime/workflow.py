@@ -149,9 +149,7 @@ def rule_logging(snakemake):
     start = time.perf_counter()
     # A job's fixed cost before its first line of work (interpreter start, Snakemake's script preamble, imports): on
     # the workflow's critical path it adds up over a dozen jobs (issue 14).
-    import psutil  # here: a dependency of Snakemake's, and only the rule scripts need it
-
-    logging.info("rule %s started %.1f s after its process", snakemake.rule, time.time() - psutil.Process().create_time())
+    logging.info("rule %s started %.1f s after its process", snakemake.rule, process_age())
     try:
         yield logging.getLogger(f"siteaug.rule.{snakemake.rule}")
         logging.info("rule %s done in %.1f s", snakemake.rule, time.perf_counter() - start)
