@@ -68,9 +68,6 @@ SHARED_STAGES = ["demo", "data", "features", "diffusion", "generated", "filtered
                  "balanced/summary.json", "sample_quality", "logs", "benchmarks"]
 OTHER_ARMS_ONLY = shutil.ignore_patterns("tree_scores.parquet")
 TINY_RUN, LEAN_RUN = "tiny_run", "lean_ablation_run"
-# The lean run's config files, known from the start of the session, and a wait for the run itself: for a test that
-# runs the same config on its own first (the SIGKILL trials) and compares with the shared run only at its end.
-LEAN_PLAN = "lean_ablation_plan"
 # A hard limit on each shared local run: a workflow that hangs must fail the tests that read it, not hang CI.
 RUN_TIMEOUT_S = 1800
 
@@ -169,7 +166,7 @@ class LocalRuns:
 
     def wait_lean(self) -> tuple[Path, tuple[Path, ...]]:
         if self.lean is None:
-            raise AssertionError(f"{LEAN_RUN}: no test selected at collection reads it or {LEAN_PLAN}")
+            raise AssertionError("lean_ablation_run: no test selected at collection reads it")
         self.start()
         self.lean_done.wait()
         if self.lean_error:
@@ -192,10 +189,10 @@ def local_runs(request, tmp_path_factory):
     """The shared local runs (LocalRuns), started in the background before the first test of a session that has a
     test reading ``tiny_run`` (or ``lean_ablation_run``, which reads it); else None."""
     items = request.session.items
-    if not any(_reads(item, TINY_RUN) or _reads(item, LEAN_PLAN) for item in items):
+    if not any(_reads(item, TINY_RUN) for item in items):
         yield None
         return
-    runs = LocalRuns(tmp_path_factory, lean=any(_reads(item, LEAN_RUN) or _reads(item, LEAN_PLAN) for item in items))
+    runs = LocalRuns(tmp_path_factory, lean=any(_reads(item, LEAN_RUN) for item in items))
     runs.start()
     yield runs
     runs.stop()
@@ -226,14 +223,6 @@ def lean_ablation_run(local_runs, tiny_run) -> tuple[Path, tuple[Path, ...]]:
     return local_runs.wait_lean()
 
 
-@pytest.fixture(scope="session")
-def lean_ablation_plan(local_runs) -> tuple[tuple[Path, ...], object]:
-    """(config files, wait): the config files of ``lean_ablation_run`` at once, and a function that waits for that
-    run and returns what ``lean_ablation_run`` gives. A test that first runs the same config itself (the SIGKILL trials)
-    then overlaps the background runs, and compares with the shared run only at its end."""
-    return local_runs.lean_configfiles, local_runs.wait_lean
-
-
 # ---- the second run of the tiny workflow: through SLURM in the background when a local cluster can start -----------
 
 SECOND_RUN = "second_tiny_run"
@@ -244,11 +233,7 @@ def _reads_second_run(item) -> bool:
 
 
 def _run_order(item) -> int:
-    """-1: reads ``lean_ablation_plan`` (a long test that needs the lean run only at its end: first, beside the
-    background runs); 0: reads no shared run; 1: reads ``tiny_run`` only; 2: reads ``lean_ablation_run``; 3: reads
-    ``second_tiny_run``."""
-    if _reads(item, LEAN_PLAN) and not _reads(item, LEAN_RUN):
-        return -1
+    """0: reads no shared run; 1: reads ``tiny_run`` only; 2: reads ``lean_ablation_run``; 3: reads ``second_tiny_run``."""
     if _reads_second_run(item):
         return 3
     if _reads(item, LEAN_RUN):
