@@ -34,6 +34,7 @@ def test_a_batch_equals_batch_from_data_list(edge_attr, chosen):
     assert torch.equal(got.batch, want.batch)
     assert got.num_graphs == want.num_graphs == len(chosen)
     assert torch.equal(got.positive, torch.from_numpy(np.flatnonzero(want.y.numpy() == 1)))
+    assert GraphStack(graphs, "cpu").positive_count(np.array(chosen)) == int((want.y == 1).sum())
     if edge_attr:
         assert torch.equal(got.edge_attr, want.edge_attr)
     else:

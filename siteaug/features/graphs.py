@@ -87,6 +87,9 @@ class GraphStack:
         self.x = stacked([g.x for g in graphs], torch.zeros((1, feature_dim)))
         self.y = stacked([g.y for g in graphs], torch.zeros(1, dtype=torch.int64))
         self._labels = self.y.cpu().numpy()  # the host's copy: positive indices without asking the device
+        # Each graph's positive count, so that a batch's is a sum, as its node and edge counts are (capacities).
+        self._positives = np.bincount(np.repeat(np.arange(len(graphs)), self._nodes),
+                                      weights=self._labels[: self.pad_node] == 1, minlength=len(graphs)).astype(np.int64)
         # Edge indices stay local to their graph; a batch adds each graph's new node offset.
         self._edge_index = torch.cat([*(g.edge_index for g in graphs), torch.zeros((2, 1), dtype=torch.int64)], dim=1).to(self.device)
         self.edge_attr = None
@@ -154,8 +157,7 @@ class GraphStack:
 
     def positive_count(self, indices) -> int:
         """How many nodes of the graphs ``indices`` are labelled 1."""
-        node_ids, *_ = self._index_arrays(indices)
-        return int((self._labels[node_ids] == 1).sum())
+        return int(self._positives[np.asarray(indices, dtype=np.int64)].sum())
 
     def padded_indices(self, indices, node_capacity: int, edge_capacity: int, positive_capacity: int | None = None) -> np.ndarray:
         """One int64 array for a captured step's static buffer (``padded_layout`` gives its parts' sizes): the batch's
