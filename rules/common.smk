@@ -228,18 +228,17 @@ def stage_benchmarks(wildcards):
     Declared, not globbed, so the files of an arm or shard that an earlier run had and this one has not are not read."""
     # In the order of the stages (the order of a rule's inputs is the order its jobs enter the DAG, which breaks ties
     # when the scheduler picks among ready jobs): the generation stages' files where they run (GENERATION, CRITIC).
-    generation = GENERATION
     files = [
         rules.prepare.benchmark,
         rules.features.benchmark,
-        *([rules.train_diffusion.benchmark, rules.plan_generation.benchmark] if generation else []),
-        *(expand(rules.generate.benchmark, shard=SHARDS) if generation else []),
+        *([rules.train_diffusion.benchmark, rules.plan_generation.benchmark] if GENERATION else []),
+        *(expand(rules.generate.benchmark, shard=SHARDS) if GENERATION else []),
         *([rules.train_critic.benchmark] if CRITIC else []),
-        *(expand(rules.filter_shard.benchmark, shard=SHARDS) if generation else []),
-        *([rules.balance.benchmark] if generation else []),
+        *(expand(rules.filter_shard.benchmark, shard=SHARDS) if GENERATION else []),
+        *([rules.balance.benchmark] if GENERATION else []),
         *expand(rules.balance_variant.benchmark, variant=VARIANTS),
         *expand(rules.train_classifier.benchmark, arm=ARMS),
-        *([rules.sample_quality.benchmark] if generation else []),
+        *([rules.sample_quality.benchmark] if GENERATION else []),
         rules.evaluate.benchmark,
         rules.report_figures.benchmark,
     ]

@@ -27,7 +27,7 @@ from torch_geometric.nn import TransformerConv
 
 from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS
-from siteaug.runtime.cuda_graphs import PaddedGraphSteps, capture_step, keep_learning_rate_tensor
+from siteaug.runtime.cuda_graphs import PaddedGraphSteps, capture_step, clipped_step, keep_learning_rate_tensor
 from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.io import atomic_path
 from siteaug.runtime.tables import FEATURE_PREFIX, is_feature_column
@@ -163,10 +163,7 @@ class _CapturedSteps(PaddedGraphSteps):
             x, edge_index, edge_attr, y = self.stack.gather(node_ids, edge_ids, edge_shift)
             per_node = nn.functional.binary_cross_entropy_with_logits(network(x, edge_index, edge_attr), y.float(), reduction="none")
             loss = (per_node * (position < real).float()).sum() / real.float()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            self.optimiser.step()
-            self.total.add_(loss.detach().double().squeeze())
+            clipped_step(loss, parameters, self.optimiser, self.total)
 
         return capture_step(step, parameters, self.optimiser, static.device, keep=[self.total], pool=self.pool)
 
@@ -227,7 +224,8 @@ class GraphTransformerClassifier:
         # Fused: one kernel per step for all parameters on a GPU, as train_diffusion's optimiser. Captured steps need
         # the step count on the device (capturable) and a tensor learning rate, which the schedule changes in place.
         learning_rate = torch.tensor(cfg.lr, device=self.device) if captured else cfg.lr
-        optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=cfg.weight_decay, fused=on_cuda,
+        parameters = list(network.parameters())
+        optimiser = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=cfg.weight_decay, fused=on_cuda,
                                       capturable=captured)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
         loss_fn = nn.BCEWithLogitsLoss()
@@ -256,10 +254,7 @@ class GraphTransformerClassifier:
                     # many small graphs, not by arithmetic.
                     loss = loss_fn(network(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
                     optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-                    optimiser.step()
-                    total += loss.detach().double()
+                    clipped_step(loss, parameters, optimiser, total)
                 scheduler.step()
                 if captured:
                     keep_learning_rate_tensor(optimiser, learning_rate)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.generative.columns import ColumnCodec
 from siteaug.generative.diffusion import DiffusionConfig, SiteDiffusion
-from siteaug.runtime.cuda_graphs import PaddedGraphSteps, capture_step, keep_learning_rate_tensor
+from siteaug.runtime.cuda_graphs import PaddedGraphSteps, capture_step, clipped_step, keep_learning_rate_tensor
 from siteaug.runtime.early_stopping import EarlyStopping
 from siteaug.runtime.tables import feature_columns, split_rows
 
@@ -87,10 +87,7 @@ class _CapturedSteps(PaddedGraphSteps):
                 # One context more than the batch has graphs: the padding nodes' own, which no real row reads.
                 context = model.encoder(x, edge_index, graph_of_node, self.batch_graphs + 1)
                 loss = model.loss(x[positive], context[graph_of_node[positive]], None, real_positives)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            self.optimiser.step()
-            self.running.add_(loss.detach().double())
+            clipped_step(loss, parameters, self.optimiser, self.running)
 
         return capture_step(step, parameters, self.optimiser, static.device, keep=[self.running], pool=self.pool)
 
@@ -169,6 +166,7 @@ def train_diffusion(
     # The training loss is summed on the device and read at evaluations only: reading it every step would make the
     # host wait for the GPU at every step.
     running, running_steps = torch.zeros((), dtype=torch.float64, device=device), 0
+    parameters = list(model.parameters())
     graphs_per_step = min(batch_proteins, len(train_graphs))
     steps_from_graphs = _CapturedSteps(model, train_graphs, optimiser, running, autocast, graphs_per_step) if captured else None
     with contextlib.ExitStack() as scope:
@@ -184,10 +182,7 @@ def train_diffusion(
                 with autocast():
                     loss = _batch_loss(model, train_graphs.batch(chosen), generator)
                 optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimiser.step()
-                running += loss.detach().double()
+                clipped_step(loss, parameters, optimiser, running)
             scheduler.step()
             if captured:
                 keep_learning_rate_tensor(optimiser, learning_rate)

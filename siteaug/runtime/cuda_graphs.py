@@ -54,6 +54,17 @@ def capture_step(step: Callable[[], None], parameters: Iterable[torch.Tensor], o
     return graph
 
 
+def clipped_step(loss: torch.Tensor, parameters: list[torch.Tensor], optimiser: torch.optim.Optimizer,
+                 total: torch.Tensor) -> None:
+    """The rest of one training step of the graph loops, the same whether it runs eagerly or inside a captured graph:
+    backward, gradient norm clipped to 1, the optimiser's step, and the loss added to ``total`` (an on-device sum, read
+    once per epoch or evaluation). The gradients must be None or zero before (``zero_grad``; a capture starts so)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimiser.step()
+    total.add_(loss.detach().double().reshape(()))
+
+
 def keep_learning_rate_tensor(optimiser: torch.optim.Optimizer, learning_rate: torch.Tensor) -> None:
     """Call after each scheduler step. Captured steps read the learning-rate tensor they were captured with; a torch
     whose scheduler assigns a new value (a float, or another tensor) instead of filling that tensor in place would leave
