@@ -359,37 +359,38 @@ def _alone(run: Generator, seed: int, device: torch.device):
 
 
 def _side_by_side(runs: list[Generator], seeds: list[int], device: torch.device) -> list:
-    """The training generators ``runs`` stepped in turn, each on its own CUDA stream and with its own state (seed and
-    offset) of the device's random generator, seeded with its seed as ``_alone`` seeds it; then every stream joined
-    to the current one.
-
-    The state is put into the generator before each of a run's steps and read back after: a captured graph reads the
-    generator's seed and offset when it is replayed and advances the offset, so each run draws what it would draw
-    alone, whatever runs beside it. (The generator's graph-safe states, ``graphsafe_set_state``, would do this without
-    the copies, but with them a capture waited for ever on an H100, torch 2.x: bench/RESULTS.md.)"""
+    """The training generators ``runs`` stepped in turn, each on its own CUDA stream and with its own state of the
+    device's default generator (seeded with its seed, as ``_alone`` seeds it), which its captured graphs register and
+    advance whichever state is current when they replay; then every stream joined to the current one."""
+    generator = torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
     current = torch.cuda.current_stream(device)
     with torch.random.fork_rng(devices=[device]):
-        lanes = []
-        for run, seed in zip(runs, seeds):
-            torch.manual_seed(seed)
-            stream = torch.cuda.Stream(device)
-            stream.wait_stream(current)  # the graph stacks were built on the current stream
-            lanes.append([run, torch.cuda.get_rng_state(device), stream])
-        results: list = [None] * len(lanes)
-        active = list(range(len(lanes)))
-        while active:
-            for k in list(active):
-                run, state, stream = lanes[k]
-                torch.cuda.set_rng_state(state, device)
-                with torch.cuda.stream(stream):
-                    try:
-                        next(run)
-                    except StopIteration as done:
-                        results[k] = done.value
-                        active.remove(k)
-                lanes[k][1] = torch.cuda.get_rng_state(device)
-        for _, _, stream in lanes:
-            current.wait_stream(stream)
+        original = generator.graphsafe_get_state()
+        try:
+            lanes = []
+            for run, seed in zip(runs, seeds):
+                state = generator.clone_state()
+                generator.graphsafe_set_state(state)
+                torch.manual_seed(seed)
+                stream = torch.cuda.Stream(device)
+                stream.wait_stream(current)  # the graph stacks were built on the current stream
+                lanes.append((run, state, stream))
+            results: list = [None] * len(lanes)
+            active = list(range(len(lanes)))
+            while active:
+                for k in list(active):
+                    run, state, stream = lanes[k]
+                    generator.graphsafe_set_state(state)
+                    with torch.cuda.stream(stream):
+                        try:
+                            next(run)
+                        except StopIteration as done:
+                            results[k] = done.value
+                            active.remove(k)
+            for _, _, stream in lanes:
+                current.wait_stream(stream)
+        finally:
+            generator.graphsafe_set_state(original)
     return results
 
 
