@@ -1,6 +1,6 @@
 """Training-loop speed of the two graph models: batching by ``GraphStack`` against ``Batch.from_data_list``.
 
-    python bench/graph_batching.py [--device cuda] [--json OUT.json] [--epochs 4] [--steps 300] [--seeds 3] [--batching stack]
+    python bench/graph_batching.py [--device cuda] [--json OUT.json] [--epochs 4] [--steps 300]
 
 On synthetic protein graphs the size of DNA-573's training split (460 training and 57 validation proteins, lengths
 drawn from 60-600 residues, 18 edges per residue, as a 10 Å Cα radius gives), it times
@@ -12,8 +12,7 @@ each with the graphs batched by ``GraphStack`` (what the package does) and by to
 ``Batch.from_data_list`` (what it did before 2026-12-06; swapped in here only), and, for ``graph_transformer`` on a
 GPU, with and without AdamW's fused step (the package fuses on a GPU since 2026-12-06), and with the steps replayed
 from captured CUDA graphs (``classifier.graph_transformer.cuda_graph`` and ``diffusion.cuda_graph``, batches padded to
-``GraphStack.capacities``), and with ``--seeds N``, N seeds fitted together as the arm fits them
-(``fit_graph_transformers``: side by side on CUDA streams when captured). The same seeds give the same first epochs either way on a CPU
+``GraphStack.capacities``). The same seeds give the same first epochs either way on a CPU
 (``tests/test_graph_stack.py`` checks that the batches are equal). Prints a table and writes JSON.
 """
 from __future__ import annotations
@@ -114,23 +113,19 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def time_graph_transformer(residues, edges, device, epochs: int, cuda_graph: bool = False, seeds: int = 1) -> dict:
-    """Seconds per epoch of ``seeds`` networks fitted together (``fit_graph_transformers``: side by side on CUDA
-    streams with captured steps, else one after another), and the first one's last validation AUPRC."""
+def time_graph_transformer(residues, edges, device, epochs: int, cuda_graph: bool = False) -> dict:
     cols = [c for c in residues.columns if c.startswith("f_")]
     ids = {s: residues.loc[residues.split == s, "protein_id"].unique() for s in ("train", "validation")}
     graphs = {s: graph_transformer.attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
-    configs = [graph_transformer.GraphTransformerConfig(input_dim=len(cols), hidden=64, layers=6, heads=4, dropout=0.3, alpha=0.3,
-                                                        epochs=epochs, patience=epochs + 1, cuda_graph=cuda_graph, seed=seed)
-               for seed in range(seeds)]
-    graph_transformer.GraphTransformerClassifier(configs[0], device).fit(graphs["train"][:16], graphs["validation"][:8])  # warm-up
+    config = graph_transformer.GraphTransformerConfig(input_dim=len(cols), hidden=64, layers=6, heads=4, dropout=0.3,
+                                                      alpha=0.3, epochs=epochs, patience=epochs + 1, cuda_graph=cuda_graph)
+    graph_transformer.GraphTransformerClassifier(config, device).fit(graphs["train"][:16], graphs["validation"][:8])  # warm-up
     synchronize(device)
     start = time.perf_counter()
-    models = [graph_transformer.GraphTransformerClassifier(config, device) for config in configs]
-    graph_transformer.fit_graph_transformers(models, graphs["train"], graphs["validation"])
+    model = graph_transformer.GraphTransformerClassifier(config, device).fit(graphs["train"], graphs["validation"])
     synchronize(device)
     seconds = time.perf_counter() - start
-    return {"seconds_per_epoch": seconds / epochs, "last_validation_auprc": models[0].history[-1]["validation_auprc"]}
+    return {"seconds_per_epoch": seconds / epochs, "last_validation_auprc": model.history[-1]["validation_auprc"]}
 
 
 def time_train_diffusion(residues, edges, device, steps: int, cuda_graph: bool = False) -> dict:
@@ -180,9 +175,6 @@ def main() -> None:
     parser.add_argument("--json")
     parser.add_argument("--loops", nargs="+", choices=("graph_transformer", "train_diffusion"),
                         default=["graph_transformer", "train_diffusion"], help="which loops to time (default: both)")
-    parser.add_argument("--seeds", type=int, default=1, help="graph_transformer: also time this many seeds fitted together")
-    parser.add_argument("--batching", nargs="+", choices=("pyg", "stack"), default=["pyg", "stack"],
-                        help="graph_transformer: the one-seed variants to time (default: all)")
     parser.add_argument("--profile", action="store_true",
                         help="instead: profile one graph_transformer epoch and 50 train_diffusion steps (torch.profiler tables)")
     args = parser.parse_args()
@@ -193,16 +185,13 @@ def main() -> None:
     rows = []
     if "graph_transformer" in args.loops:
         gt_tables = synthetic_tables(args.proteins, args.validation, 81, seed=0)
-        variants = [("pyg", False, False, 1)]  # the loop before 2026-12-06
+        variants = [("pyg", False, False)]  # the loop before 2026-12-06
         if device.type == "cuda":
-            variants += [("stack", False, False, 1), ("stack", True, False, 1), ("stack", True, True, 1)]
-        variants = [v for v in variants if v[0] in args.batching]
-        # The arm's seeds fitted together (side by side on CUDA streams when captured).
-        variants += [("stack", device.type == "cuda", device.type == "cuda", args.seeds)] if args.seeds > 1 else []
-        for kind, fused, captured, seeds in variants:
+            variants += [("stack", False, False), ("stack", True, False), ("stack", True, True)]
+        for kind, fused, captured in variants:
             with batching(kind), (fused_adamw(False) if not fused else contextlib.nullcontext()):
-                rows.append({"loop": "graph_transformer", "batching": kind, "fused_adamw": fused, "cuda_graph": captured, "seeds": seeds,
-                             **time_graph_transformer(*gt_tables, device, args.epochs, cuda_graph=captured, seeds=seeds)})
+                rows.append({"loop": "graph_transformer", "batching": kind, "fused_adamw": fused, "cuda_graph": captured,
+                             **time_graph_transformer(*gt_tables, device, args.epochs, cuda_graph=captured)})
             print(rows[-1], flush=True)
     if "train_diffusion" in args.loops:
         diffusion_tables = synthetic_tables(args.proteins, args.validation, 64, seed=1)
@@ -212,10 +201,10 @@ def main() -> None:
                 rows.append({"loop": "train_diffusion", "batching": kind, "fused_adamw": device.type == "cuda",
                              "cuda_graph": captured, **time_train_diffusion(*diffusion_tables, device, args.steps, captured)})
             print(rows[-1], flush=True)
-    print(f"\n{'loop':<18} {'batching':<8} {'fused':<6} {'graph':<6} {'seeds':>5} {'s/epoch':>8} {'steps/s':>8} {'last validation':>16}")
+    print(f"\n{'loop':<18} {'batching':<8} {'fused':<6} {'graph':<6} {'s/epoch':>8} {'steps/s':>8} {'last validation':>16}")
     for r in rows:
         score = r.get("last_validation_auprc", r.get("last_validation_loss"))
-        print(f"{r['loop']:<18} {r['batching']:<8} {r['fused_adamw']!s:<6} {r['cuda_graph']!s:<6} {r.get('seeds', 1):>5} "
+        print(f"{r['loop']:<18} {r['batching']:<8} {r['fused_adamw']!s:<6} {r['cuda_graph']!s:<6} "
               f"{r.get('seconds_per_epoch', float('nan')):>8.2f} {r.get('steps_per_second', float('nan')):>8.1f} {score:>16.5f}")
     if args.json:
         with open(args.json, "w") as fh:

@@ -15,7 +15,6 @@ from siteaug.arms.graph_transformer import (
     attributed_graphs,
     edge_attributes,
     embedding_table,
-    fit_graph_transformers,
     member_seed,
 )
 from siteaug.arms.protocol import embedding_arm, train_arm
@@ -171,46 +170,6 @@ def test_captured_cuda_steps_are_deterministic_with_dropout():
     runs = [GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"]).predict_graphs(graphs["validation"])
             for _ in range(2)]
     np.testing.assert_array_equal(runs[0], runs[1])
-
-
-def test_networks_fitted_together_are_the_networks_fitted_alone():
-    cols, graphs = planted_split_graphs()
-    configs = [GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3, "dropout": 0.3, "members": members}, seed=seed)
-               for seed, members in ((2, 1), (3, 2))]
-    together = [GraphTransformerClassifier(c) for c in configs]
-    fit_graph_transformers(together, graphs["train"], graphs["validation"])
-    for config, model in zip(configs, together):
-        alone = GraphTransformerClassifier(config).fit(graphs["train"], graphs["validation"])
-        assert model.histories == alone.histories and model.best_epochs == alone.best_epochs
-        np.testing.assert_array_equal(model.predict_graphs(graphs["validation"]), alone.predict_graphs(graphs["validation"]))
-
-
-def test_the_arm_fitting_its_seeds_together_gives_its_seed_by_seed_results(monkeypatch):
-    residues, edges = planted_proteins()
-    settings = {**classifier_settings(), "graph_transformer": {**SETTINGS, "epochs": 3}}
-    by_seed = train_arm("graph_transformer", residues, settings, 0.5, [0, 1], edges=edges)
-    import siteaug.arms.protocol as protocol
-
-    monkeypatch.setattr(protocol, "seeds_together", lambda arm, settings, device: True)  # as on a CUDA device with captured steps
-    together = train_arm("graph_transformer", residues, settings, 0.5, [0, 1], edges=edges)
-    pd.testing.assert_frame_equal(together[0], by_seed[0])
-    assert together[2] == by_seed[2]
-
-
-@needs_cuda
-def test_networks_side_by_side_on_cuda_streams_train_as_alone():
-    # Dropout on: each network must draw its own masks, from a generator state seeded as when it trains alone. Captured
-    # steps repeat bit for bit (the test above), and the side-by-side steps are the same graphs on other streams.
-    cols, graphs = planted_split_graphs()
-    configs = [GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "dropout": 0.3, "members": members}, seed=seed)
-               for seed, members in ((2, 1), (3, 2))]
-    together = [GraphTransformerClassifier(c, "cuda") for c in configs]
-    fit_graph_transformers(together, graphs["train"], graphs["validation"])
-    for config, model in zip(configs, together):
-        alone = GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"])
-        assert model.histories == alone.histories and model.best_epochs == alone.best_epochs
-        np.testing.assert_array_equal(model.predict_graphs(graphs["validation"]), alone.predict_graphs(graphs["validation"]))
-    assert not np.allclose(together[0].predict_graphs(graphs["validation"]), together[1].predict_graphs(graphs["validation"]))
 
 
 def test_embedding_table_is_what_the_head_reads():

@@ -14,7 +14,7 @@ import torch
 
 import siteaug.runtime.io
 from siteaug.arms.protocol import read_arm_inputs, train_arm
-from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count, seeds_together
+from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
 from test_classifier import SETTINGS, residue_table
 from test_graph_transformer import classifier_settings, planted_proteins
 
@@ -90,17 +90,11 @@ def test_gbdt_seeds_share_their_grid_point_so_never_train_in_processes():
 
 
 def test_the_workflow_asks_for_processes_on_a_cuda_device_only():
-    classifier = {"device": "cuda", "seeds": 3, "seed_processes": 4, "graph_transformer": {"cuda_graph": False}}
+    classifier = {"device": "cuda", "seeds": 3, "seed_processes": 4}
     assert seed_process_count("graph_transformer", classifier) == 3  # at most one per seed
     assert seed_process_count("none", {**classifier, "seed_processes": 2}) == 2
     assert seed_process_count("gbdt", classifier) == 1
     assert seed_process_count("graph_transformer", {**classifier, "device": "cpu"}) == 1
-    # With captured steps, graph_transformer's seeds train side by side on CUDA streams of the job's own process.
-    captured = {**classifier, "graph_transformer": {"cuda_graph": True}}
-    assert seeds_together("graph_transformer", captured, "cuda") and seed_process_count("graph_transformer", captured) == 1
-    assert not seeds_together("graph_transformer", captured, "cpu")
-    assert not seeds_together("graph_transformer", classifier, "cuda")
-    assert [a for a in ARM_NAMES if lookup_arm(a).fit_together] == ["graph_transformer"]
     assert [a for a in ARM_NAMES if not lookup_arm(a).on_device] == ["gbdt"]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Generator
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -201,13 +200,24 @@ class GraphTransformerClassifier:
         return self.best_epochs[0]
 
     def fit(self, train: list[Data], validation: list[Data], progress=None) -> "GraphTransformerClassifier":
-        fit_graph_transformers([self], train, validation, progress)
+        if not any(int(g.y.sum()) > 0 for g in train):
+            raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
+        # Graphs live on the device for the whole fit, so batching them is a few device-side gathers; the validation
+        # batches are the same at every epoch and built once.
+        train = GraphStack(train, self.device)
+        validation = GraphStack(validation, self.device).in_order(VALIDATION_BATCH)
+        # The validation labels, once for every member; None when they cannot rank epochs.
+        val_labels = torch.cat([b.y for b in validation]).cpu().numpy() if validation else np.zeros(0)
+        if not 0 < val_labels.sum() < len(val_labels):
+            log.warning("graph_transformer: the validation split has one class only; keeping the last epoch")
+            val_labels = None
+        for member, network in enumerate(self.networks):
+            self.histories[member], self.best_epochs[member] = self._fit_member(
+                network, member_seed(self.config.seed, member), train, validation, val_labels, progress)
         return self
 
-    def _member_steps(self, network: ResidueGraphTransformer, seed: int, train: GraphStack, validation: list[GraphBatch],
-                      val_labels: np.ndarray | None, progress) -> Generator[None, None, tuple[list[dict], int]]:
-        """One member's training, yielding after every training step (so that ``fit_graph_transformers`` can run
-        several side by side); its return value is (history, best epoch). The caller seeds the random generators."""
+    def _fit_member(self, network: ResidueGraphTransformer, seed: int, train: GraphStack, validation: list[GraphBatch],
+                    val_labels: np.ndarray | None, progress) -> tuple[list[dict], int]:
         cfg = self.config
         on_cuda = self.device.type == "cuda"
         captured = on_cuda and cfg.cuda_graph
@@ -227,39 +237,40 @@ class GraphTransformerClassifier:
         # make the host wait for the GPU at every step of a loop that the host bounds.
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         steps = _CapturedSteps(network, train, optimiser, total) if captured else None
-        epochs = range(1, cfg.epochs + 1)
-        for epoch in epochs if progress is None else progress(epochs):
-            network.train()
-            order = rng.permutation(len(train))
-            total.zero_()
-            for b in range(train_batches):
-                chosen = order[b * cfg.batch_proteins : (b + 1) * cfg.batch_proteins]
-                if steps is not None:
-                    steps.run(chosen)
-                else:
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)  # dropout draws from the global generator
+            epochs = range(1, cfg.epochs + 1)
+            for epoch in epochs if progress is None else progress(epochs):
+                network.train()
+                order = rng.permutation(len(train))
+                total.zero_()
+                for b in range(train_batches):
+                    chosen = order[b * cfg.batch_proteins : (b + 1) * cfg.batch_proteins]
+                    if steps is not None:
+                        steps.run(chosen)
+                        continue
                     batch = train.batch(chosen)
-                    # Full precision: under bf16 autocast a seed of DNA-573 diverged (H200); the step is bound by
-                    # batching many small graphs, not by arithmetic.
+                    # Full precision: under bf16 autocast a seed of DNA-573 diverged (H200); the step is bound by batching
+                    # many small graphs, not by arithmetic.
                     loss = loss_fn(network(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
                     optimiser.zero_grad(set_to_none=True)
                     clipped_step(loss, parameters, optimiser, total)
-                yield
-            scheduler.step()
-            if captured:
-                keep_learning_rate_tensor(optimiser, learning_rate)
-            mean_loss = total.item() / train_batches
-            if not math.isfinite(mean_loss):  # a non-finite step loss makes the sum, and the weights, non-finite
-                raise FloatingPointError(
-                    f"graph_transformer seed {seed} diverged at epoch {epoch} (non-finite loss); lower "
-                    "classifier.graph_transformer.lr")
-            record = {"epoch": epoch, "train_loss": round(mean_loss, 5)}
-            if val_labels is not None:
-                scores = self._per_batch(validation, lambda b, n=network: torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)), network)
-                record["validation_auprc"] = round(float(average_precision_score(val_labels, scores.numpy())), 5)
-            history.append(record)
-            # Without validation rows the epoch itself is the score: every epoch gains and the last is kept.
-            if stopping.update(epoch, record.get("validation_auprc", epoch), network):
-                break
+                scheduler.step()
+                if captured:
+                    keep_learning_rate_tensor(optimiser, learning_rate)
+                mean_loss = total.item() / train_batches
+                if not math.isfinite(mean_loss):  # a non-finite step loss makes the sum, and the weights, non-finite
+                    raise FloatingPointError(
+                        f"graph_transformer seed {seed} diverged at epoch {epoch} (non-finite loss); lower "
+                        "classifier.graph_transformer.lr")
+                record = {"epoch": epoch, "train_loss": round(mean_loss, 5)}
+                if val_labels is not None:
+                    scores = self._per_batch(validation, lambda b, n=network: torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)), network)
+                    record["validation_auprc"] = round(float(average_precision_score(val_labels, scores.numpy())), 5)
+                history.append(record)
+                # Without validation rows the epoch itself is the score: every epoch gains and the last is kept.
+                if stopping.update(epoch, record.get("validation_auprc", epoch), network):
+                    break
         best_epoch = stopping.best_step
         network.load_state_dict(stopping.best_state)
         network.eval()
@@ -302,96 +313,6 @@ class GraphTransformerClassifier:
             network.eval()
         model.best_epochs = list(payload["best_epochs"])
         return model
-
-
-def fit_graph_transformers(models: list[GraphTransformerClassifier], train: list[Data], validation: list[Data],
-                           progress=None) -> None:
-    """Fit every network of ``models`` (all on one device) on the same graphs; each keeps the epoch with the best
-    validation AUPRC. The arm's seeds come here together (``siteaug.arms.protocol``), as do a seed's members.
-
-    On a CUDA device with captured steps (``cuda_graph``) the networks train side by side from this one thread, each
-    on a CUDA stream of its own (``_side_by_side``): one network's step leaves the card partly idle, and while the
-    kernels of one process's streams run at the same time, those of separate processes take turns on the card.
-    Measured on an H100 (bench/RESULTS.md, "graph_transformer seeds on CUDA streams"): three seeds' epochs in 0.84 s
-    side by side, 1.07 s in three processes, 0.37 s for one seed alone. Each network trains as it would alone: the
-    same batches and, from a random generator state of its own seeded as alone, the same dropout draws, so a seed's
-    model does not depend on which others train beside it (``tests/test_graph_transformer.py`` compares them on a GPU).
-    Elsewhere the networks train one after another."""
-    if not any(int(g.y.sum()) > 0 for g in train):
-        raise ValueError("training graphs hold no positive residue; a classifier cannot be fitted")
-    device = models[0].device
-    if any(model.device != device for model in models):
-        raise ValueError("fit_graph_transformers: the models are on different devices")
-    # Graphs live on the device for the whole fit, so batching them is a few device-side gathers; the validation
-    # batches are the same at every epoch and built once. Every network reads the same stacks.
-    train_stack = GraphStack(train, device)
-    validation_batches = GraphStack(validation, device).in_order(VALIDATION_BATCH)
-    # The validation labels, once for every network; None when they cannot rank epochs.
-    val_labels = torch.cat([b.y for b in validation_batches]).cpu().numpy() if validation_batches else np.zeros(0)
-    if not 0 < val_labels.sum() < len(val_labels):
-        log.warning("graph_transformer: the validation split has one class only; keeping the last epoch")
-        val_labels = None
-    fits = [(model, member, member_seed(model.config.seed, member)) for model in models for member in range(len(model.networks))]
-    runs = [model._member_steps(model.networks[member], seed, train_stack, validation_batches, val_labels, progress)
-            for model, member, seed in fits]
-    seeds = [seed for _, _, seed in fits]
-    if device.type == "cuda" and len(fits) > 1 and all(model.config.cuda_graph for model in models):
-        results = _side_by_side(runs, seeds, device)
-    else:
-        results = [_alone(run, seed, device) for run, seed in zip(runs, seeds)]
-    for (model, member, _), (history, best_epoch) in zip(fits, results):
-        model.histories[member], model.best_epochs[member] = history, best_epoch
-
-
-def _finish(run: Generator):
-    """Run a training generator to its end; its return value."""
-    while True:
-        try:
-            next(run)
-        except StopIteration as done:
-            return done.value
-
-
-def _alone(run: Generator, seed: int, device: torch.device):
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)  # dropout draws from the global generator
-        return _finish(run)
-
-
-def _side_by_side(runs: list[Generator], seeds: list[int], device: torch.device) -> list:
-    """The training generators ``runs`` stepped in turn, each on its own CUDA stream and with its own state of the
-    device's default generator (seeded with its seed, as ``_alone`` seeds it), which its captured graphs register and
-    advance whichever state is current when they replay; then every stream joined to the current one."""
-    generator = torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
-    current = torch.cuda.current_stream(device)
-    with torch.random.fork_rng(devices=[device]):
-        original = generator.graphsafe_get_state()
-        try:
-            lanes = []
-            for run, seed in zip(runs, seeds):
-                state = generator.clone_state()
-                generator.graphsafe_set_state(state)
-                torch.manual_seed(seed)
-                stream = torch.cuda.Stream(device)
-                stream.wait_stream(current)  # the graph stacks were built on the current stream
-                lanes.append((run, state, stream))
-            results: list = [None] * len(lanes)
-            active = list(range(len(lanes)))
-            while active:
-                for k in list(active):
-                    run, state, stream = lanes[k]
-                    generator.graphsafe_set_state(state)
-                    with torch.cuda.stream(stream):
-                        try:
-                            next(run)
-                        except StopIteration as done:
-                            results[k] = done.value
-                            active.remove(k)
-            for _, _, stream in lanes:
-                current.wait_stream(stream)
-        finally:
-            generator.graphsafe_set_state(original)
-    return results
 
 
 def embedding_table(model: GraphTransformerClassifier, residues: pd.DataFrame, edges: pd.DataFrame,

@@ -17,7 +17,7 @@ import torch
 
 from siteaug.arms.classifier import MLPClassifier, mlp_config
 from siteaug.arms.reference_models import GBDTClassifier, GNNClassifier, gnn_config
-from siteaug.arms.registry import ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, seeds_together, sweep_arm, sweep_ratio  # noqa: F401
+from siteaug.arms.registry import ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, sweep_arm, sweep_ratio  # noqa: F401
 from siteaug.evaluation.metrics import choose_threshold
 from siteaug.generative.balance import positives_needed
 
@@ -143,9 +143,7 @@ def train_arm(
     adds the validation rows (scored with the same model and threshold) before each seed's test rows. An
     ``embedding_<base>`` arm gets the embedding table as ``residues`` (and its balanced table) and runs ``<base>``.
 
-    ``threads``: the CPU threads a fit may use (the fit's ``FitContext.threads``). An arm that fits its seeds together
-    (``seeds_together``: graph_transformer with captured steps on a CUDA device) does so here, in this process.
-    Otherwise ``seed_processes`` > 1 trains that
+    ``threads``: the CPU threads a fit may use (the fit's ``FitContext.threads``). ``seed_processes`` > 1 trains that
     many seeds side by side, each in a process of its own with ``threads`` CPU threads (siteaug.arms.seed_processes;
     the workflow asks for it on a CUDA device only, ``seed_process_count``); the results are those of the loop over
     seeds, which runs in this process otherwise. ``inputs`` (the arguments of
@@ -162,9 +160,7 @@ def train_arm(
     fit = spec.fit_function()
     context = FitContext(spec, train, validation, test, balanced, edges, feature_cols, settings, ratio, device, progress, threads)
     frames, models, summary = [], [], []
-    if len(seeds) > 1 and seeds_together(spec.name, settings, device):
-        fitted = spec.fit_together_function()(context, seeds)
-    elif seed_processes > 1 and len(seeds) > 1:
+    if seed_processes > 1 and len(seeds) > 1:
         if not spec.on_device:  # its fit shares state between seeds (gbdt: the grid point tuned with the first seed)
             raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {seed_processes}")
         from siteaug.arms.seed_processes import fit_seeds_in_processes
@@ -265,23 +261,13 @@ def _fit_gnn(context: FitContext, seed: int):
 
 
 def _fit_graph_transformer(context: FitContext, seed: int):
-    return _fit_graph_transformer_seeds(context, [seed])[0]
-
-
-def _fit_graph_transformer_seeds(context: FitContext, seeds: list[int]) -> list[tuple]:
-    """What ``_fit_graph_transformer`` returns for each seed, the seeds' networks fitted together
-    (``fit_graph_transformers``: side by side on CUDA streams when the steps are captured, else one after another)."""
-    from siteaug.arms.graph_transformer import GraphTransformerClassifier, attributed_graphs, fit_graph_transformers, graph_transformer_config
+    from siteaug.arms.graph_transformer import GraphTransformerClassifier, attributed_graphs, graph_transformer_config
 
     graphs = _split_graphs(context, attributed_graphs)
-    models = [GraphTransformerClassifier(graph_transformer_config(context.settings["graph_transformer"], len(context.feature_cols), seed),
-                                         context.device) for seed in seeds]
-    fit_graph_transformers(models, graphs["train"], graphs["validation"], progress=context.progress)
+    config = graph_transformer_config(context.settings["graph_transformer"], len(context.feature_cols), seed)
+    model = GraphTransformerClassifier(config, context.device).fit(graphs["train"], graphs["validation"], progress=context.progress)
     train = context.train
-    fitted = []
-    for model in models:
-        info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()),
-                "training_proteins": len(graphs["train"]), "best_epoch": model.best_epoch, "member_best_epochs": model.best_epochs,
-                "history": model.history}
-        fitted.append((model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info))
-    return fitted
+    info = {"training_rows": int(len(train)), "positive_ratio": float(train["label"].mean()),
+            "training_proteins": len(graphs["train"]), "best_epoch": model.best_epoch, "member_best_epochs": model.best_epochs,
+            "history": model.history}
+    return model, model.predict_graphs(graphs["validation"]), model.predict_graphs(graphs["test"]), info

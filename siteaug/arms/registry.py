@@ -55,11 +55,6 @@ class Arm:
     on_device: bool = True
     # For an embedding_<base> arm, the arm whose protocol it repeats on the embedding table.
     base: str | None = None
-    # "module:function" fitting several seeds at once in the job's process, (context, seeds) -> the fit function's
-    # results in seed order, used instead of seed processes when the boolean setting ``together_when`` ("section/key"
-    # of the classifier settings) is on and the device is CUDA: seeds_together.
-    fit_together: str | None = None
-    together_when: str | None = None
 
     def __post_init__(self):
         if self.rows not in ROW_KINDS:
@@ -80,15 +75,8 @@ class Arm:
         return self.rows in INTERPOLATING or self.balanced == SMOTE_FILTERED
 
     def fit_function(self) -> Callable:
-        return _imported(self.fit)
-
-    def fit_together_function(self) -> Callable:
-        return _imported(self.fit_together)
-
-
-def _imported(target: str) -> Callable:
-    module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)
+        module, _, function = self.fit.partition(":")
+        return getattr(importlib.import_module(module), function)
 
 
 def _embedding(base: Arm) -> Arm:
@@ -116,9 +104,7 @@ ARMS: dict[str, Arm] = {arm.name: arm for arm in (
     Arm("smote_filtered", rows=BALANCED_ROWS, balanced=SMOTE_FILTERED),
     Arm("gbdt", fit="siteaug.arms.protocol:_fit_gbdt", settings=("gbdt",), model_suffix=".skops", reference=True, on_device=False),
     Arm("gnn", rows=GRAPHS, edges=True, fit="siteaug.arms.protocol:_fit_gnn", settings=("gnn",), reference=True),
-    # With captured steps on CUDA its seeds train side by side on CUDA streams of one process (fit_graph_transformers).
-    Arm(EMBEDDING_MODEL_ARM, rows=GRAPHS, edges=True, fit="siteaug.arms.protocol:_fit_graph_transformer", settings=("graph_transformer",),
-        fit_together="siteaug.arms.protocol:_fit_graph_transformer_seeds", together_when="graph_transformer/cuda_graph"),
+    Arm(EMBEDDING_MODEL_ARM, rows=GRAPHS, edges=True, fit="siteaug.arms.protocol:_fit_graph_transformer", settings=("graph_transformer",)),
     _embedding(_NONE),
     _embedding(_SMOTE),
     _embedding(_DIFFUSION),
@@ -155,23 +141,11 @@ def arm_settings(name: str, classifier: dict) -> dict:
     return {key: classifier[key] for key in (*COMMON_SETTINGS, *lookup_arm(name).settings)}
 
 
-def seeds_together(name: str, classifier: dict, device) -> bool:
-    """Whether arm ``name`` fits all its seeds at once in the job's own process (``Arm.fit_together``): on a CUDA
-    ``device``, when its ``together_when`` setting is on. ``classifier``: the config's classifier section, or the
-    settings an arm's job gets (``arm_settings``)."""
-    arm = lookup_arm(name)
-    if arm.fit_together is None or not str(device).startswith("cuda"):
-        return False
-    section, _, key = arm.together_when.partition("/")
-    return bool(classifier[section][key])
-
-
 def seed_process_count(name: str, classifier: dict) -> int:
     """How many processes train arm ``name``'s seeds side by side (siteaug.arms.seed_processes): the config's
-    ``classifier.seed_processes``, at most one per seed, for an arm that trains on a CUDA ``classifier.device`` and
-    does not fit its seeds together (``seeds_together``); else 1, the seeds in the job's own process (on a CPU, in
-    processes, they would only share its cores)."""
-    if not (lookup_arm(name).on_device and str(classifier["device"]).startswith("cuda")) or seeds_together(name, classifier, classifier["device"]):
+    ``classifier.seed_processes``, at most one per seed, for an arm that trains on a CUDA ``classifier.device``; else 1,
+    the seeds one after another in the job's own process (on a CPU they would only share its cores)."""
+    if not (lookup_arm(name).on_device and str(classifier["device"]).startswith("cuda")):
         return 1
     return max(1, min(classifier["seed_processes"], classifier["seeds"]))
 
