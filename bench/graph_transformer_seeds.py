@@ -1,0 +1,84 @@
+"""How three graph_transformer seeds share one GPU: one seed alone, K seeds in K processes (as the arm's seed
+processes train them), and K seeds on K CUDA streams of one process (stepped in turn from one thread).
+
+    python bench/graph_transformer_seeds.py single 1 EPOCHS [SEED]   # one seed alone
+    python bench/graph_transformer_seeds.py procs K EPOCHS           # K processes, each "single"
+    python bench/graph_transformer_seeds.py streams K EPOCHS         # K streams in this process
+
+Training steps only (captured CUDA graphs, ``_CapturedSteps``), no validation pass, on synthetic graphs the size of
+DNA-573's training split (``bench/graph_batching.py``'s ``synthetic_tables``: 460 proteins) at ``config/dna573.yaml``'s
+model size. One epoch first captures the graphs; then EPOCHS epochs are timed, then one more with a synchronisation
+after every step (the GPU-bound time). Prints one JSON line. The streams mode draws dropout masks from one shared
+generator (an experiment on throughput, not a training the package runs). CUDA only.
+"""
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, "bench")
+import siteaug.arms.graph_transformer as gt  # noqa: E402
+from graph_batching import synthetic_tables  # noqa: E402
+from siteaug.features.graphs import GraphStack  # noqa: E402
+
+mode, K, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+dev = torch.device("cuda")
+
+
+def build():
+    residues, edges = synthetic_tables(460, 57, 81, seed=0)
+    cols = [c for c in residues.columns if c.startswith("f_")]
+    ids = residues.loc[residues.split == "train", "protein_id"].unique()
+    return GraphStack(gt.attributed_graphs(residues, edges, cols, ids), dev), len(cols)
+
+
+def member(stack, dim, seed):
+    cfg = gt.GraphTransformerConfig(input_dim=dim, hidden=64, layers=6, heads=4, dropout=0.3, alpha=0.3, epochs=40, seed=seed)
+    torch.manual_seed(seed)
+    net = gt.ResidueGraphTransformer(cfg).to(dev)
+    net.train()
+    lr = torch.tensor(1e-3, device=dev)
+    opt = torch.optim.AdamW(list(net.parameters()), lr=lr, weight_decay=1e-4, fused=True, capturable=True)
+    total = torch.zeros((), dtype=torch.float64, device=dev)
+    return gt._CapturedSteps(net, stack, opt, total), np.random.default_rng(seed), total
+
+
+if mode == "procs":
+    start = time.perf_counter()
+    ps = [subprocess.Popen([sys.executable, __file__, "single", "1", str(epochs), str(s)], stdout=subprocess.PIPE, text=True) for s in range(K)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in ps]
+    print(json.dumps({"mode": "procs", "K": K, "children": outs, "wall": time.perf_counter() - start}))
+    sys.exit()
+
+stack, dim = build()
+seeds = [int(sys.argv[4])] if len(sys.argv) > 4 else list(range(K))
+members = [member(stack, dim, s) for s in seeds]
+streams = [torch.cuda.Stream() for _ in members] if mode == "streams" else [torch.cuda.current_stream()] * len(members)
+nb = int(np.ceil(len(stack) / 8))
+
+
+def epoch(sync_each=False):
+    orders = [rng.permutation(len(stack)) for _, rng, _ in members]
+    for b in range(nb):
+        for (steps, _, _), order, st in zip(members, orders, streams):
+            with torch.cuda.stream(st):
+                steps.run(order[b * 8:(b + 1) * 8])
+            if sync_each:
+                torch.cuda.synchronize()
+    torch.cuda.synchronize()
+
+
+epoch()  # captures
+times = []
+for _ in range(epochs):
+    t = time.perf_counter()
+    epoch()
+    times.append(time.perf_counter() - t)
+t = time.perf_counter()
+epoch(sync_each=True)
+synced = time.perf_counter() - t
+print(json.dumps({"mode": mode, "K": len(members), "steps_per_epoch": nb, "s_per_epoch": times, "s_per_epoch_synced_steps": synced,
+                  "graphs": sum(len(m[0].graphs) for m in members), "loss": [float(m[2]) for m in members]}))
