@@ -24,61 +24,66 @@ import siteaug.arms.graph_transformer as gt  # noqa: E402
 from graph_batching import synthetic_tables  # noqa: E402
 from siteaug.features.graphs import GraphStack  # noqa: E402
 
-mode, K, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-dev = torch.device("cuda")
+DEVICE = torch.device("cuda")
 
 
 def build():
+    """The synthetic training graphs on the card, and their feature count."""
     residues, edges = synthetic_tables(460, 57, 81, seed=0)
     cols = [c for c in residues.columns if c.startswith("f_")]
     ids = residues.loc[residues.split == "train", "protein_id"].unique()
-    return GraphStack(gt.attributed_graphs(residues, edges, cols, ids), dev), len(cols)
+    return GraphStack(gt.attributed_graphs(residues, edges, cols, ids), DEVICE), len(cols)
 
 
 def member(stack, dim, seed):
+    """(network, optimiser, loss sum, captured steps) of one seed, as the arm builds them on CUDA."""
     cfg = gt.GraphTransformerConfig(input_dim=dim, hidden=64, layers=6, heads=4, dropout=0.3, alpha=0.3, epochs=40, seed=seed)
     torch.manual_seed(seed)
-    net = gt.ResidueGraphTransformer(cfg).to(dev)
+    net = gt.ResidueGraphTransformer(cfg).to(DEVICE)
     net.train()
-    lr = torch.tensor(1e-3, device=dev)
+    lr = torch.tensor(1e-3, device=DEVICE)
     opt = torch.optim.AdamW(list(net.parameters()), lr=lr, weight_decay=1e-4, fused=True, capturable=True)
-    total = torch.zeros((), dtype=torch.float64, device=dev)
-    return gt._CapturedSteps(net, stack, opt, total), np.random.default_rng(seed), total
+    total = torch.zeros((), dtype=torch.float64, device=DEVICE)
+    return net, opt, total, gt._CapturedSteps(net, stack, opt, total)
 
 
-if mode == "procs":
-    start = time.perf_counter()
-    ps = [subprocess.Popen([sys.executable, __file__, "single", "1", str(epochs), str(s)], stdout=subprocess.PIPE, text=True) for s in range(K)]
-    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in ps]
-    print(json.dumps({"mode": "procs", "K": K, "children": outs, "wall": time.perf_counter() - start}))
-    sys.exit()
+def main():
+    mode, K, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if mode == "procs":
+        start = time.perf_counter()
+        ps = [subprocess.Popen([sys.executable, __file__, "single", "1", str(epochs), str(s)], stdout=subprocess.PIPE, text=True)
+              for s in range(K)]
+        outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in ps]
+        print(json.dumps({"mode": "procs", "K": K, "children": outs, "wall": time.perf_counter() - start}))
+        return
+    stack, dim = build()
+    seeds = [int(sys.argv[4])] if len(sys.argv) > 4 else list(range(K))
+    members = [(*member(stack, dim, s)[2:], np.random.default_rng(s)) for s in seeds]  # (loss sum, steps, batch order)
+    streams = [torch.cuda.Stream() for _ in members] if mode == "streams" else [torch.cuda.current_stream()] * len(members)
+    nb = int(np.ceil(len(stack) / 8))
 
-stack, dim = build()
-seeds = [int(sys.argv[4])] if len(sys.argv) > 4 else list(range(K))
-members = [member(stack, dim, s) for s in seeds]
-streams = [torch.cuda.Stream() for _ in members] if mode == "streams" else [torch.cuda.current_stream()] * len(members)
-nb = int(np.ceil(len(stack) / 8))
+    def epoch(sync_each=False):
+        orders = [rng.permutation(len(stack)) for _, _, rng in members]
+        for b in range(nb):
+            for (_, steps, _), order, st in zip(members, orders, streams):
+                with torch.cuda.stream(st):
+                    steps.run(order[b * 8:(b + 1) * 8])
+                if sync_each:
+                    torch.cuda.synchronize()
+        torch.cuda.synchronize()
 
-
-def epoch(sync_each=False):
-    orders = [rng.permutation(len(stack)) for _, rng, _ in members]
-    for b in range(nb):
-        for (steps, _, _), order, st in zip(members, orders, streams):
-            with torch.cuda.stream(st):
-                steps.run(order[b * 8:(b + 1) * 8])
-            if sync_each:
-                torch.cuda.synchronize()
-    torch.cuda.synchronize()
-
-
-epoch()  # captures
-times = []
-for _ in range(epochs):
+    epoch()  # captures
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - t)
     t = time.perf_counter()
-    epoch()
-    times.append(time.perf_counter() - t)
-t = time.perf_counter()
-epoch(sync_each=True)
-synced = time.perf_counter() - t
-print(json.dumps({"mode": mode, "K": len(members), "steps_per_epoch": nb, "s_per_epoch": times, "s_per_epoch_synced_steps": synced,
-                  "graphs": sum(len(m[0].graphs) for m in members), "loss": [float(m[2]) for m in members]}))
+    epoch(sync_each=True)
+    synced = time.perf_counter() - t
+    print(json.dumps({"mode": mode, "K": len(members), "steps_per_epoch": nb, "s_per_epoch": times, "s_per_epoch_synced_steps": synced,
+                      "graphs": sum(len(m[1].graphs) for m in members), "loss": [float(m[0]) for m in members]}))
+
+
+if __name__ == "__main__":
+    main()

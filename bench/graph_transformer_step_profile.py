@@ -7,32 +7,20 @@ model size): seconds per epoch of captured steps (training only); torch.profiler
 replays and of 10 eager steps (with input shapes); then seconds per epoch with TF32 matrix products, and with 16 and
 32 proteins a step (a hyper-parameter change, timed for scale only). CUDA only; prints the tables.
 """
+import sys
+import time
+
 import numpy as np
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, "bench")
-import siteaug.arms.graph_transformer as gt  # noqa: E402
-from graph_batching import synthetic_tables  # noqa: E402
-from siteaug.features.graphs import GraphStack  # noqa: E402
+from graph_transformer_seeds import build, member  # noqa: E402
 from siteaug.runtime.cuda_graphs import clipped_step  # noqa: E402
 
-dev = torch.device("cuda")
-residues, edges = synthetic_tables(460, 57, 81, seed=0)
-cols = [c for c in residues.columns if c.startswith("f_")]
-ids = residues.loc[residues.split == "train", "protein_id"].unique()
-stack = GraphStack(gt.attributed_graphs(residues, edges, cols, ids), dev)
+stack, dim = build()
 print("nodes", stack.pad_node, "edges", stack.pad_edge, "per protein edges/node", stack.pad_edge / stack.pad_node)
 
-def member(seed=0, bp=8):
-    cfg = gt.GraphTransformerConfig(input_dim=len(cols), hidden=64, layers=6, heads=4, dropout=0.3, alpha=0.3, epochs=40, seed=seed, batch_proteins=bp)
-    torch.manual_seed(seed)
-    net = gt.ResidueGraphTransformer(cfg).to(dev)
-    net.train()
-    lr = torch.tensor(1e-3, device=dev)
-    opt = torch.optim.AdamW(list(net.parameters()), lr=lr, weight_decay=1e-4, fused=True, capturable=True)
-    total = torch.zeros((), dtype=torch.float64, device=dev)
-    return net, opt, total, gt._CapturedSteps(net, stack, opt, total)
 
 def epoch_time(steps, bp=8, epochs=2):
     rng = np.random.default_rng(0)
@@ -48,7 +36,7 @@ def epoch_time(steps, bp=8, epochs=2):
         one()
     return (time.perf_counter() - t) / epochs
 
-net, opt, total, steps = member()
+net, opt, total, steps = member(stack, dim, 0)
 print("baseline s/epoch", epoch_time(steps))
 rng = np.random.default_rng(1)
 chosen = [rng.permutation(len(stack))[:8] for _ in range(12)]
@@ -74,9 +62,9 @@ with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_sh
 print("\n## eager, 10 steps, by device time (with shapes)")
 print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cuda_time_total", row_limit=45, max_name_column_width=70))
 torch.backends.cuda.matmul.allow_tf32 = True
-net, opt, total, steps = member()
+net, opt, total, steps = member(stack, dim, 0)
 print("tf32 s/epoch", epoch_time(steps))
 torch.backends.cuda.matmul.allow_tf32 = False
 for bp in (16, 32):
-    net, opt, total, steps = member(bp=bp)
+    net, opt, total, steps = member(stack, dim, 0)
     print(f"batch_proteins {bp} s/epoch", epoch_time(steps, bp=bp))

@@ -17,7 +17,7 @@ from siteaug.inputs.prepare import prepare_proteins
 from siteaug.runtime.io import InputError
 
 SETTINGS = ABLATION_SETTINGS
-CLASSIFIER = {"hidden": [16], "dropout": 0.1, "epochs": 3, "batch_size": 256, "lr": 1e-2, "mixed_precision": True,
+CLASSIFIER = {"hidden": [16], "dropout": 0.1, "epochs": 3, "batch_size": 256, "lr": 1e-2, "mixed_precision": True, "cuda_graph": True,
               "early_stopping_patience": 2, "threshold_metric": "mcc"}
 
 

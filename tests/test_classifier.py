@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from siteaug.arms import reference_models
-from siteaug.arms.classifier import MLPClassifier, MLPConfig
+from siteaug.arms.classifier import MLPClassifier, MLPConfig, mlp_config
 from siteaug.arms.protocol import arm_training_rows, class_weight, sweep_arm, sweep_ratio, train_arm, uses_balanced_table
 from siteaug.arms.reference_models import GBDT_TRUSTED_TYPES, GBDTClassifier, fit_gbdt
 
@@ -284,11 +284,19 @@ def residue_table(n_proteins=12, length=30, seed=0):
     return residues, edges
 
 
-SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "mixed_precision": True,
+SETTINGS = {"hidden": [16], "dropout": 0.1, "epochs": 10, "batch_size": 64, "lr": 1e-2, "mixed_precision": True, "cuda_graph": True,
             "early_stopping_patience": 3, "threshold_metric": "mcc",
             "gbdt": {"learning_rates": [0.1], "max_leaf_nodes": [7, 15], "max_iter": 30, "max_features": 0.8, "cv_folds": 3,
                      "early_stopping_rounds": 5},
             "gnn": {"hidden": 16, "layers": 2, "dropout": 0.0, "epochs": 20, "batch_proteins": 4, "lr": 1e-2}}
+
+
+def test_the_config_turns_the_captured_mlp_steps_off():
+    # A torch or driver that cannot capture CUDA graphs needs a way back to eager steps (classifier.cuda_graph and
+    # filter.critic.cuda_graph); every other MLP setting comes from the same keys.
+    assert mlp_config(SETTINGS, 4, seed=0).cuda_graph
+    off = mlp_config({**SETTINGS, "cuda_graph": False}, 4, seed=0)
+    assert not off.cuda_graph and off.hidden == (16,) and off.batch_size == 64 and off.early_stopping_patience == 3
 
 
 @pytest.mark.parametrize("arm", ["none", "class_weight", "smote", "gbdt", "gnn"])

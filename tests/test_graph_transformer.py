@@ -88,7 +88,8 @@ def planted_proteins(n_proteins: int = 24, seed: int = 0) -> tuple[pd.DataFrame,
 
 def classifier_settings() -> dict:
     return {"graph_transformer": SETTINGS, "threshold_metric": "mcc", "hidden": [16], "dropout": 0.0, "epochs": 30,
-            "batch_size": 128, "lr": 3e-3, "mixed_precision": True, "early_stopping_patience": 5}
+            "batch_size": 128, "lr": 3e-3, "mixed_precision": True, "cuda_graph": True,
+            "early_stopping_patience": 5}
 
 
 def test_graph_transformer_learns_a_neighbour_rule_and_keeps_its_best_validation_epoch():

@@ -31,7 +31,7 @@ INTERPOLATING = ("smote", "borderline_smote")
 # not rerun it.
 COMMON_SETTINGS = ("seeds", "threshold_metric", "device")
 # The MLP's keys, in the classifier section (the MLP arms) and in filter.critic (the critic) alike.
-MLP_SETTINGS = ("hidden", "dropout", "epochs", "batch_size", "lr", "mixed_precision")
+MLP_SETTINGS = ("hidden", "dropout", "epochs", "batch_size", "lr", "mixed_precision", "cuda_graph")
 # The MLP arms' keys: early stopping is theirs alone, as the critic has no validation rows to stop on.
 MLP_ARM_SETTINGS = (*MLP_SETTINGS, "early_stopping_patience")
 
