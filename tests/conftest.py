@@ -67,7 +67,7 @@ def fake_tables():
 SHARED_STAGES = ["demo", "data", "features", "diffusion", "generated", "filtered", "balanced/train.parquet",
                  "balanced/summary.json", "sample_quality", "logs", "benchmarks"]
 OTHER_ARMS_ONLY = shutil.ignore_patterns("tree_scores.parquet")
-TINY_RUN, LEAN_RUN = "tiny_run", "lean_ablation_run"
+TINY_RUN, LEAN_RUN, TRIALS_RUN = "tiny_run", "lean_ablation_run", "sigkill_trials_run"
 # A hard limit on each shared local run: a workflow that hangs must fail the tests that read it, not hang CI.
 RUN_TIMEOUT_S = 1800
 
@@ -77,24 +77,30 @@ def _reads(item, fixture: str) -> bool:
 
 
 class LocalRuns:
-    """The two shared local runs, made in a background thread from the start of the session, so that they overlap the
-    tests that read neither (tests/conftest.py orders those first): ``tiny_run``, then, when a selected test reads it,
-    ``lean_ablation_run``, which starts from a copy of tiny_run's first stages.
+    """The shared local runs, made in a background thread from the start of the session, so that they overlap the
+    tests that read none (tests/conftest.py orders those first): ``tiny_run``, then, when a selected test reads it,
+    ``lean_ablation_run``, which starts from a copy of tiny_run's first stages, then, when a selected test reads them,
+    the SIGKILL trials (tests/sigkill_trials.py), which run the lean run's config files from nothing in a work
+    directory of their own. The trials wait for the lean run although they read none of it: beside the tiny and lean
+    runs they took four times as long and slowed the tests beside them (bench/RESULTS.md, test suite, sixth pass).
 
     ``wait_tiny()`` returns once the tiny run has finished and the lean run's copy of its stages is made, so that a
     test which reruns jobs in tiny_run's work directory cannot change what the lean run copies.
     """
 
-    def __init__(self, tmp_path_factory, lean: bool):
-        from helpers import ABLATION_SETTINGS, LEAN, new_workdir, write_config
+    def __init__(self, tmp_path_factory, lean: bool, trials: bool = False):
+        from helpers import ABLATION_SETTINGS, LEAN, copy_config, new_workdir, write_config
 
         self.tiny = new_workdir(tmp_path_factory, TINY_RUN)
         self.lean = new_workdir(tmp_path_factory, LEAN_RUN) if lean else None
         self.lean_configfiles = ((write_config(self.lean, {"report.feature_ablation": ABLATION_SETTINGS}, name="ablation.yaml"), LEAN)
                                  if lean else None)
-        self.tiny_done, self.lean_done = threading.Event(), threading.Event()
+        self.trials = copy_config(tmp_path_factory.mktemp("sigkill_trials") / "trials") if lean and trials else None
+        self.tiny_done, self.lean_done, self.trials_done = threading.Event(), threading.Event(), threading.Event()
         self.tiny_error: str | None = None
         self.lean_error: str | None = None
+        self.trials_error: str | None = None
+        self.trials_report: list[str] = []
         self.process: subprocess.Popen | None = None
         self.stopping = False
         self.lock = threading.Lock()  # stop() and the start of a run: no run starts once stop() has begun
@@ -146,6 +152,28 @@ class LocalRuns:
             self.lean_error = f"the lean ablation run: {type(err).__name__}: {err}"
         finally:
             self.lean_done.set()
+        if self.trials is None:
+            return
+        try:
+            if self.lean_error is not None:
+                self.trials_error = f"the SIGKILL trials did not start: {self.lean_error}"
+            else:
+                from sigkill_trials import sigkill_trials
+
+                self.trials_report = sigkill_trials(self.trials, self.lean_configfiles, track=self._track)
+        except Exception as err:  # an AssertionError of the trials too: raised by wait_trials(), in the test
+            self.trials_error = f"the SIGKILL trials: {type(err).__name__}: {err}"
+        finally:
+            self.trials_done.set()
+
+    def _track(self, process: subprocess.Popen) -> None:
+        """The trials' process now running, for stop(); ended at once if stop() has begun."""
+        with self.lock:
+            self.process = process
+            if self.stopping:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise RuntimeError("the session ended first")
 
     def _copy_shared_stages(self) -> None:
         for name in SHARED_STAGES:
@@ -173,6 +201,15 @@ class LocalRuns:
             raise AssertionError(self.lean_error)
         return self.lean, self.lean_configfiles
 
+    def wait_trials(self) -> tuple[Path, list[str]]:
+        if self.trials is None:
+            raise AssertionError("sigkill_trials_run: no test selected at collection reads it")
+        self.start()
+        self.trials_done.wait()
+        if self.trials_error:
+            raise AssertionError(self.trials_error)
+        return self.trials, self.trials_report
+
     def stop(self) -> None:
         """End a run still going (a session stopped early, -x), with its jobs."""
         with self.lock:
@@ -192,7 +229,8 @@ def local_runs(request, tmp_path_factory):
     if not any(_reads(item, TINY_RUN) for item in items):
         yield None
         return
-    runs = LocalRuns(tmp_path_factory, lean=any(_reads(item, LEAN_RUN) for item in items))
+    runs = LocalRuns(tmp_path_factory, lean=any(_reads(item, LEAN_RUN) for item in items),
+                     trials=any(_reads(item, TRIALS_RUN) for item in items))
     runs.start()
     yield runs
     runs.stop()
@@ -221,6 +259,13 @@ def lean_ablation_run(local_runs, tiny_run) -> tuple[Path, tuple[Path, ...]]:
     end with its tables and metrics (so a copied output that a run of its own would not make byte-identical fails there).
     """
     return local_runs.wait_lean()
+
+
+@pytest.fixture(scope="session")
+def sigkill_trials_run(local_runs, lean_ablation_run) -> tuple[Path, list[str]]:
+    """(work directory, one line per trial) of the SIGKILL trials (tests/sigkill_trials.py), run in the background
+    right after the lean run (LocalRuns) with its config files, in a work directory of their own."""
+    return local_runs.wait_trials()
 
 
 # ---- the second run of the tiny workflow: through SLURM in the background when a local cluster can start -----------
