@@ -1,3 +1,5 @@
+"""pytest plugin for bench/RESULTS.md's test-suite timelines: ``-p pytest_timeline`` with bench/ on PYTHONPATH writes each test's
+start and end (seconds since the plugin loaded) to /tmp/timeline.tsv."""
 import time
 _T0 = time.time()
 _out = open("/tmp/timeline.tsv", "w", buffering=1)
