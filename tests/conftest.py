@@ -185,29 +185,27 @@ class LocalRuns:
                 shutil.copy2(source, target)
         shutil.copytree(self.tiny / ".snakemake" / "metadata", self.lean / ".snakemake" / "metadata")
 
-    def wait_tiny(self) -> Path:
+    def _wait(self, done: threading.Event, error: str) -> None:
+        """Wait for a run of the background thread (``done``); its ``error`` attribute, if set, as an AssertionError."""
         self.start()
-        self.tiny_done.wait()
-        if self.tiny_error:
-            raise AssertionError(self.tiny_error)
+        done.wait()
+        if getattr(self, error):
+            raise AssertionError(getattr(self, error))
+
+    def wait_tiny(self) -> Path:
+        self._wait(self.tiny_done, "tiny_error")
         return self.tiny
 
     def wait_lean(self) -> tuple[Path, tuple[Path, ...]]:
         if self.lean is None:
             raise AssertionError("lean_ablation_run: no test selected at collection reads it")
-        self.start()
-        self.lean_done.wait()
-        if self.lean_error:
-            raise AssertionError(self.lean_error)
+        self._wait(self.lean_done, "lean_error")
         return self.lean, self.lean_configfiles
 
     def wait_trials(self) -> tuple[Path, list[str]]:
         if self.trials is None:
             raise AssertionError("sigkill_trials_run: no test selected at collection reads it")
-        self.start()
-        self.trials_done.wait()
-        if self.trials_error:
-            raise AssertionError(self.trials_error)
+        self._wait(self.trials_done, "trials_error")
         return self.trials, self.trials_report
 
     def stop(self) -> None:
