@@ -133,38 +133,36 @@ class LocalRuns:
         return f"{what} failed ({returncode}):\n{log.read_text()[-8000:]}"
 
     def _work(self) -> None:
-        try:
-            self.tiny_error = self._run(self.tiny, "the tiny workflow")
-            if self.tiny_error is None and self.lean is not None:
-                self._copy_shared_stages()
-        except Exception as err:  # raised by wait_tiny(), in the tests that read the run
-            self.tiny_error = f"the tiny workflow: {type(err).__name__}: {err}"
-        finally:
-            self.tiny_done.set()
-        if self.lean is None:
-            return
-        try:
-            if self.tiny_error is not None:
-                self.lean_error = f"the lean ablation run did not start: {self.tiny_error}"
-            else:
-                self.lean_error = self._run(self.lean, "the lean ablation run", configfiles=self.lean_configfiles)
-        except Exception as err:
-            self.lean_error = f"the lean ablation run: {type(err).__name__}: {err}"
-        finally:
-            self.lean_done.set()
-        if self.trials is None:
-            return
-        try:
-            if self.lean_error is not None:
-                self.trials_error = f"the SIGKILL trials did not start: {self.lean_error}"
-            else:
-                from sigkill_trials import sigkill_trials
+        self._stage("tiny_error", self.tiny_done, "the tiny workflow", None, self._tiny)
+        if self.lean is not None:
+            self._stage("lean_error", self.lean_done, "the lean ablation run", self.tiny_error,
+                        lambda: self._run(self.lean, "the lean ablation run", configfiles=self.lean_configfiles))
+        if self.trials is not None:
+            self._stage("trials_error", self.trials_done, "the SIGKILL trials", self.lean_error, self._trials)
 
-                self.trials_report = sigkill_trials(self.trials, self.lean_configfiles, track=self._track)
-        except Exception as err:  # an AssertionError of the trials too: raised by wait_trials(), in the test
-            self.trials_error = f"the SIGKILL trials: {type(err).__name__}: {err}"
+    def _stage(self, error: str, done: threading.Event, what: str, before: str | None, work) -> None:
+        """One run of the background thread: ``work()`` (None if it succeeded, else why not) unless the run before it
+        failed (``before``), its outcome in the attribute ``error`` (raised by the wait_* methods, in the tests that
+        read the run), then ``done``. An exception of ``work`` (an AssertionError of the trials too) is its outcome."""
+        outcome = f"{what}: interrupted"  # what a BaseException (the session ending) leaves; the waiters still wake
+        try:
+            outcome = f"{what} did not start: {before}" if before is not None else work()
+        except Exception as err:
+            outcome = f"{what}: {type(err).__name__}: {err}"
         finally:
-            self.trials_done.set()
+            setattr(self, error, outcome)
+            done.set()
+
+    def _tiny(self) -> str | None:
+        failed = self._run(self.tiny, "the tiny workflow")
+        if failed is None and self.lean is not None:
+            self._copy_shared_stages()
+        return failed
+
+    def _trials(self) -> None:
+        from sigkill_trials import sigkill_trials
+
+        self.trials_report = sigkill_trials(self.trials, self.lean_configfiles, track=self._track)
 
     def _track(self, process: subprocess.Popen) -> None:
         """The trials' process now running, for stop(); ended at once if stop() has begun."""
