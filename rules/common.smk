@@ -28,6 +28,10 @@ VARIANTS = [a for a in ARMS if lookup_arm(a).variant]
 # Whether the embedding-space augmentation pipeline (rules/embedding.smk: diffusion, generation, filter, balance) runs:
 # an arm trains on the balanced embedding table.
 EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_arm(a).balanced == SHARED for a in ARMS)
+# Whether an arm reads the embedding table (embed_residues runs). EMBEDDING_MODEL_ARM's first seed then trains in a job
+# of its own (rule train_embedding_model), whose folder of that one fit embed_residues and the arm's own job both read.
+EMBEDDING_TABLE_USED = any(lookup_arm(a).table == EMBEDDING_TABLE for a in ARMS)
+EMBEDDING_MODEL_FIT = out(f"classifier/{EMBEDDING_MODEL_ARM}/seed_{config['seed']}")
 # Whether the feature-space generation stages run (train_diffusion, plan_generation, generate, filter_shard, balance,
 # sample_quality): an arm trains on what they make, the shared balanced table (diffusion) or a balance_variant table of
 # generated candidates (diffusion_unfiltered, the ratio sweep). Without one, no rule reads their outputs, so a run of
@@ -129,7 +133,15 @@ SHARED_BALANCED_TABLES = {
 
 
 def classifier_inputs(wildcards):
-    arm = lookup_arm(wildcards.arm)
+    inputs = arm_inputs(wildcards.arm)
+    if wildcards.arm == EMBEDDING_MODEL_ARM and EMBEDDING_TABLE_USED:
+        inputs["first_seed"] = EMBEDDING_MODEL_FIT  # fitted by train_embedding_model; this job fits the other seeds
+    return inputs
+
+
+def arm_inputs(name):
+    """The tables arm ``name`` trains on."""
+    arm = lookup_arm(name)
     inputs = {"residues": FEATURE_TABLES[arm.table]}
     if arm.balanced == SHARED:
         inputs["balanced"] = SHARED_BALANCED_TABLES[arm.table]
@@ -246,8 +258,8 @@ def stage_benchmarks(wildcards):
         files.append(rules.make_demo.benchmark)
     if EMBEDDING_MODEL_ARM in ARMS and tree_score_inputs():
         files.append(rules.tree_scores.benchmark)
-    if any(lookup_arm(a).table == EMBEDDING_TABLE for a in ARMS):
-        files.append(rules.embed_residues.benchmark)
+    if EMBEDDING_TABLE_USED:
+        files += [rules.train_embedding_model.benchmark, rules.embed_residues.benchmark]
     if EMBEDDING_AUGMENTATION:
         files += [
             rules.embedding_train_diffusion.benchmark,

@@ -4,12 +4,39 @@
 # embedding_* arms then train a new head on that table (rules/common.smk, classifier_inputs).
 
 
+# The graph_transformer arm's first seed (the config's seed) in a job of its own: embed_residues reads only that model,
+# so the embedding-space chain starts while the arm's own job fits the other seeds (then scores all of them). On DNA-573
+# the arm's job had stood on the critical path for 108 s (bench/RESULTS.md, 2026-12-06).
+rule train_embedding_model:
+    input:
+        **arm_inputs(EMBEDDING_MODEL_ARM),
+    output:
+        directory(EMBEDDING_MODEL_FIT),
+    log:
+        out("logs/embedding/train_embedding_model.log"),
+    benchmark:
+        out("benchmarks/train_embedding_model.tsv")
+    priority: CRITICAL_PATH_PRIORITY
+    conda:
+        ENV
+    threads: config["threads"]
+    params:
+        # The arm's keys of the classifier section, as its train_classifier job reads them: the same fit.
+        settings=arm_settings(EMBEDDING_MODEL_ARM, config["classifier"]),
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
+        seed=config["seed"],
+    message:
+        "Training the first seed of arm " + EMBEDDING_MODEL_ARM + " for the embeddings; progress: tail -f {log}"
+    script:
+        "../workflow_scripts/train_embedding_model.py"
+
+
 rule embed_residues:
     input:
         **tree_score_inputs(),
         residues=out("features/residues.parquet"),
         edges=out("features/edges.parquet"),
-        models=out(f"classifier/{EMBEDDING_MODEL_ARM}/models"),
+        model=EMBEDDING_MODEL_FIT,
     output:
         residues=out("embedding/features/residues.parquet"),
         standardisation=out("embedding/features/standardisation.json"),

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
+import siteaug.arms.protocol
 import siteaug.runtime.io
-from siteaug.arms.protocol import read_arm_inputs, train_arm
+from siteaug.arms.protocol import fit_one_seed, read_arm_inputs, train_arm
 from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
+from siteaug.arms.seed_processes import save_seed_fit
 from test_classifier import SETTINGS, residue_table
 from test_graph_transformer import classifier_settings, planted_proteins
 
@@ -54,6 +56,35 @@ def test_seeds_in_processes_give_the_loop_over_seeds(arm, tables, settings, seed
     # Each child's log is copied into the job's log, seed by seed, in seed order.
     copied = [m.split(",")[0] for m in messages if "its process's log" in m]
     assert copied == [f"arm {arm} seed {s}" for s in seeds]
+
+
+def test_a_seed_fitted_by_another_job_is_read_and_scored_as_if_fitted_here(tmp_path, caplog, monkeypatch):
+    # The workflow's train_embedding_model job fits graph_transformer's first seed; the arm's job fits the others.
+    residues, edges = planted_proteins()
+    settings = {**classifier_settings(), "graph_transformer": {**classifier_settings()["graph_transformer"], "epochs": 3}}
+    with torch_threads(1):
+        expected, expected_models, expected_summary = train_arm("graph_transformer", residues, settings, 0.5, [3, 4], edges=edges)
+        save_seed_fit(tmp_path, 3, *fit_one_seed("graph_transformer", residues, settings, 0.5, 3, edges=edges))
+        fitted_here, fit = [], siteaug.arms.protocol._fit_graph_transformer
+        monkeypatch.setattr(siteaug.arms.protocol, "_fit_graph_transformer",
+                            lambda context, seed: fitted_here.append(seed) or fit(context, seed))
+        caplog.set_level("INFO")
+        predictions, models, summary = train_arm("graph_transformer", residues, settings, 0.5, [3, 4], edges=edges,
+                                                 fitted={3: tmp_path})
+    pd.testing.assert_frame_equal(predictions, expected)
+    assert summary == expected_summary
+    for model, reference in zip(models, expected_models):
+        state, reference_state = (m.network.state_dict() for m in (model, reference))
+        assert all(torch.equal(state[k], reference_state[k]) for k in reference_state)
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"arm graph_transformer seed 3: fitted by another job, read from {tmp_path}" in messages
+    assert fitted_here == [4]
+
+
+def test_an_arm_whose_seeds_share_a_fit_takes_no_seed_from_another_job(tmp_path):
+    residues, _ = residue_table()
+    with pytest.raises(ValueError, match="arm gbdt fits its seeds together; no seed can come from another job"):
+        train_arm("gbdt", residues, SETTINGS, 0.5, [3, 4], fitted={3: tmp_path})
 
 
 def test_seed_processes_read_the_jobs_input_files_instead_of_copies(tmp_path, monkeypatch):

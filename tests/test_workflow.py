@@ -103,9 +103,17 @@ def test_every_output_exists_with_its_schema(tiny_run):
     for log in ("prepare", "features", "train_diffusion", "balance", "evaluate", "report_figures", "report"):
         assert (results / f"logs/{log}.log").stat().st_size > 0
     assert (results / "benchmarks/train_diffusion.tsv").exists()
-    # Every network fitted gets its own numbered bar: 2 seeds x 2 members of graph_transformer.
+    # Every network fitted gets its own numbered bar: 2 members of graph_transformer's first seed in the job that fits
+    # it for the embeddings (train_embedding_model), 2 of its second seed in the arm's job, which reads the first.
+    first = (results / "logs/embedding/train_embedding_model.log").read_text()
+    assert all(f"train_embedding_model seed 3, model {n} of 2:" in first for n in (1, 2))
     bars = (results / "logs/train_classifier/graph_transformer.log").read_text()
-    assert all(f"train_classifier graph_transformer, model {n} of 4:" in bars for n in (1, 2, 3, 4))
+    assert all(f"train_classifier graph_transformer, model {n} of 2:" in bars for n in (1, 2)) and "of 4" not in bars
+    assert "arm graph_transformer seed 3: fitted by another job" in bars
+    first_model = torch.load(results / "classifier/graph_transformer/seed_3/seed_3.model", weights_only=True)
+    arm_model = torch.load(results / "classifier/graph_transformer/models/seed_3.pt", weights_only=True)
+    assert all(torch.equal(a, b) for first_state, arm_state in zip(first_model["state_dicts"], arm_model["state_dicts"], strict=True)
+               for a, b in zip(first_state.values(), arm_state.values(), strict=True))
     assert "<h3>Critical path</h3>" in html and "critical path, first start to last end" in html
 
 

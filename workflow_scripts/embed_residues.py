@@ -1,9 +1,7 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from pathlib import Path
-
 from siteaug.arms.graph_transformer import GraphTransformerClassifier, embedding_table
-from siteaug.arms.registry import EMBEDDING_MODEL_ARM, lookup_arm
+from siteaug.arms.seed_processes import seed_model_path
 from siteaug.arms.tree_scores import with_tree_scores
 from siteaug.features.residues import standardise
 from siteaug.runtime.device import resolve_device
@@ -18,10 +16,10 @@ with rule_logging(snakemake) as log:
     if "tree_scores" in snakemake.input.keys():  # the model was trained with them as a node feature
         residues = with_tree_scores(residues, read_parquet(snakemake.input.tree_scores))
     # The base model of the config's seed (the graph_transformer arm's first seed), trained on real rows only.
-    model_path = Path(snakemake.input.models) / f"seed_{p.seed}{lookup_arm(EMBEDDING_MODEL_ARM).model_suffix}"
+    model_path = seed_model_path(snakemake.input.model, p.seed)
     model = GraphTransformerClassifier.load(model_path, resolve_device(p.device))
     if model.config.tree_input != ("tree_scores" in snakemake.input.keys()):
-        raise ValueError(f"{model_path} was trained with tree_input {model.config.tree_input}; rerun its train_classifier job")
+        raise ValueError(f"{model_path} was trained with tree_input {model.config.tree_input}; rerun its train_embedding_model job")
     table = embedding_table(model, residues, edges, feature_columns(residues))
     # Standardised with training-split statistics only, as the feature table is.
     table, stats = standardise(table, feature_columns(table))

@@ -18,6 +18,8 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
     inputs = {key: i.get(key) for key in ("residues", "tree_scores", "balanced", "edges")}
     residues, balanced, edges = read_arm_inputs(**inputs)
     seeds = [p.seed + k for k in range(p.settings["seeds"])]
+    # The first seed of the embedding model arm, when another job (train_embedding_model) fitted it for the embeddings.
+    fitted = {p.seed: i.first_seed} if "first_seed" in i.keys() else {}
     # Each network fitted (one per seed; graph_transformer: members per seed) gets its own bar, numbered, so the bar
     # that starts again at 0 % reads as the next model, not as progress lost.
     members = p.settings["graph_transformer"]["members"] if "graph_transformer" in p.settings else 1
@@ -26,7 +28,8 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
         arm, residues, p.settings, p.ratio, seeds, balanced=balanced, edges=edges, device=p.settings["device"],
         seed_processes=p.seed_processes, threads=max(1, snakemake.threads // p.seed_processes), inputs=inputs,
         progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10,
-                                     desc=f"train_classifier {arm}, model {next(fits)} of {len(seeds) * members}"),
+                                     desc=f"train_classifier {arm}, model {next(fits)} of {(len(seeds) - len(fitted)) * members}"),
+        fitted=fitted,
     )
     suffix = lookup_arm(arm).model_suffix
     for seed, model, info in zip(seeds, models, summary):

@@ -135,6 +135,7 @@ def train_arm(
     seed_processes: int = 1,
     threads: int = 1,
     inputs: dict | None = None,
+    fitted: dict | None = None,
 ):
     """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary).
 
@@ -149,26 +150,41 @@ def train_arm(
     seeds, which runs in this process otherwise. ``inputs`` (the arguments of
     :func:`read_arm_inputs` that gave ``residues``, ``balanced`` and ``edges``) lets those processes read the tables
     from the same files; without it they get copies written for them.
+
+    ``fitted``: seed -> folder, for seeds that another job fitted on the same tables and settings and wrote with
+    :func:`~siteaug.arms.seed_processes.save_seed_fit` (``train_first_seed``): they are read, not fitted again, and
+    scored as the others. Only an arm whose seeds draw from nothing but their own seed may be split so (``on_device``).
     """
     spec = lookup_arm(arm)
     unknown = [s for s in splits if s not in ("validation", "test")]
     if unknown:
         raise ValueError(f"train_arm scores the validation and test splits, not {unknown[0]!r}")
-    feature_cols = feature_columns(residues)
-    train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
-    metric = settings["threshold_metric"]
-    fit = spec.fit_function()
-    context = FitContext(spec, train, validation, test, balanced, edges, feature_cols, settings, ratio, device, progress, threads)
-    frames, models, summary = [], [], []
-    if seed_processes > 1 and len(seeds) > 1:
-        if not spec.on_device:  # its fit shares state between seeds (gbdt: the grid point tuned with the first seed)
+    fitted = dict(fitted or {})
+    if fitted and not spec.on_device:  # its fit shares state between seeds (gbdt: the grid point tuned with the first seed)
+        raise ValueError(f"arm {arm} fits its seeds together; no seed can come from another job")
+    context = _fit_context(spec, residues, settings, ratio, balanced, edges, device, progress, threads)
+    to_fit = [seed for seed in seeds if seed not in fitted]
+    if seed_processes > 1 and len(to_fit) > 1:
+        if not spec.on_device:
             raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {seed_processes}")
         from siteaug.arms.seed_processes import fit_seeds_in_processes
 
-        fitted = fit_seeds_in_processes(context, seeds, seed_processes, threads, inputs)
+        fits = iter(fit_seeds_in_processes(context, to_fit, seed_processes, threads, inputs))
     else:
-        fitted = (fit(context, seed) for seed in seeds)
-    for seed, (model, val_scores, test_scores, info) in zip(seeds, fitted):
+        fits = (spec.fit_function()(context, seed) for seed in to_fit)
+    def each_seed():
+        for seed in seeds:
+            if seed in fitted:
+                from siteaug.arms.seed_processes import load_seed_fit
+
+                log.info("arm %s seed %d: fitted by another job, read from %s", arm, seed, fitted[seed])
+                yield load_seed_fit(fitted[seed], seed)
+            else:
+                yield next(fits)
+
+    validation, test, metric = context.validation, context.test, settings["threshold_metric"]
+    frames, models, summary = [], [], []
+    for seed, (model, val_scores, test_scores, info) in zip(seeds, each_seed()):
         threshold = choose_threshold(validation["label"].to_numpy(), val_scores, metric)
         log.info("arm %s seed %d: threshold %.4f frozen from the validation split", arm, seed, threshold)
         scored = {"validation": (validation, val_scores), "test": (test, test_scores)}
@@ -176,6 +192,23 @@ def train_arm(
         models.append(model)
         summary.append({"seed": seed, "threshold": threshold, **info})
     return pd.concat(frames, ignore_index=True), models, summary
+
+
+def _fit_context(spec: Arm, residues: pd.DataFrame, settings: dict, ratio: float, balanced, edges, device, progress,
+                 threads: int) -> FitContext:
+    """The :class:`FitContext` of an arm's job: ``residues`` split by protein as every seed sees it."""
+    train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
+    return FitContext(spec, train, validation, test, balanced, edges, feature_columns(residues), settings, ratio, device,
+                      progress, threads)
+
+
+def fit_one_seed(arm: str, residues: pd.DataFrame, settings: dict, ratio: float, seed: int, balanced=None, edges=None,
+                 device="cpu", progress=None, threads: int = 1) -> tuple:
+    """(model, validation scores, test scores, training summary) of ``seed`` alone, fitted exactly as :func:`train_arm`
+    fits it, for a job that fits one seed for others (``train_first_seed``; :func:`train_arm`'s ``fitted``)."""
+    spec = lookup_arm(arm)
+    context = _fit_context(spec, residues, settings, ratio, balanced, edges, device, progress, threads)
+    return spec.fit_function()(context, seed)
 
 
 @dataclass

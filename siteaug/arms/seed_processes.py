@@ -62,14 +62,47 @@ def _reraisable() -> dict:
     return {e.__name__: e for e in (ValueError, InputError, FloatingPointError)}
 
 
-def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: int, inputs: dict | None = None) -> list[tuple]:
-    """(model, validation scores, test scores, summary) of every seed, in the order of ``seeds``, each fitted by the
-    arm's fit function in a child process; at most ``processes`` run at a time, each with ``threads`` CPU threads.
-    ``inputs``: the files ``context``'s tables were read from (``read_arm_inputs``' arguments), for the children to read."""
+def seed_model_path(folder, seed: int) -> Path:
+    """Where :func:`save_seed_fit` puts the model of ``seed`` (read with its class's ``load``)."""
+    return Path(folder) / f"seed_{seed}.model"
+
+
+def save_seed_fit(folder, seed: int, model, val_scores, test_scores, info: dict) -> None:
+    """One seed's fit as files in ``folder``: the model (its own ``save``: no pickle), the validation and test scores
+    (``.npz``) and the training summary with the model's class (JSON, written last: its presence marks a whole fit).
+    A seed process writes its fit so, and so does a rule job that fits one seed for other jobs (``train_first_seed``)."""
+    import numpy as np
+
+    from siteaug.runtime.io import atomic_path, write_json
+
+    folder = Path(folder)
+    model.save(seed_model_path(folder, seed))
+    with atomic_path(folder / f"seed_{seed}.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, validation=np.asarray(val_scores), test=np.asarray(test_scores))
+    model_class = f"{type(model).__module__}:{type(model).__qualname__}"
+    write_json({"model_class": model_class, "info": info}, folder / f"seed_{seed}.json")
+
+
+def load_seed_fit(folder, seed: int) -> tuple:
+    """(model, validation scores, test scores, summary) as :func:`save_seed_fit` wrote them."""
     import importlib
     import json
 
     import numpy as np
+
+    folder = Path(folder)
+    outcome = json.loads((folder / f"seed_{seed}.json").read_text())
+    module, _, cls = outcome["model_class"].partition(":")
+    model = getattr(importlib.import_module(module), cls).load(seed_model_path(folder, seed))
+    with np.load(folder / f"seed_{seed}.npz", allow_pickle=False) as scores:
+        return model, scores["validation"], scores["test"], outcome["info"]
+
+
+def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: int, inputs: dict | None = None) -> list[tuple]:
+    """(model, validation scores, test scores, summary) of every seed, in the order of ``seeds``, each fitted by the
+    arm's fit function in a child process; at most ``processes`` run at a time, each with ``threads`` CPU threads.
+    ``inputs``: the files ``context``'s tables were read from (``read_arm_inputs``' arguments), for the children to read."""
+    import json
 
     from siteaug.runtime.io import write_json, write_parquet
 
@@ -110,10 +143,7 @@ def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: i
                 kind, message = outcome["error"]
                 same = _reraisable().get(kind)
                 raise same(message) if same else RuntimeError(f"{kind}: {message}")
-            module, _, cls = outcome["model_class"].partition(":")
-            model = getattr(importlib.import_module(module), cls).load(folder / f"seed_{seed}.model")
-            with np.load(folder / f"seed_{seed}.npz", allow_pickle=False) as scores:
-                results.append((model, scores["validation"], scores["test"], outcome["info"]))
+            results.append(load_seed_fit(folder, seed))
     return results
 
 
@@ -122,13 +152,12 @@ def _main(folder: str, seed: str, threads: str, parent: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import json
 
-    import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
 
     from siteaug.arms.protocol import FitContext, read_arm_inputs
     from siteaug.arms.registry import lookup_arm
-    from siteaug.runtime.io import atomic_path, read_parquet, write_json
+    from siteaug.runtime.io import read_parquet, write_json
     from siteaug.runtime.tables import sorted_split
 
     folder, seed = Path(folder), int(seed)
@@ -151,11 +180,7 @@ def _main(folder: str, seed: str, threads: str, parent: str) -> None:
         log.exception("seed %d failed", seed)
         write_json({"error": [type(error).__name__, str(error)]}, folder / f"seed_{seed}.json")
         return
-    model.save(folder / f"seed_{seed}.model")
-    with atomic_path(folder / f"seed_{seed}.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, validation=np.asarray(val_scores), test=np.asarray(test_scores))
-    model_class = f"{type(model).__module__}:{type(model).__qualname__}"
-    write_json({"model_class": model_class, "info": info}, folder / f"seed_{seed}.json")
+    save_seed_fit(folder, seed, model, val_scores, test_scores, info)
 
 
 if __name__ == "__main__":
