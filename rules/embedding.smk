@@ -26,7 +26,7 @@ rule train_embedding_model:
         ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     message:
-        "Training the first seed of arm " + EMBEDDING_MODEL_ARM + " for the embeddings; progress: tail -f {log}"
+        f"Training the first seed of arm {EMBEDDING_MODEL_ARM} for the embeddings; progress: tail -f {{log}}"
     script:
         "../workflow_scripts/train_embedding_model.py"
 
