@@ -6,8 +6,9 @@
 # committed). Predictions, metrics, benchmarks and logs come back as $OUT/dna573.tar.gz. If the time limit stops the
 # run, the stage times of the jobs that finished are printed, and a second call with RESUME=1 on the still-warm
 # machine finishes it from the cached outputs (its time is then not a from-scratch figure).
-# JOBS_PER_CARD=N lets N GPU jobs share the card (gpu.jobs_per_card, --resources gpu=N).
-# Usage: [RESUME=1] [JOBS_PER_CARD=N] bash bench/issue14_dna573_gpu.sh [SECONDS]
+# JOBS_PER_CARD=N lets N GPU jobs share the card (gpu.jobs_per_card, --resources gpu=N). GPU_TRACE=1 records which
+# processes use the card each second (bench/gpu_trace.sh; read with bench/gpu_trace.py).
+# Usage: [RESUME=1] [JOBS_PER_CARD=N] [GPU_TRACE=1] bash bench/issue14_dna573_gpu.sh [SECONDS]
 limit=${1:-560}
 source bench/device_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -15,6 +16,7 @@ t=/tmp/data/dna_test129/dna_test129; d=/tmp/data/graphsite_dna/graphsite_dna
 printf "input:\n  labels: $d/DNA_Train_573.fa\n  structures: $d/pdb\n  external_test_labels: $t/DNA_Test_129.fa\n  external_test_structures: $t/test129_pdb\ngpu:\n  jobs_per_card: ${JOBS_PER_CARD:-1}\n" > /tmp/paths.yaml
 configs="config/dna573.yaml config/dna573_arms.yaml /tmp/paths.yaml"
 start=$(date +%s)
+[ -n "$GPU_TRACE" ] && source bench/gpu_trace.sh && gpu_trace_start $OUT
 if [ -z "$RESUME" ]; then
   timeout $limit python3 bench/pipeline.py --configfile $configs --cores 16 --output /tmp/pipe/results \
     --json $OUT/pipeline_dna573.json --resources gpu=${JOBS_PER_CARD:-1} --snakemake-args=--scheduler=greedy
@@ -24,9 +26,11 @@ else
     --resources gpu=${JOBS_PER_CARD:-1} --benchmark-extended --scheduler greedy --rerun-incomplete > /tmp/pipe/resume.log 2>&1
 fi
 echo "exit $? after $(( $(date +%s) - start )) s"
+[ -n "$GPU_TRACE" ] && gpu_trace_stop
 tail -5 /tmp/pipe/results_snakemake.log; [ -n "$RESUME" ] && tail -8 /tmp/pipe/resume.log
 python3 bench/workflow_stages.py /tmp/pipe/results --json $OUT/stages.json > /dev/null
 (cd /tmp/pipe/results && tar -czf $OUT/dna573.tar.gz logs benchmarks report classifier/*/predictions.parquet \
    classifier/*/summary.json diffusion/history.json embedding/diffusion/history.json features/tree_scores.json \
    balanced/summary.json 2>/dev/null)
+cp /tmp/pipe/results_snakemake.log $OUT/snakemake.log 2>/dev/null
 ls -la $OUT

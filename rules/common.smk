@@ -28,8 +28,8 @@ VARIANTS = [a for a in ARMS if lookup_arm(a).variant]
 # Whether the embedding-space augmentation pipeline (rules/embedding.smk: diffusion, generation, filter, balance) runs:
 # an arm trains on the balanced embedding table.
 EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_arm(a).balanced == SHARED for a in ARMS)
-# Whether an arm reads the embedding table (embed_residues runs). EMBEDDING_MODEL_ARM's first seed then trains in a job
-# of its own (rule train_embedding_model), whose folder of that one fit embed_residues and the arm's own job both read.
+# Whether an arm reads the embedding table (embed_residues runs). EMBEDDING_MODEL_ARM's first seed is then fitted by
+# embed_residues, and the arm's own job reads that fit (its folder) instead of fitting the seed again.
 EMBEDDING_TABLE_USED = any(lookup_arm(a).table == EMBEDDING_TABLE for a in ARMS)
 EMBEDDING_MODEL_FIT = out(f"classifier/{EMBEDDING_MODEL_ARM}/seed_{config['seed']}")
 # Whether the feature-space generation stages run (train_diffusion, plan_generation, generate, filter_shard, balance,
@@ -135,7 +135,7 @@ SHARED_BALANCED_TABLES = {
 def classifier_inputs(wildcards):
     inputs = arm_inputs(wildcards.arm)
     if wildcards.arm == EMBEDDING_MODEL_ARM and EMBEDDING_TABLE_USED:
-        inputs["first_seed"] = EMBEDDING_MODEL_FIT  # fitted by train_embedding_model; this job fits the other seeds
+        inputs["first_seed"] = EMBEDDING_MODEL_FIT  # fitted by embed_residues; this job fits the other seeds
     return inputs
 
 
@@ -259,7 +259,7 @@ def stage_benchmarks(wildcards):
     if EMBEDDING_MODEL_ARM in ARMS and tree_score_inputs():
         files.append(rules.tree_scores.benchmark)
     if EMBEDDING_TABLE_USED:
-        files += [rules.train_embedding_model.benchmark, rules.embed_residues.benchmark]
+        files.append(rules.embed_residues.benchmark)
     if EMBEDDING_AUGMENTATION:
         files += [
             rules.embedding_train_diffusion.benchmark,

@@ -4,40 +4,15 @@
 # embedding_* arms then train a new head on that table (rules/common.smk, classifier_inputs).
 
 
-# The graph_transformer arm's first seed (the config's seed) in a job of its own: embed_residues reads only that model,
-# so the embedding-space chain starts while the arm's own job fits the other seeds (then scores all of them). On DNA-573
-# the arm's job had stood on the critical path for 108 s (bench/RESULTS.md, 2026-12-06).
-rule train_embedding_model:
+# The graph_transformer arm's first seed (the config's seed), fitted in this job rather than in the arm's, then every
+# residue embedded by it. The embedding-space chain thus starts while the arm's own job fits the other seeds (it reads
+# this fit and scores all seeds): on DNA-573 the arm's job had stood on the critical path for 108 s, and a job of its own
+# for the embedding alone would pay its imports again (torch-geometric: 10 s on the GPU machine; bench/RESULTS.md).
+rule embed_residues:
     input:
         **arm_inputs(EMBEDDING_MODEL_ARM),
     output:
-        directory(EMBEDDING_MODEL_FIT),
-    log:
-        out("logs/embedding/train_embedding_model.log"),
-    benchmark:
-        out("benchmarks/train_embedding_model.tsv")
-    priority: CRITICAL_PATH_PRIORITY
-    conda:
-        ENV
-    threads: config["threads"]
-    params:
-        # The arm's keys of the classifier section, as its train_classifier job reads them: the same fit.
-        settings=arm_settings(EMBEDDING_MODEL_ARM, config["classifier"]),
-        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
-        seed=config["seed"],
-    message:
-        f"Training the first seed of arm {EMBEDDING_MODEL_ARM} for the embeddings; progress: tail -f {{log}}"
-    script:
-        "../workflow_scripts/train_embedding_model.py"
-
-
-rule embed_residues:
-    input:
-        **tree_score_inputs(),
-        residues=out("features/residues.parquet"),
-        edges=out("features/edges.parquet"),
-        model=EMBEDDING_MODEL_FIT,
-    output:
+        model=directory(EMBEDDING_MODEL_FIT),
         residues=out("embedding/features/residues.parquet"),
         standardisation=out("embedding/features/standardisation.json"),
     log:
@@ -49,8 +24,12 @@ rule embed_residues:
         ENV
     threads: config["threads"]
     params:
+        # The arm's keys of the classifier section, as its train_classifier job reads them: the same fit.
+        settings=arm_settings(EMBEDDING_MODEL_ARM, config["classifier"]),
+        ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
-        device=config["classifier"]["device"],
+    message:
+        f"Fitting the first seed of arm {EMBEDDING_MODEL_ARM} and embedding every residue; progress: tail -f {{log}}"
     script:
         "../workflow_scripts/embed_residues.py"
 

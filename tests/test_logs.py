@@ -25,7 +25,7 @@ def test_progress_bars_and_records_each_get_their_own_line(tmp_path):
     records = [line for line in lines if re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (INFO|WARNING) ", line)]
     assert len(bars) >= 5 and all(line.rstrip() == line for line in bars)
     assert all("steps:" not in line for line in records)
-    started = re.fullmatch(r".*: rule demo started (\d+\.\d) s after its process", records[0])
+    started = re.fullmatch(r".*: rule demo started (\d+\.\d) s after its process \(pid \d+\)", records[0])
     assert started and 0 < float(started.group(1)) < 3600  # this test's process: pytest's start and imports
     assert [r.split(": ", 1)[1] for r in records[1:]] == ["validation loss 0.1235", "after the bar", "rule demo done in " + records[-1].rsplit("in ", 1)[1]]
     assert "a b" in lines

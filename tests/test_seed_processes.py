@@ -59,7 +59,7 @@ def test_seeds_in_processes_give_the_loop_over_seeds(arm, tables, settings, seed
 
 
 def test_a_seed_fitted_by_another_job_is_read_and_scored_as_if_fitted_here(tmp_path, caplog, monkeypatch):
-    # The workflow's train_embedding_model job fits graph_transformer's first seed; the arm's job fits the others.
+    # The workflow's embed_residues job fits graph_transformer's first seed; the arm's job fits the others.
     residues, edges = planted_proteins()
     settings = {**classifier_settings(), "graph_transformer": {**classifier_settings()["graph_transformer"], "epochs": 3}}
     with torch_threads(1):

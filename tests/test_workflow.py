@@ -104,11 +104,11 @@ def test_every_output_exists_with_its_schema(tiny_run):
         assert (results / f"logs/{log}.log").stat().st_size > 0
     assert (results / "benchmarks/train_diffusion.tsv").exists()
     # Every network fitted gets its own numbered bar: 2 members of graph_transformer's first seed in the job that fits
-    # it for the embeddings (train_embedding_model), 2 of its second seed in the arm's job, which reads the first.
-    first = (results / "logs/embedding/train_embedding_model.log").read_text()
-    assert all(f"train_embedding_model seed 3, model {n} of 2:" in first for n in (1, 2))
+    # it for the embeddings (embed_residues), 2 of its second seed in the arm's job, which reads the first.
+    first = (results / "logs/embedding/embed_residues.log").read_text()
+    assert all(f"embed_residues: graph_transformer seed 3, model {n} of 2:" in first for n in (1, 2))
     bars = (results / "logs/train_classifier/graph_transformer.log").read_text()
-    assert all(f"train_classifier graph_transformer, model {n} of 2:" in bars for n in (1, 2)) and "of 4" not in bars
+    assert all(f"train_classifier graph_transformer, model {n} of 2:" in bars for n in (1, 2)) and "model 3 of" not in bars
     assert "arm graph_transformer seed 3: fitted by another job" in bars
     first_model = torch.load(results / "classifier/graph_transformer/seed_3/seed_3.model", weights_only=True)
     arm_model = torch.load(results / "classifier/graph_transformer/models/seed_3.pt", weights_only=True)

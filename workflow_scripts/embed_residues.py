@@ -1,28 +1,40 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-from siteaug.arms.graph_transformer import GraphTransformerClassifier, embedding_table
-from siteaug.arms.seed_processes import seed_model_path
-from siteaug.arms.tree_scores import with_tree_scores
-from siteaug.features.residues import standardise
-from siteaug.runtime.device import resolve_device
-from siteaug.runtime.io import read_parquet, write_json, write_parquet
-from siteaug.runtime.tables import feature_columns
-from siteaug.runtime.workflow import rule_logging
+import sys
+from pathlib import Path
 
-with rule_logging(snakemake) as log:
-    p = snakemake.params
-    residues = read_parquet(snakemake.input.residues)
-    edges = read_parquet(snakemake.input.edges)
-    if "tree_scores" in snakemake.input.keys():  # the model was trained with them as a node feature
-        residues = with_tree_scores(residues, read_parquet(snakemake.input.tree_scores))
-    # The base model of the config's seed (the graph_transformer arm's first seed), trained on real rows only.
-    model_path = seed_model_path(snakemake.input.model, p.seed)
-    model = GraphTransformerClassifier.load(model_path, resolve_device(p.device))
-    if model.config.tree_input != ("tree_scores" in snakemake.input.keys()):
-        raise ValueError(f"{model_path} was trained with tree_input {model.config.tree_input}; rerun its train_embedding_model job")
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from siteaug.arms.graph_transformer import embedding_table
+from siteaug.arms.protocol import fit_one_seed, read_arm_inputs
+from siteaug.arms.registry import EMBEDDING_MODEL_ARM
+from siteaug.arms.seed_processes import save_seed_fit
+from siteaug.features.residues import standardise
+from siteaug.runtime.io import write_json, write_parquet
+from siteaug.runtime.tables import feature_columns
+from siteaug.runtime.workflow import rounded, rule_logging
+
+with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):
+    p, i = snakemake.params, snakemake.input
+    residues, balanced, edges = read_arm_inputs(**{key: i.get(key) for key in ("residues", "tree_scores", "balanced", "edges")})
+    # The base model: the arm's first seed (the config's seed), trained on real rows only, exactly as the arm's job would
+    # fit it; that job reads this fit instead (train_arm's ``fitted``).
+    members = p.settings["graph_transformer"]["members"]
+    fits = iter(range(1, members + 1))
+    model, val_scores, test_scores, info = fit_one_seed(
+        EMBEDDING_MODEL_ARM, residues, p.settings, p.ratio, p.seed, balanced=balanced, edges=edges,
+        device=p.settings["device"], threads=snakemake.threads,
+        progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10,
+                                     desc=f"embed_residues: {EMBEDDING_MODEL_ARM} seed {p.seed}, model {next(fits)} of {members}"),
+    )
+    log.info("arm %s seed %d: %s", EMBEDDING_MODEL_ARM, p.seed, rounded(info))
+    folder = Path(snakemake.output.model)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_seed_fit(folder, p.seed, model, val_scores, test_scores, info)
     table = embedding_table(model, residues, edges, feature_columns(residues))
     # Standardised with training-split statistics only, as the feature table is.
     table, stats = standardise(table, feature_columns(table))
-    log.info("%d residues embedded in %d dimensions by %s (epoch %s)", len(table), len(stats), model_path, model.best_epoch)
+    log.info("%d residues embedded in %d dimensions by seed %d (epoch %s)", len(table), len(stats), p.seed, model.best_epoch)
     write_parquet(table, snakemake.output.residues)
     write_json(stats, snakemake.output.standardisation)

@@ -18,7 +18,7 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
     inputs = {key: i.get(key) for key in ("residues", "tree_scores", "balanced", "edges")}
     residues, balanced, edges = read_arm_inputs(**inputs)
     seeds = [p.seed + k for k in range(p.settings["seeds"])]
-    # The first seed of the embedding model arm, when another job (train_embedding_model) fitted it for the embeddings.
+    # The first seed of the embedding model arm, when embed_residues fitted it for the embeddings.
     fitted = {p.seed: i.first_seed} if "first_seed" in i.keys() else {}
     # Each network fitted (one per seed; graph_transformer: members per seed) gets its own bar, numbered, so the bar
     # that starts again at 0 % reads as the next model, not as progress lost.

@@ -152,7 +152,7 @@ def train_arm(
     from the same files; without it they get copies written for them.
 
     ``fitted``: seed -> folder, for seeds that another job fitted on the same tables and settings and wrote with
-    :func:`~siteaug.arms.seed_processes.save_seed_fit` (``train_first_seed``): they are read, not fitted again, and
+    :func:`~siteaug.arms.seed_processes.save_seed_fit` (the workflow's ``embed_residues``): they are read, not fitted again, and
     scored as the others. Only an arm whose seeds draw from nothing but their own seed may be split so (``on_device``).
     """
     spec = lookup_arm(arm)
@@ -205,7 +205,7 @@ def _fit_context(spec: Arm, residues: pd.DataFrame, settings: dict, ratio: float
 def fit_one_seed(arm: str, residues: pd.DataFrame, settings: dict, ratio: float, seed: int, balanced=None, edges=None,
                  device="cpu", progress=None, threads: int = 1) -> tuple:
     """(model, validation scores, test scores, training summary) of ``seed`` alone, fitted exactly as :func:`train_arm`
-    fits it, for a job that fits one seed for others (``train_first_seed``; :func:`train_arm`'s ``fitted``)."""
+    fits it, for a job that fits one seed for others (the workflow's ``embed_residues``; :func:`train_arm`'s ``fitted``)."""
     spec = lookup_arm(arm)
     context = _fit_context(spec, residues, settings, ratio, balanced, edges, device, progress, threads)
     return spec.fit_function()(context, seed)

@@ -70,7 +70,7 @@ def seed_model_path(folder, seed: int) -> Path:
 def save_seed_fit(folder, seed: int, model, val_scores, test_scores, info: dict) -> None:
     """One seed's fit as files in ``folder``: the model (its own ``save``: no pickle), the validation and test scores
     (``.npz``) and the training summary with the model's class (JSON, written last: its presence marks a whole fit).
-    A seed process writes its fit so, and so does a rule job that fits one seed for other jobs (``train_first_seed``)."""
+    A seed process writes its fit so, and so does a rule job that fits one seed for other jobs (the workflow's ``embed_residues``)."""
     import numpy as np
 
     from siteaug.runtime.io import atomic_path, write_json

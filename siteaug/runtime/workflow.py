@@ -149,7 +149,7 @@ def rule_logging(snakemake):
     start = time.perf_counter()
     # A job's fixed cost before its first line of work (interpreter start, Snakemake's script preamble, imports): on
     # the workflow's critical path it adds up over a dozen jobs (issue 14).
-    logging.info("rule %s started %.1f s after its process", snakemake.rule, process_age())
+    logging.info("rule %s started %.1f s after its process (pid %d)", snakemake.rule, process_age(), os.getpid())
     try:
         yield logging.getLogger(f"siteaug.rule.{snakemake.rule}")
         logging.info("rule %s done in %.1f s", snakemake.rule, time.perf_counter() - start)
