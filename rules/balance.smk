@@ -9,6 +9,7 @@ rule balance:
         out("logs/balance.log"),
     benchmark:
         out("benchmarks/balance.tsv")
+    priority: GENERATION_CHAIN_PRIORITY
     conda:
         ENV
     params:
@@ -28,6 +29,7 @@ rule balance_variant:
         out("logs/balance/{variant}.log"),
     benchmark:
         out("benchmarks/balance_{variant}.tsv")
+    priority: variant_priority
     conda:
         ENV
     threads: config["threads"]

@@ -11,6 +11,7 @@ from siteaug.arms.registry import (
     UNFILTERED,
     arm_settings,
     lookup_arm,
+    seed_fit_settings,
     seed_process_count,
     sweep_arm,
     workflow_arms,
@@ -73,15 +74,27 @@ def features_threads():
     return config["features"]["threads"] or every_core()
 
 
-# Jobs of the workflow's longest chain (tree scores, graph_transformer, its embeddings, the embedding-space pipeline
-# and its arms) start first when several jobs are ready at once, so the run does not wait for that chain at its end.
+# When several jobs are ready at once, those of the workflow's long chains start first, so the run does not wait for a
+# chain at its end. The longest: tree scores, graph_transformer (its first seed and embeddings, then its other seeds),
+# the embedding-space pipeline and the arm trained on its generated rows. Next: the feature-space generation chain
+# (diffusion training, generation, critic, filter, balance) and the arms trained on its rows. The arms on real rows
+# only (embedding_none and embedding_smote too) are one job each and fill the gaps. On DNA-573, once the embedding chain
+# no longer waited for all of graph_transformer's seeds, the feature-space chain ended last: its generate job had
+# waited behind embedding_none (bench/RESULTS.md, 2026-12-06, fourth session).
 CRITICAL_PATH_PRIORITY = 10
+GENERATION_CHAIN_PRIORITY = 5
+GENERATED_ROWS = (SHARED, UNFILTERED, RATIO_SWEEP)  # the balanced tables that hold generated rows
 
 
 def classifier_priority(wildcards):
     arm = lookup_arm(wildcards.arm)
-    on_chain = arm.name == EMBEDDING_MODEL_ARM or arm.table == EMBEDDING_TABLE
-    return CRITICAL_PATH_PRIORITY if on_chain else 0
+    if arm.name == EMBEDDING_MODEL_ARM or (arm.table == EMBEDDING_TABLE and arm.balanced == SHARED):
+        return CRITICAL_PATH_PRIORITY
+    return GENERATION_CHAIN_PRIORITY if arm.balanced in GENERATED_ROWS else 0
+
+
+def variant_priority(wildcards):
+    return GENERATION_CHAIN_PRIORITY if lookup_arm(wildcards.variant).variant in GENERATED_ROWS else 0
 
 
 # A train_classifier job holds a core for each process that trains its seeds side by side (classifier.seed_processes).

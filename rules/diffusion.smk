@@ -11,6 +11,7 @@ rule train_diffusion:
         out("logs/train_diffusion.log"),
     benchmark:
         out("benchmarks/train_diffusion.tsv")
+    priority: GENERATION_CHAIN_PRIORITY
     conda:
         ENV
     threads: config["threads"]

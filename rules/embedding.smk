@@ -24,8 +24,8 @@ rule embed_residues:
         ENV
     threads: config["threads"]
     params:
-        # The arm's keys of the classifier section, as its train_classifier job reads them: the same fit.
-        settings=arm_settings(EMBEDDING_MODEL_ARM, config["classifier"]),
+        # The keys of the classifier section that the arm's fit of one seed reads: the same fit as in its own job.
+        settings=seed_fit_settings(EMBEDDING_MODEL_ARM, config["classifier"]),
         ratio=lookup(within=config, dpath="balance/target_positive_ratio"),
         seed=config["seed"],
     message:

@@ -7,6 +7,7 @@ rule train_critic:
         out("logs/train_critic.log"),
     benchmark:
         out("benchmarks/train_critic.tsv")
+    priority: GENERATION_CHAIN_PRIORITY
     conda:
         ENV
     threads: config["threads"]
@@ -31,6 +32,7 @@ rule filter_shard:
         out("logs/filter/shard_{shard}.log"),
     benchmark:
         out("benchmarks/filter_shard_{shard}.tsv")
+    priority: GENERATION_CHAIN_PRIORITY
     conda:
         ENV
     threads: config["threads"]

@@ -9,6 +9,7 @@ rule plan_generation:
         out("logs/plan_generation.log"),
     benchmark:
         out("benchmarks/plan_generation.tsv")
+    priority: GENERATION_CHAIN_PRIORITY
     conda:
         ENV
     params:
@@ -30,6 +31,7 @@ rule generate:
         out("logs/generate/shard_{shard}.log"),
     benchmark:
         out("benchmarks/generate_shard_{shard}.tsv")
+    priority: GENERATION_CHAIN_PRIORITY
     conda:
         ENV
     threads: config["threads"]

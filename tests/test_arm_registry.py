@@ -23,6 +23,7 @@ from siteaug.arms.registry import (
     Arm,
     arm_settings,
     lookup_arm,
+    seed_fit_settings,
     sweep_arm,
     workflow_arms,
 )
@@ -89,6 +90,13 @@ def test_workflow_arms_adds_sweeps_once_and_the_embedding_model():
     assert workflow_arms(["none", "diffusion_ratio0.5"], [0.5, 0.7]) == ["none", "diffusion_ratio0.5", "diffusion_ratio0.7"]
     assert workflow_arms(["none", "embedding_smote"], []) == ["none", "embedding_smote", EMBEDDING_MODEL_ARM]
     assert workflow_arms([EMBEDDING_MODEL_ARM, "embedding_none"], []) == [EMBEDDING_MODEL_ARM, "embedding_none"]
+
+
+def test_a_seed_fit_reads_the_arm_settings_but_the_seed_count_and_threshold_choice():
+    classifier = {**SETTINGS, "seeds": 3, "threshold_metric": "f1", "device": "cpu", "graph_transformer": {"hidden": 8}}
+    fit = seed_fit_settings(EMBEDDING_MODEL_ARM, classifier)
+    assert fit == {"device": "cpu", "graph_transformer": {"hidden": 8}}
+    assert arm_settings(EMBEDDING_MODEL_ARM, classifier) == {**fit, "seeds": 3, "threshold_metric": "f1"}
 
 
 def fit_first_feature(context: FitContext, seed: int):

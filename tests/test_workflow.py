@@ -202,6 +202,14 @@ def test_a_classifier_hyper_parameter_reruns_only_the_arms_that_read_it(tiny_run
     assert jobs == {"train_classifier": len(mlp_arms), **REPORT_JOBS} and arms == mlp_arms
 
 
+def test_the_threshold_choice_reruns_the_arms_not_the_embedding_pipeline(tiny_run):
+    # embed_residues fits graph_transformer's first seed with the keys a fit reads; the threshold is the arms' jobs'.
+    classifier = tiny_yaml()["classifier"]
+    jobs, arms = planned_jobs(tiny_run, {"classifier.threshold_metric": "f1"})
+    assert jobs == {"train_classifier": len(workflow_arms(classifier["arms"], classifier["ratio_sweep"])), **REPORT_JOBS}
+    assert "graph_transformer" in arms and "embedding_diffusion" in arms
+
+
 GENERATION_RULES = {"train_diffusion", "plan_generation", "generate", "filter_shard", "balance", "sample_quality"}
 
 

@@ -141,6 +141,17 @@ def arm_settings(name: str, classifier: dict) -> dict:
     return {key: classifier[key] for key in (*COMMON_SETTINGS, *lookup_arm(name).settings)}
 
 
+# Read by an arm's job alone (train_arm: how many seeds, how each seed's threshold is chosen), not by a seed's fit.
+JOB_ONLY_SETTINGS = ("seeds", "threshold_metric")
+
+
+def seed_fit_settings(name: str, classifier: dict) -> dict:
+    """The keys of arm ``name``'s settings that one seed's fit reads: :func:`arm_settings` but ``JOB_ONLY_SETTINGS``. A
+    rule that fits one seed for the arm's job (``embed_residues``) takes these, so that a change to the seed count or
+    to the threshold choice reruns the arm's job, not that rule and the embedding-space pipeline after it."""
+    return {key: value for key, value in arm_settings(name, classifier).items() if key not in JOB_ONLY_SETTINGS}
+
+
 def seed_process_count(name: str, classifier: dict) -> int:
     """How many processes train arm ``name``'s seeds side by side (siteaug.arms.seed_processes): the config's
     ``classifier.seed_processes``, at most one per seed, for an arm that trains on a CUDA ``classifier.device``; else 1,
