@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import siteaug.arms.protocol
 import siteaug.runtime.io
 from siteaug.arms.protocol import fit_one_seed, read_arm_inputs, train_arm
 from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
-from siteaug.arms.seed_processes import save_seed_fit
+from siteaug.arms.seed_processes import load_seed_fit, save_seed_fit
 from test_classifier import SETTINGS, residue_table
 from test_graph_transformer import classifier_settings, planted_proteins
 
@@ -79,6 +80,12 @@ def test_a_seed_fitted_by_another_job_is_read_and_scored_as_if_fitted_here(tmp_p
     messages = [r.getMessage() for r in caplog.records]
     assert f"arm graph_transformer seed 3: fitted by another job, read from {tmp_path}" in messages
     assert fitted_here == [4]
+
+
+def test_a_seed_fit_naming_a_class_outside_siteaug_is_refused(tmp_path):
+    (tmp_path / "seed_3.json").write_text(json.dumps({"model_class": "os:system", "info": {}}))
+    with pytest.raises(ValueError, match="model class 'os:system' is not one of siteaug's"):
+        load_seed_fit(tmp_path, 3)
 
 
 def test_an_arm_whose_seeds_share_a_fit_takes_no_seed_from_another_job(tmp_path):

@@ -93,6 +93,8 @@ def load_seed_fit(folder, seed: int) -> tuple:
     folder = Path(folder)
     outcome = json.loads((folder / f"seed_{seed}.json").read_text())
     module, _, cls = outcome["model_class"].partition(":")
+    if module.split(".")[0] != "siteaug":  # the file names the class to import: none but this package's models
+        raise ValueError(f"{folder / f'seed_{seed}.json'}: model class {outcome['model_class']!r} is not one of siteaug's")
     model = getattr(importlib.import_module(module), cls).load(seed_model_path(folder, seed))
     with np.load(folder / f"seed_{seed}.npz", allow_pickle=False) as scores:
         return model, scores["validation"], scores["test"], outcome["info"]
