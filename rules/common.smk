@@ -97,9 +97,13 @@ def variant_priority(wildcards):
     return GENERATION_CHAIN_PRIORITY if lookup_arm(wildcards.variant).variant in GENERATED_ROWS else 0
 
 
-# A train_classifier job holds a core for each process that trains its seeds side by side (classifier.seed_processes).
+# A train_classifier job holds a core for each process that trains its seeds side by side (classifier.seed_processes),
+# counting only the seeds it fits: not EMBEDDING_MODEL_ARM's first one when embed_residues fits it.
 def classifier_seed_processes(wildcards):
-    return seed_process_count(wildcards.arm, config["classifier"])
+    classifier = config["classifier"]
+    if wildcards.arm == EMBEDDING_MODEL_ARM and EMBEDDING_TABLE_USED:
+        classifier = {**classifier, "seeds": classifier["seeds"] - 1}
+    return seed_process_count(wildcards.arm, classifier)
 
 
 # An arm that trains on the CPU whatever classifier.device says (gbdt) runs its grid fits side by side: half of

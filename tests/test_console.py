@@ -49,6 +49,10 @@ def test_seeds_side_by_side_on_cuda_only_gbdt_on_half_and_tree_scores_on_every_c
                  # every core, though the default grid has 2 x 2 points x 3 folds: 12 fits
                  "Out-of-fold tree scores for graph_transformer's input (up to 16 fits at a time)"):
         assert line in out, line
+    # With an embedding arm, embed_residues fits graph_transformer's first seed: the arm's job fits two, so holds two.
+    (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [graph_transformer, embedding_none]\n")
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "Training arm graph_transformer (3 seeds, 2 at a time, 2 cores)" in result.stdout + result.stderr
 
 
 def test_a_failed_job_shows_its_log_on_the_console(tmp_path_factory):
