@@ -33,6 +33,13 @@ EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_a
 # embed_residues, and the arm's own job reads that fit (its folder) instead of fitting the seed again.
 EMBEDDING_TABLE_USED = any(lookup_arm(a).table == EMBEDDING_TABLE for a in ARMS)
 EMBEDDING_MODEL_FIT = out(f"classifier/{EMBEDDING_MODEL_ARM}/seed_{config['seed']}")
+
+
+def first_seed_fitted_apart(arm):
+    """Whether embed_residues fits arm ``arm``'s first seed (EMBEDDING_MODEL_FIT), so that the arm's job does not."""
+    return arm == EMBEDDING_MODEL_ARM and EMBEDDING_TABLE_USED
+
+
 # Whether the feature-space generation stages run (train_diffusion, plan_generation, generate, filter_shard, balance,
 # sample_quality): an arm trains on what they make, the shared balanced table (diffusion) or a balance_variant table of
 # generated candidates (diffusion_unfiltered, the ratio sweep). Without one, no rule reads their outputs, so a run of
@@ -101,7 +108,7 @@ def variant_priority(wildcards):
 # counting only the seeds it fits: not EMBEDDING_MODEL_ARM's first one when embed_residues fits it.
 def classifier_seed_processes(wildcards):
     classifier = config["classifier"]
-    if wildcards.arm == EMBEDDING_MODEL_ARM and EMBEDDING_TABLE_USED:
+    if first_seed_fitted_apart(wildcards.arm):
         classifier = {**classifier, "seeds": classifier["seeds"] - 1}
     return seed_process_count(wildcards.arm, classifier)
 
@@ -151,7 +158,7 @@ SHARED_BALANCED_TABLES = {
 
 def classifier_inputs(wildcards):
     inputs = arm_inputs(wildcards.arm)
-    if wildcards.arm == EMBEDDING_MODEL_ARM and EMBEDDING_TABLE_USED:
+    if first_seed_fitted_apart(wildcards.arm):
         inputs["first_seed"] = EMBEDDING_MODEL_FIT  # fitted by embed_residues; this job fits the other seeds
     return inputs
 

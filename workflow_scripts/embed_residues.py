@@ -1,32 +1,27 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-import sys
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from siteaug.arms.graph_transformer import embedding_table
-from siteaug.arms.protocol import fit_one_seed, read_arm_inputs
+from siteaug.arms.protocol import ARM_INPUTS, fit_one_seed, read_arm_inputs
 from siteaug.arms.registry import EMBEDDING_MODEL_ARM
 from siteaug.arms.seed_processes import save_seed_fit
 from siteaug.features.residues import standardise
 from siteaug.runtime.io import write_json, write_parquet
 from siteaug.runtime.tables import feature_columns
-from siteaug.runtime.workflow import rounded, rule_logging
+from siteaug.runtime.workflow import numbered_bars, rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):
     p, i = snakemake.params, snakemake.input
-    residues, balanced, edges = read_arm_inputs(**{key: i.get(key) for key in ("residues", "tree_scores", "balanced", "edges")})
+    residues, balanced, edges = read_arm_inputs(**{key: i.get(key) for key in ARM_INPUTS})
     # The base model: the arm's first seed (the config's seed), trained on real rows only, exactly as the arm's job would
     # fit it; that job reads this fit instead (train_arm's ``fitted``).
-    members = p.settings["graph_transformer"]["members"]
-    fits = iter(range(1, members + 1))
     model, val_scores, test_scores, info = fit_one_seed(
         EMBEDDING_MODEL_ARM, residues, p.settings, p.ratio, p.seed, balanced=balanced, edges=edges,
         device=p.settings["device"], threads=snakemake.threads,
-        progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10,
-                                     desc=f"embed_residues: {EMBEDDING_MODEL_ARM} seed {p.seed}, model {next(fits)} of {members}"),
+        progress=numbered_bars(f"embed_residues: {EMBEDDING_MODEL_ARM} seed {p.seed}", p.settings["graph_transformer"]["members"]),
     )
     log.info("arm %s seed %d: %s", EMBEDDING_MODEL_ARM, p.seed, rounded(info))
     folder = Path(snakemake.output.model)

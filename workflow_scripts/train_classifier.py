@@ -1,35 +1,28 @@
 import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 
-import itertools
-import sys
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
-from siteaug.arms.protocol import read_arm_inputs, train_arm
+from siteaug.arms.protocol import ARM_INPUTS, read_arm_inputs, train_arm
 from siteaug.arms.registry import lookup_arm
 from siteaug.runtime.io import write_json, write_parquet
-from siteaug.runtime.workflow import rounded, rule_logging
+from siteaug.runtime.workflow import numbered_bars, rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too
     p, i, arm = snakemake.params, snakemake.input, snakemake.wildcards.arm
     # The arm's input files; its seed processes, if any, read the same files.
-    inputs = {key: i.get(key) for key in ("residues", "tree_scores", "balanced", "edges")}
+    inputs = {key: i.get(key) for key in ARM_INPUTS}
     residues, balanced, edges = read_arm_inputs(**inputs)
     seeds = [p.seed + k for k in range(p.settings["seeds"])]
     # The first seed of the embedding model arm, when embed_residues fitted it for the embeddings.
     fitted = {p.seed: i.first_seed} if "first_seed" in i.keys() else {}
-    # Each network fitted (one per seed; graph_transformer: members per seed) gets its own bar, numbered, so the bar
-    # that starts again at 0 % reads as the next model, not as progress lost.
+    # One bar per network fitted here: one per seed (graph_transformer: members per seed).
     members = p.settings["graph_transformer"]["members"] if "graph_transformer" in p.settings else 1
-    fits = itertools.count(1)
     predictions, models, summary = train_arm(
         arm, residues, p.settings, p.ratio, seeds, balanced=balanced, edges=edges, device=p.settings["device"],
         seed_processes=p.seed_processes, threads=max(1, snakemake.threads // p.seed_processes), inputs=inputs,
-        progress=lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10,
-                                     desc=f"train_classifier {arm}, model {next(fits)} of {(len(seeds) - len(fitted)) * members}"),
-        fitted=fitted,
+        progress=numbered_bars(f"train_classifier {arm}", (len(seeds) - len(fitted)) * members), fitted=fitted,
     )
     suffix = lookup_arm(arm).model_suffix
     for seed, model, info in zip(seeds, models, summary):

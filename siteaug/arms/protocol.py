@@ -106,6 +106,10 @@ def _prediction_frame(part: pd.DataFrame, scores: np.ndarray, threshold: float, 
     return frame
 
 
+# The input files of a job that trains an arm (read_arm_inputs' arguments), by their names in the rule's input.
+ARM_INPUTS = ("residues", "tree_scores", "balanced", "edges")
+
+
 def read_arm_inputs(residues, tree_scores=None, balanced=None, edges=None) -> tuple:
     """The tables of one ``train_classifier`` job from its input files (paths; None for an input the arm has not):
     (residue table, with the tree score column when ``tree_scores`` is given; balanced table or None; edges or None).
@@ -172,6 +176,7 @@ def train_arm(
         fits = iter(fit_seeds_in_processes(context, to_fit, seed_processes, threads, inputs))
     else:
         fits = (spec.fit_function()(context, seed) for seed in to_fit)
+
     def each_seed():
         for seed in seeds:
             if seed in fitted:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import itertools
 import logging
 import os
 import sys
@@ -13,6 +14,16 @@ import time
 import numpy as np
 
 from siteaug.runtime.io import InputError
+
+
+def numbered_bars(label: str, total: int):
+    """A fit's ``progress`` callable when it trains ``total`` networks (seeds, ensemble members): each network's epochs
+    get a bar of their own, numbered ("<label>, model 2 of 3"), so that a bar starting again at 0 % reads as the next
+    model, not as progress lost."""
+    from tqdm import tqdm  # here: most rule jobs show no bar of epochs
+
+    count = itertools.count(1)
+    return lambda epochs: tqdm(epochs, file=sys.stderr, mininterval=10, desc=f"{label}, model {next(count)} of {total}")
 
 
 class LogFileStream:
