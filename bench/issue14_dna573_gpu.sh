@@ -7,8 +7,9 @@
 # run, the stage times of the jobs that finished are printed, and a second call with RESUME=1 on the still-warm
 # machine finishes it from the cached outputs (its time is then not a from-scratch figure).
 # JOBS_PER_CARD=N lets N GPU jobs share the card (gpu.jobs_per_card, --resources gpu=N). GPU_TRACE=1 records which
-# processes use the card each second (bench/gpu_trace.sh; read with bench/gpu_trace.py).
-# Usage: [RESUME=1] [JOBS_PER_CARD=N] [GPU_TRACE=1] bash bench/issue14_dna573_gpu.sh [SECONDS]
+# processes use the card each second (bench/gpu_trace.sh; read with bench/gpu_trace.py). MPS=1 runs the workflow under
+# NVIDIA's Multi-Process Service (bench/gpu_mps.sh): the GPU jobs' kernels then share the card instead of taking turns.
+# Usage: [RESUME=1] [JOBS_PER_CARD=N] [GPU_TRACE=1] [MPS=1] bash bench/issue14_dna573_gpu.sh [SECONDS]
 limit=${1:-560}
 source bench/device_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -17,6 +18,7 @@ printf "input:\n  labels: $d/DNA_Train_573.fa\n  structures: $d/pdb\n  external_
 configs="config/dna573.yaml config/dna573_arms.yaml /tmp/paths.yaml"
 start=$(date +%s)
 [ -n "$GPU_TRACE" ] && source bench/gpu_trace.sh && gpu_trace_start $OUT
+[ -n "$MPS" ] && source bench/gpu_mps.sh && gpu_mps_start
 if [ -z "$RESUME" ]; then
   timeout $limit python3 bench/pipeline.py --configfile $configs --cores 16 --output /tmp/pipe/results \
     --json $OUT/pipeline_dna573.json --resources gpu=${JOBS_PER_CARD:-1} --snakemake-args=--scheduler=greedy
@@ -27,6 +29,7 @@ else
 fi
 echo "exit $? after $(( $(date +%s) - start )) s"
 [ -n "$GPU_TRACE" ] && gpu_trace_stop
+[ -n "$MPS" ] && gpu_mps_stop
 tail -5 /tmp/pipe/results_snakemake.log; [ -n "$RESUME" ] && tail -8 /tmp/pipe/resume.log
 python3 bench/workflow_stages.py /tmp/pipe/results --json $OUT/stages.json > /dev/null
 (cd /tmp/pipe/results && tar -czf $OUT/dna573.tar.gz logs benchmarks report classifier/*/predictions.parquet \
