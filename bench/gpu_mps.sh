@@ -10,5 +10,6 @@ gpu_mps_start() {
 }
 gpu_mps_stop() {
   echo quit | nvidia-cuda-mps-control && echo "MPS daemon stopped"
+  echo "MPS clients that connected: $(grep -c 'NEW CLIENT' $CUDA_MPS_LOG_DIRECTORY/control.log 2>/dev/null)"
   tail -3 $CUDA_MPS_LOG_DIRECTORY/control.log 2>/dev/null
 }
