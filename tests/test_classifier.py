@@ -322,18 +322,6 @@ def test_train_arm_scores_the_test_split_once_per_seed(arm, caplog):
         assert summary[0]["positive_weight"] > 1
 
 
-def test_gbdt_fits_its_seeds_side_by_side_with_the_trees_of_one_after_another(caplog):
-    residues, _ = residue_table()
-    caplog.set_level("INFO")
-    one_at_a_time = train_arm("gbdt", residues, SETTINGS, 0.5, [3, 4, 5], threads=1)
-    caplog.clear()
-    side_by_side = train_arm("gbdt", residues, SETTINGS, 0.5, [3, 4, 5], threads=3)
-    pd.testing.assert_frame_equal(side_by_side[0], one_at_a_time[0])
-    assert side_by_side[2] == one_at_a_time[2]
-    messages = [r.getMessage() for r in caplog.records]
-    assert "gbdt: 3 seeds side by side (up to 3 at a time)" in messages
-
-
 def test_unknown_arm():
     with pytest.raises(ValueError, match="unknown arm"):
         arm_training_rows("adasyn", train_frame(), None, 0.5, 0, FEATURES)

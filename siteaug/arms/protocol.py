@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from siteaug.arms.classifier import MLPClassifier, mlp_config
-from siteaug.arms.reference_models import GBDTClassifier, GNNClassifier, gnn_config, parallel_fits, parallel_workers
+from siteaug.arms.reference_models import GBDTClassifier, GNNClassifier, gnn_config
 from siteaug.arms.registry import ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, sweep_arm, sweep_ratio  # noqa: F401
 from siteaug.evaluation.metrics import choose_threshold
 from siteaug.generative.balance import positives_needed
@@ -166,8 +166,8 @@ def train_arm(
     fitted = dict(fitted or {})
     if fitted and not spec.on_device:  # its fit shares state between seeds (gbdt: the grid point tuned with the first seed)
         raise ValueError(f"arm {arm} fits its seeds together; no seed can come from another job")
+    context = _fit_context(spec, residues, settings, ratio, balanced, edges, device, progress, threads)
     to_fit = [seed for seed in seeds if seed not in fitted]
-    context = _fit_context(spec, residues, settings, ratio, balanced, edges, device, progress, threads, to_fit)
     if seed_processes > 1 and len(to_fit) > 1:
         if not spec.on_device:
             raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {seed_processes}")
@@ -200,11 +200,11 @@ def train_arm(
 
 
 def _fit_context(spec: Arm, residues: pd.DataFrame, settings: dict, ratio: float, balanced, edges, device, progress,
-                 threads: int, seeds=()) -> FitContext:
+                 threads: int) -> FitContext:
     """The :class:`FitContext` of an arm's job: ``residues`` split by protein as every seed sees it."""
     train, validation, test = (sorted_split(residues, s) for s in ("train", "validation", "test"))
     return FitContext(spec, train, validation, test, balanced, edges, feature_columns(residues), settings, ratio, device,
-                      progress, threads, seeds=tuple(seeds))
+                      progress, threads)
 
 
 def fit_one_seed(arm: str, residues: pd.DataFrame, settings: dict, ratio: float, seed: int, balanced=None, edges=None,
@@ -235,9 +235,8 @@ class FitContext:
     device: object = "cpu"
     progress: Callable | None = None
     threads: int = 1  # CPU threads the fit may use (gbdt's grid fits run up to this many at a time)
-    # What the first seed computes and later seeds reuse (the gbdt grid point and fits, the graphs of the graph arms).
+    # What the first seed computes and later seeds reuse (the gbdt grid point, the graphs of the graph arms).
     cache: dict = field(default_factory=dict)
-    seeds: tuple = ()  # the seeds this job fits, in order (gbdt fits them side by side)
 
     def training_rows(self, seed: int):
         return arm_training_rows(self.arm.name, self.train, self.balanced, self.ratio, seed, self.feature_cols, self.device)
@@ -263,36 +262,18 @@ def _fit_mlp(context: FitContext, seed: int):
 
 
 def _fit_gbdt(context: FitContext, seed: int):
-    """The grid point is tuned once, with the first seed; that call then fits every seed of the job still to fit with
-    it, side by side (``parallel_fits``), and later calls take their seed's fit. Each fit is seeded by its own seed, so
-    the trees are those of fits one after another."""
+    X, y = context.training_rows(seed)
     cache = context.cache
-    fits = cache.setdefault("fits", {})
-    if seed not in fits:
-        if "params" not in cache:
-            X, y = context.training_rows(seed)
-            tuner = GBDTClassifier(context.settings["gbdt"], seed)
-            cache["params"] = tuner.tune(X, y, context.train["protein_id"].to_numpy(), context.threads)
-        # The validation split's proteins stop the boosting (never the test split's); the same split then freezes the
-        # threshold, as for the graph_transformer arm and the MLP arms, whose epoch it also chooses.
-        batch = [seed] + [s for s in context.seeds if s != seed and s not in fits]
-        tasks = []
-        for s in batch:
-            X, y = context.training_rows(s)
-            log.info("gbdt seed %d: fitting %d rows with %s", s, len(y), cache["params"])
-            tasks.append((context.settings["gbdt"], s, cache["params"], X, y, context.validation_rows()))
-        if len(batch) > 1:
-            log.info("gbdt: %d seeds side by side (up to %d at a time)", len(batch), parallel_workers(context.threads, len(batch)))
-        fits.update(zip(batch, parallel_fits(_gbdt_seed_fit, tasks, context.threads)))
-    model, y = fits.pop(seed)
+    model = GBDTClassifier(context.settings["gbdt"], seed, cache.get("params"))
+    if "params" not in cache:  # tuned once, with the first seed; every seed then fits with the chosen grid point
+        cache["params"] = model.tune(X, y, context.train["protein_id"].to_numpy(), context.threads)
+    # The validation split's proteins stop the boosting (never the test split's); the same split then freezes the
+    # threshold, as for the graph_transformer arm and the MLP arms, whose epoch it also chooses.
+    log.info("gbdt seed %d: fitting %d rows with %s", seed, len(y), cache["params"])
+    model.fit(X, y, context.validation_rows())
     info = {"training_rows": int(len(y)), "positive_ratio": float(y.mean()), "params": cache["params"],
             "iterations": int(model.model.n_iter_)}
     return model, *context.scores(model), info
-
-
-def _gbdt_seed_fit(settings: dict, seed: int, params: dict, X, y, validation) -> tuple:
-    """(one seed's GBDTClassifier fitted with the tuned ``params``, its training labels); a task of ``parallel_fits``."""
-    return GBDTClassifier(settings, seed, params).fit(X, y, validation), y
 
 
 def _split_graphs(context: FitContext, build) -> dict:
