@@ -9,7 +9,9 @@
 # JOBS_PER_CARD=N lets N GPU jobs share the card (gpu.jobs_per_card, --resources gpu=N). GPU_TRACE=1 records which
 # processes use the card each second (bench/gpu_trace.sh; read with bench/gpu_trace.py). MPS=1 runs the workflow under
 # NVIDIA's Multi-Process Service (bench/gpu_mps.sh): the GPU jobs' kernels then share the card instead of taking turns.
-# Usage: [RESUME=1] [JOBS_PER_CARD=N] [GPU_TRACE=1] [MPS=1] bash bench/issue14_dna573_gpu.sh [SECONDS]
+# SNAKEMAKE_ARG=ARG passes one more argument to the timed run, e.g. --set-threads=tree_scores=16 for a same-machine
+# baseline of a change to a rule's threads.
+# Usage: [RESUME=1] [JOBS_PER_CARD=N] [GPU_TRACE=1] [MPS=1] [SNAKEMAKE_ARG=ARG] bash bench/issue14_dna573_gpu.sh [SECONDS]
 limit=${1:-560}
 source bench/device_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -21,7 +23,7 @@ start=$(date +%s)
 [ -n "$MPS" ] && source bench/gpu_mps.sh && gpu_mps_start
 if [ -z "$RESUME" ]; then
   timeout $limit python3 bench/pipeline.py --configfile $configs --cores 16 --output /tmp/pipe/results \
-    --json $OUT/pipeline_dna573.json --resources gpu=${JOBS_PER_CARD:-1} --snakemake-args=--scheduler=greedy
+    --json $OUT/pipeline_dna573.json --resources gpu=${JOBS_PER_CARD:-1} --snakemake-args=${SNAKEMAKE_ARG:---scheduler=greedy}
 else
   python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --unlock -q > /dev/null 2>&1
   timeout $limit python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --cores 16 \

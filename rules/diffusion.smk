@@ -11,7 +11,9 @@ rule train_diffusion:
         out("logs/train_diffusion.log"),
     benchmark:
         out("benchmarks/train_diffusion.tsv")
-    priority: GENERATION_CHAIN_PRIORITY
+    # Above the rest of its chain (train_critic and plan_generation are ready with it): it is the job that gets the
+    # cores tree_scores leaves free (tree_scores_threads).
+    priority: GENERATION_CHAIN_PRIORITY + 1
     conda:
         ENV
     threads: config["threads"]
