@@ -38,9 +38,10 @@ rule tree_scores:
     priority: CRITICAL_PATH_PRIORITY
     conda:
         ENV
-    # Its fold fits run side by side (one process each), and graph_transformer waits for it: every core, but those
-    # its fits leave idle when train_diffusion fits in them (tree_scores_threads).
-    threads: tree_scores_threads()
+    # Its fold fits run side by side (one process each), and graph_transformer waits for it. Every core, even where
+    # the fits use fewer: with 12 of 16 cores, the jobs started beside it slowed it from 22.5 to 35.1 s on the critical
+    # path (bench/RESULTS.md, 2026-12-06).
+    threads: every_core()
     params:
         gbdt=lookup(within=config, dpath="classifier/gbdt"),
         seed=config["seed"],

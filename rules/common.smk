@@ -10,7 +10,6 @@ from siteaug.arms.registry import (
     SMOTE_FILTERED,
     UNFILTERED,
     arm_settings,
-    gbdt_grid,
     lookup_arm,
     seed_fit_settings,
     seed_process_count,
@@ -80,22 +79,6 @@ def every_core():
 # features.threads caps the features rule (Snakemake lowers a larger cap to --cores).
 def features_threads():
     return config["features"]["threads"] or every_core()
-
-
-# tree_scores takes every core, so that no CPU job slows its fits on the critical path (bench/RESULTS.md, 2026-12-06:
-# with 12 of 16 cores, the jobs started beside it slowed it from 22.5 to 35.1 s). But each fit is one process
-# (siteaug.arms.reference_models.parallel_fits): of 16 cores, the default 12 fits (2 x 2 grid points x 3 folds) use 12,
-# one thread each, and 4 stay idle. When those idle cores hold train_diffusion's threads, the job leaves them to it:
-# the two are ready together once features ends, and the feature-space diffusion model then trains beside the trees,
-# on an otherwise idle card, instead of after them, sharing the card with graph_transformer and the arms. The fits
-# get the same cores each either way.
-def tree_scores_threads():
-    cores = every_core()
-    gbdt = config["classifier"]["gbdt"]
-    fits = len(gbdt_grid(gbdt)) * gbdt["cv_folds"]
-    idle = cores % fits if cores >= fits else 0
-    diffusion_threads = config["threads"]  # rules/diffusion.smk
-    return cores - diffusion_threads if GENERATION and idle >= diffusion_threads else cores
 
 
 # When several jobs are ready at once, those of the workflow's long chains start first, so the run does not wait for a

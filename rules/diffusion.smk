@@ -11,9 +11,7 @@ rule train_diffusion:
         out("logs/train_diffusion.log"),
     benchmark:
         out("benchmarks/train_diffusion.tsv")
-    # Above the rest of its chain (train_critic and plan_generation are ready with it): it is the job that gets the
-    # cores tree_scores leaves free (tree_scores_threads).
-    priority: GENERATION_CHAIN_PRIORITY + 1
+    priority: GENERATION_CHAIN_PRIORITY
     conda:
         ENV
     threads: config["threads"]

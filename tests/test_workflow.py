@@ -125,9 +125,9 @@ def test_a_second_run_has_nothing_to_do(tiny_run):
 def test_the_job_the_run_waits_for_starts_first(tiny_run):
     """profiles/default's greedy scheduler starts the ready job of the highest priority first. Once features has
     ended, tree_scores (priority 10, both cores), which graph_transformer and the embedding chain wait for, is ready
-    beside train_diffusion (6), train_critic and plan_generation (5, one core each in tiny.yaml). Snakemake's default
-    ILP maximises the sum of the priorities it starts, so it would start two of those and leave tree_scores waiting for
-    two free cores (154 s into a 289 s run, when it last did)."""
+    beside train_diffusion, train_critic and plan_generation (priority 5, one core each in tiny.yaml). Snakemake's
+    default ILP maximises the sum of the priorities it starts, so it started two of those, and tree_scores waited for
+    two free cores until 154 s into the 289 s run."""
     log = min((tiny_run / ".snakemake" / "log").glob("*.snakemake.log")).read_text()
     after_features = log.split("(Rule: features)", 1)[1]
     first = re.search(r"^(?:Job \d+: |(?:local)?rule )(.*)$", after_features, re.MULTILINE).group(1)

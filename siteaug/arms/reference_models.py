@@ -17,7 +17,6 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 from torch import nn
 
-from siteaug.arms.registry import gbdt_grid
 from siteaug.runtime.io import atomic_path, load_torch
 
 if TYPE_CHECKING:
@@ -28,6 +27,11 @@ log = logging.getLogger(__name__)
 # The one type of a fitted HistGradientBoostingClassifier that skops does not trust by default. No code runs when it is
 # loaded, but scikit-learn indexes its node arrays without bounds checks, so GBDTClassifier.load checks them itself.
 GBDT_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+
+
+def gbdt_grid(settings: dict) -> list[dict]:
+    """The grid points of the config's ``classifier.gbdt`` settings, learning rate outermost."""
+    return [{"learning_rate": lr, "max_leaf_nodes": leaves} for lr in settings["learning_rates"] for leaves in settings["max_leaf_nodes"]]
 
 
 def parallel_workers(threads: int, tasks: int) -> int:

@@ -161,12 +161,6 @@ def seed_process_count(name: str, classifier: dict) -> int:
     return max(1, min(classifier["seed_processes"], classifier["seeds"]))
 
 
-def gbdt_grid(settings: dict) -> list[dict]:
-    """The grid points of the config's ``classifier.gbdt`` settings, learning rate outermost. Here, torch-free, for the
-    Snakefile: it sizes the tree_scores job by the number of grid fits (rules/common.smk, ``tree_scores_threads``)."""
-    return [{"learning_rate": lr, "max_leaf_nodes": leaves} for lr in settings["learning_rates"] for leaves in settings["max_leaf_nodes"]]
-
-
 def workflow_arms(configured: list[str], ratio_sweep: list[float]) -> list[str]:
     """The arms a run trains: the configured ones, one sweep arm per ratio, and the embedding model arm when an
     embedding arm needs its model."""

@@ -20,8 +20,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 
-from siteaug.arms.reference_models import fit_gbdt, parallel_fits, parallel_workers
-from siteaug.arms.registry import gbdt_grid
+from siteaug.arms.reference_models import fit_gbdt, gbdt_grid, parallel_fits, parallel_workers
 from siteaug.runtime.tables import feature_columns, split_rows
 
 log = logging.getLogger(__name__)
