@@ -113,11 +113,16 @@ def classifier_seed_processes(wildcards):
     return seed_process_count(wildcards.arm, classifier)
 
 
-# An arm that trains on the CPU whatever classifier.device says (gbdt) runs its grid fits side by side: half of
-# --cores. All of them would hold the job back until every other job has finished, as a job waits for free cores.
+# Half of --cores (at least threads), for a job that gains from more cores but should not wait for every core to be
+# free, as a job that asks for all of them does until every other job has ended.
+def half_the_cores():
+    return max(config["threads"], every_core() // 2)
+
+
+# An arm that trains on the CPU whatever classifier.device says (gbdt) runs its grid fits side by side: half_the_cores.
 def classifier_threads(wildcards):
     if not lookup_arm(wildcards.arm).on_device:
-        return max(config["threads"], every_core() // 2)
+        return half_the_cores()
     return max(config["threads"], classifier_seed_processes(wildcards))
 
 

@@ -36,7 +36,9 @@ rule evaluate:
         out("benchmarks/evaluate.tsv")
     conda:
         ENV
-    threads: config["threads"]
+    # Its bootstrap runs one arm per thread (siteaug.evaluation.comparison), and the report waits for it: half_the_cores,
+    # so that it starts beside the sample-quality jobs the report waits for too.
+    threads: half_the_cores()
     params:
         arms=ARMS,
         bootstrap_resamples=lookup(within=config, dpath="report/bootstrap_resamples"),

@@ -1,6 +1,7 @@
 """What a user sees on the console: the default profile's settings and which long job runs, with its log."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -36,7 +37,7 @@ def test_features_takes_every_core_unless_capped(tmp_path, cores, cap, processes
     assert f"Features of every protein ({processes} worker processes)" in out, out[-3000:]
 
 
-def test_seeds_side_by_side_on_cuda_only_gbdt_on_half_and_tree_scores_on_every_core(tmp_path):
+def test_seeds_side_by_side_on_cuda_only_gbdt_and_evaluate_on_half_and_tree_scores_on_every_core(tmp_path):
     (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [none, gbdt, graph_transformer]\n"
                                        "  graph_transformer: {tree_input: true}\n")
     command = [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "16", "--configfile", str(tmp_path / "gpu.yaml")]
@@ -49,6 +50,8 @@ def test_seeds_side_by_side_on_cuda_only_gbdt_on_half_and_tree_scores_on_every_c
                  # every core, though the default grid has 2 x 2 points x 3 folds: 12 fits
                  "Out-of-fold tree scores for graph_transformer's input (up to 16 fits at a time)"):
         assert line in out, line
+    # evaluate's bootstrap, one arm per thread, takes half of --cores, as gbdt does
+    assert re.search(r"^rule evaluate:\n(?:    .*\n)*?    threads: 8$", out, re.MULTILINE), out[-3000:]
     # With an embedding arm, embed_residues fits graph_transformer's first seed: the arm's job fits two, so holds two.
     (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [graph_transformer, embedding_none]\n")
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -76,7 +79,6 @@ def test_a_failed_job_shows_its_log_on_the_console(tmp_path_factory):
 def test_a_running_job_reports_its_progress_on_the_console(tmp_path_factory):
     """The rule scripts' progress lines (siteaug.runtime.workflow.rule_logging) reach Snakemake's console, named by job."""
     import os
-    import re
 
     from siteaug.inputs.demo import make_demo
 
