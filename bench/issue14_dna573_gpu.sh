@@ -10,7 +10,7 @@
 # processes use the card each second (bench/gpu_trace.sh; read with bench/gpu_trace.py). MPS=1 runs the workflow under
 # NVIDIA's Multi-Process Service (bench/gpu_mps.sh): the GPU jobs' kernels then share the card instead of taking turns.
 # SNAKEMAKE_ARG=ARG passes one more argument to the timed run, e.g. --set-threads=tree_scores=16 for a same-machine
-# baseline of a change to a rule's threads.
+# baseline of a change to a rule's threads. The scheduler is the workflow profile's (greedy, profiles/default).
 # Usage: [RESUME=1] [JOBS_PER_CARD=N] [GPU_TRACE=1] [MPS=1] [SNAKEMAKE_ARG=ARG] bash bench/issue14_dna573_gpu.sh [SECONDS]
 limit=${1:-560}
 source bench/device_env.sh
@@ -23,11 +23,11 @@ start=$(date +%s)
 [ -n "$MPS" ] && source bench/gpu_mps.sh && gpu_mps_start
 if [ -z "$RESUME" ]; then
   timeout $limit python3 bench/pipeline.py --configfile $configs --cores 16 --output /tmp/pipe/results \
-    --json $OUT/pipeline_dna573.json --resources gpu=${JOBS_PER_CARD:-1} --snakemake-args=${SNAKEMAKE_ARG:---scheduler=greedy}
+    --json $OUT/pipeline_dna573.json --resources gpu=${JOBS_PER_CARD:-1} ${SNAKEMAKE_ARG:+--snakemake-args=$SNAKEMAKE_ARG}
 else
   python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --unlock -q > /dev/null 2>&1
   timeout $limit python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --cores 16 \
-    --resources gpu=${JOBS_PER_CARD:-1} --benchmark-extended --scheduler greedy --rerun-incomplete > /tmp/pipe/resume.log 2>&1
+    --resources gpu=${JOBS_PER_CARD:-1} --benchmark-extended --rerun-incomplete > /tmp/pipe/resume.log 2>&1
 fi
 echo "exit $? after $(( $(date +%s) - start )) s"
 [ -n "$GPU_TRACE" ] && gpu_trace_stop

@@ -13,7 +13,7 @@ out=/tmp/gt_${CUDA_GRAPH:-true}/results
 printf "input:\n  labels: $d/DNA_Train_573.fa\n  structures: $d/pdb\n  external_test_labels: $t/DNA_Test_129.fa\n  external_test_structures: $t/test129_pdb\noutput:\n  directory: $out\nclassifier:\n  graph_transformer:\n    cuda_graph: ${CUDA_GRAPH:-true}\n" > /tmp/gt_paths.yaml
 start=$(date +%s)
 timeout $limit python3 -m snakemake --configfile config/dna573.yaml config/dna573_arms.yaml /tmp/gt_paths.yaml --cores 16 \
-  --resources gpu=1 --scheduler greedy $out/classifier/graph_transformer/summary.json > /tmp/gt_run.log 2>&1
+  --resources gpu=1 $out/classifier/graph_transformer/summary.json > /tmp/gt_run.log 2>&1
 echo "exit $? after $(( $(date +%s) - start )) s"; tail -3 /tmp/gt_run.log
 for f in $out/benchmarks/*.tsv; do printf "%-50s %s\n" "$(basename $f .tsv)" "$(tail -1 $f | cut -f1)"; done
 (cd $out && tar -czf $OUT/gt.tar.gz logs benchmarks classifier/graph_transformer/predictions.parquet \

@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="output folder (must be new or empty; default a new temporary one)")
     parser.add_argument("--json", type=Path, help="where to write the JSON (default OUTPUT/pipeline_bench.json)")
     parser.add_argument("--snakemake-args", nargs="*", default=[], metavar="ARG",
-                        help="more arguments for the timed run, e.g. --snakemake-args=--scheduler=greedy where pulp is not installed")
+                        help="more arguments for the timed run, e.g. --snakemake-args=--set-threads=tree_scores=16")
     args = parser.parse_args()
 
     output = fresh_output(args.output)
