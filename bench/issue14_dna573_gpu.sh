@@ -6,32 +6,33 @@
 # committed). Predictions, metrics, benchmarks and logs come back as $OUT/dna573.tar.gz. If the time limit stops the
 # run, the stage times of the jobs that finished are printed, and a second call with RESUME=1 on the still-warm
 # machine finishes it from the cached outputs (its time is then not a from-scratch figure).
-# JOBS_PER_CARD=N lets N GPU jobs share the card (gpu.jobs_per_card, --resources gpu=N). GPU_TRACE=1 records which
-# processes use the card each second (bench/gpu_trace.sh; read with bench/gpu_trace.py). MPS=1 runs the workflow under
-# NVIDIA's Multi-Process Service (bench/gpu_mps.sh): the GPU jobs' kernels then share the card instead of taking turns.
+# The GPU settings are config/dna573_arms.yaml's (gpu.mps, gpu.jobs_per_card, with --resources gpu=<jobs_per_card>):
+# JOBS_PER_CARD=N lets N GPU jobs share the card instead, MPS=0 runs without NVIDIA's Multi-Process Service (the
+# workflow starts its own daemon under gpu.mps). GPU_TRACE=1 records which processes use the card each second
+# (bench/gpu_trace.sh; read with bench/gpu_trace.py).
 # SNAKEMAKE_ARG=ARG passes one more argument to the timed run, e.g. --set-threads=tree_scores=16 for a same-machine
 # baseline of a change to a rule's threads. The scheduler is the workflow profile's (greedy, profiles/default).
-# Usage: [RESUME=1] [JOBS_PER_CARD=N] [GPU_TRACE=1] [MPS=1] [SNAKEMAKE_ARG=ARG] bash bench/issue14_dna573_gpu.sh [SECONDS]
+# Usage: [RESUME=1] [JOBS_PER_CARD=N] [MPS=0] [GPU_TRACE=1] [SNAKEMAKE_ARG=ARG] bash bench/issue14_dna573_gpu.sh [SECONDS]
 limit=${1:-560}
 source bench/device_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 t=/tmp/data/dna_test129/dna_test129; d=/tmp/data/graphsite_dna/graphsite_dna
-printf "input:\n  labels: $d/DNA_Train_573.fa\n  structures: $d/pdb\n  external_test_labels: $t/DNA_Test_129.fa\n  external_test_structures: $t/test129_pdb\ngpu:\n  jobs_per_card: ${JOBS_PER_CARD:-1}\n" > /tmp/paths.yaml
+jobs=${JOBS_PER_CARD:-$(python3 -c "import yaml; print(yaml.safe_load(open('config/dna573_arms.yaml'))['gpu']['jobs_per_card'])")}
+printf "input:\n  labels: $d/DNA_Train_573.fa\n  structures: $d/pdb\n  external_test_labels: $t/DNA_Test_129.fa\n  external_test_structures: $t/test129_pdb\ngpu:\n  jobs_per_card: $jobs\n" > /tmp/paths.yaml
+[ "$MPS" = 0 ] && printf "  mps: false\n" >> /tmp/paths.yaml
 configs="config/dna573.yaml config/dna573_arms.yaml /tmp/paths.yaml"
 start=$(date +%s)
 [ -n "$GPU_TRACE" ] && source bench/gpu_trace.sh && gpu_trace_start $OUT
-[ -n "$MPS" ] && source bench/gpu_mps.sh && gpu_mps_start
 if [ -z "$RESUME" ]; then
   timeout $limit python3 bench/pipeline.py --configfile $configs --cores 16 --output /tmp/pipe/results \
-    --json $OUT/pipeline_dna573.json --resources gpu=${JOBS_PER_CARD:-1} ${SNAKEMAKE_ARG:+--snakemake-args=$SNAKEMAKE_ARG}
+    --json $OUT/pipeline_dna573.json --resources gpu=$jobs ${SNAKEMAKE_ARG:+--snakemake-args=$SNAKEMAKE_ARG}
 else
   python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --unlock -q > /dev/null 2>&1
   timeout $limit python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --cores 16 \
-    --resources gpu=${JOBS_PER_CARD:-1} --benchmark-extended --rerun-incomplete > /tmp/pipe/resume.log 2>&1
+    --resources gpu=$jobs --benchmark-extended --rerun-incomplete > /tmp/pipe/resume.log 2>&1
 fi
 echo "exit $? after $(( $(date +%s) - start )) s"
 [ -n "$GPU_TRACE" ] && gpu_trace_stop
-[ -n "$MPS" ] && gpu_mps_stop
 tail -5 /tmp/pipe/results_snakemake.log; [ -n "$RESUME" ] && tail -8 /tmp/pipe/resume.log
 python3 bench/workflow_stages.py /tmp/pipe/results --json $OUT/stages.json > /dev/null
 (cd /tmp/pipe/results && tar -czf $OUT/dna573.tar.gz logs benchmarks report classifier/*/predictions.parquet \

@@ -87,9 +87,13 @@ def features_threads():
 # (diffusion training, generation, critic, filter, balance) and the arms trained on its rows. The arms on real rows
 # only (embedding_none and embedding_smote too) are one job each and fill the gaps. On DNA-573, once the embedding chain
 # no longer waited for all of graph_transformer's seeds, the feature-space chain ended last: its generate job had
-# waited behind embedding_none (bench/RESULTS.md, 2026-12-06, fourth session).
+# waited behind embedding_none (bench/RESULTS.md, 2026-12-06, fourth session). Of those, an arm that trains on the CPU
+# (gbdt) starts first: it is the longest (46-68 s on DNA-573) and holds half the cores, which come free at once only
+# late; under MPS the GPU chains ended first, and the report waited 15 s for gbdt, started at 185 s of 258
+# (bench/RESULTS.md, 2026-12-06, seventh session).
 CRITICAL_PATH_PRIORITY = 10
 GENERATION_CHAIN_PRIORITY = 5
+CPU_ARM_PRIORITY = 1
 GENERATED_ROWS = (SHARED, UNFILTERED, RATIO_SWEEP)  # the balanced tables that hold generated rows
 
 
@@ -97,7 +101,9 @@ def classifier_priority(wildcards):
     arm = lookup_arm(wildcards.arm)
     if arm.name == EMBEDDING_MODEL_ARM or (arm.table == EMBEDDING_TABLE and arm.balanced == SHARED):
         return CRITICAL_PATH_PRIORITY
-    return GENERATION_CHAIN_PRIORITY if arm.balanced in GENERATED_ROWS else 0
+    if arm.balanced in GENERATED_ROWS:
+        return GENERATION_CHAIN_PRIORITY
+    return 0 if arm.on_device else CPU_ARM_PRIORITY
 
 
 def variant_priority(wildcards):

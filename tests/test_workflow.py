@@ -122,7 +122,7 @@ def test_a_second_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_the_job_the_run_waits_for_starts_first(tiny_run):
+def test_the_jobs_the_run_waits_for_start_first(tiny_run):
     """profiles/default's greedy scheduler starts the ready job of the highest priority first. Once features has
     ended, tree_scores (priority 10, both cores), which graph_transformer and the embedding chain wait for, is ready
     beside train_diffusion, train_critic and plan_generation (priority 5, one core each in tiny.yaml). Snakemake's
@@ -132,6 +132,11 @@ def test_the_job_the_run_waits_for_starts_first(tiny_run):
     after_features = log.split("(Rule: features)", 1)[1]
     first = re.search(r"^(?:Job \d+: |(?:local)?rule )(.*)$", after_features, re.MULTILINE).group(1)
     assert first.startswith("Out-of-fold tree scores"), first
+    # Of the arms on real feature rows, gbdt (the CPU arm: the longest, holding half the cores) starts first
+    # (CPU_ARM_PRIORITY in rules/common.smk): with priority 0 like the others it started last on DNA-573 under MPS.
+    real_rows = ("none", "class_weight", "random_oversampling", "smote", "borderline_smote", "gbdt", "gnn")
+    started = [arm for arm in re.findall(r"^Job \d+: Training arm (\w+) ", log, re.MULTILINE) if arm in real_rows]
+    assert sorted(started) == sorted(real_rows) and started[0] == "gbdt", started
 
 
 def test_snakemake_report_collects_the_report_outputs(tiny_run):
