@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,36 @@ def test_input_source_paths_and_contents_decide_reruns(tmp_path_factory):
     assert run_snakemake(workdir, "--until", "features", configfiles=(files,)).returncode == 0
     np.save(maps / "unused.npy", np.ones((2, 2)))
     assert plan(files) == {"features"}
+
+
+FAKE_NVIDIA_SMI = """#!/bin/sh
+echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-5e1f0000-aaaa)"
+echo "GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-77770000-bbbb)"
+"""
+
+
+def test_the_cards_are_those_nvidia_smi_lists_and_the_run_may_use(tmp_path, monkeypatch):
+    from siteaug.runtime import provenance
+
+    (tmp_path / "nvidia-smi").write_text(FAKE_NVIDIA_SMI)
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(provenance, "torch_build", lambda: {"__version__": "2.13.0+cu128", "cuda": "12.8", "hip": None})
+    assert provenance.gpu_names({}) == "NVIDIA H100 80GB HBM3, NVIDIA A100-SXM4-40GB"
+    assert provenance.gpu_names({"CUDA_VISIBLE_DEVICES": "1"}) == "NVIDIA A100-SXM4-40GB"
+    assert provenance.gpu_names({"CUDA_VISIBLE_DEVICES": "GPU-5e1f0000-aaaa"}) == "NVIDIA H100 80GB HBM3"
+    assert provenance.gpu_names({"CUDA_VISIBLE_DEVICES": ""}) == "none (CPU only)"
+    # A CPU build of torch runs on no card, whatever the machine has.
+    monkeypatch.setattr(provenance, "torch_build", lambda: {"__version__": "2.13.0+cpu", "cuda": None, "hip": None})
+    assert provenance.gpu_names({}) == "none (CPU only)"
+
+
+def test_provenance_reads_the_torch_build_without_importing_torch():
+    """Importing torch took the report job 2-3 s on a GPU machine; the provenance needs only its version file."""
+    import torch
+
+    code = ("import sys; from siteaug.runtime.provenance import machine_provenance, torch_build; "
+            f"info = machine_provenance({str(REPO)!r}); print(torch_build()); assert 'torch' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == repr({"__version__": torch.__version__, "cuda": torch.version.cuda, "hip": torch.version.hip})

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -20,13 +21,24 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_DIR = "/tmp/siteaug-gpu-locks"
 
 
-def visible_device_count() -> int:
-    """GPUs on this machine, counted by nvidia-smi: asking the CUDA runtime would fix CUDA_VISIBLE_DEVICES for good."""
+def listed_cards() -> list[dict]:
+    """The NVIDIA cards of this machine as ``nvidia-smi --list-gpus`` lists them (index, name, uuid); none without the
+    driver. Not the CUDA runtime: asking it would fix CUDA_VISIBLE_DEVICES for good, and importing torch takes seconds."""
     try:
         listing = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=30, check=True)
     except (FileNotFoundError, subprocess.SubprocessError):
-        return 0
-    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+        return []
+    cards = []
+    for line in listing.stdout.splitlines():  # GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-5e1f...)
+        found = re.match(r"^GPU (\d+): (.*?)(?: \(UUID: ([^)]*)\))?$", line.strip())
+        if found:
+            cards.append({"index": found.group(1), "name": found.group(2), "uuid": found.group(3) or ""})
+    return cards
+
+
+def visible_device_count() -> int:
+    """GPUs on this machine, counted by nvidia-smi."""
+    return len(listed_cards())
 
 
 def candidate_devices(configured, environ) -> list[str]:

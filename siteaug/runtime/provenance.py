@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib.util
 import os
 import platform
 import subprocess
@@ -17,6 +18,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from siteaug.runtime.device import listed_cards
 from siteaug.runtime.io import InputError
 
 # Distributions whose versions the report lists (the ones that change numbers or read/write the files).
@@ -105,13 +107,36 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def gpu_names() -> str:
-    """The CUDA devices torch sees, or "none (CPU only)"."""
-    import torch
+def torch_build() -> dict:
+    """The installed torch's ``version`` module as a dict (``cuda``, ``hip``: None in a CPU build), read from its file
+    without importing torch, which takes the report job 2-3 s on a GPU machine; {} without torch."""
+    spec = importlib.util.find_spec("torch")  # finds the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    version_file = Path(list(spec.submodule_search_locations)[0]) / "version.py"
+    namespace: dict = {}
+    exec(compile(version_file.read_text(), str(version_file), "exec"), namespace)  # plain assignments (typing only)
+    return {key: namespace.get(key) for key in ("__version__", "cuda", "hip")}
 
-    if not torch.cuda.is_available():
+
+def gpu_names(environ: dict | None = None) -> str:
+    """The cards the run's CUDA processes could use: the NVIDIA cards nvidia-smi lists, only those CUDA_VISIBLE_DEVICES
+    names (by index or UUID) when set; "none (CPU only)" without any, or when the installed torch is a CPU build."""
+    environ = os.environ if environ is None else environ
+    build = torch_build()
+    if build.get("hip"):  # ROCm: nvidia-smi knows nothing of its cards; ask torch
+        import torch
+
+        count = torch.cuda.device_count()
+        return ", ".join(torch.cuda.get_device_name(i) for i in range(count)) if count else "none (CPU only)"
+    if not build.get("cuda"):
         return "none (CPU only)"
-    return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    cards = listed_cards()
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        wanted = [entry.strip() for entry in visible.split(",") if entry.strip()]
+        cards = [card for entry in wanted for card in cards if entry in (card["index"], card["uuid"])]
+    return ", ".join(card["name"] for card in cards) or "none (CPU only)"
 
 
 def machine_provenance(checkout: str | os.PathLike) -> dict:
