@@ -3,6 +3,7 @@ processes train them), and K seeds on K CUDA streams of one process (stepped in 
 
     python bench/graph_transformer_seeds.py single 1 EPOCHS [SEED]   # one seed alone
     python bench/graph_transformer_seeds.py procs K EPOCHS           # K processes, each "single"
+    python bench/graph_transformer_seeds.py procs-mps K EPOCHS       # the same under an NVIDIA MPS daemon (gpu.mps's)
     python bench/graph_transformer_seeds.py streams K EPOCHS         # K streams in this process
 
 Training steps only (captured CUDA graphs, ``_CapturedSteps``), no validation pass, on synthetic graphs the size of
@@ -23,6 +24,7 @@ sys.path.insert(0, "bench")
 import siteaug.arms.graph_transformer as gt  # noqa: E402
 from graph_batching import synthetic_tables  # noqa: E402
 from siteaug.features.graphs import GraphStack  # noqa: E402
+from siteaug.runtime.mps import MpsDaemon  # noqa: E402
 
 DEVICE = torch.device("cuda")
 
@@ -49,12 +51,17 @@ def member(stack, dim, seed):
 
 def main():
     mode, K, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    if mode == "procs":
+    if mode in ("procs", "procs-mps"):
+        daemon = MpsDaemon() if mode == "procs-mps" else None
+        if daemon:
+            daemon.start()  # the children inherit its pipe folder, as the workflow's jobs do
         start = time.perf_counter()
         ps = [subprocess.Popen([sys.executable, __file__, "single", "1", str(epochs), str(s)], stdout=subprocess.PIPE, text=True)
               for s in range(K)]
         outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in ps]
-        print(json.dumps({"mode": "procs", "K": K, "children": outs, "wall": time.perf_counter() - start}))
+        wall = time.perf_counter() - start
+        clients = daemon.stop() if daemon else None
+        print(json.dumps({"mode": mode, "K": K, "children": outs, "wall": wall, "mps_clients": clients}))
         return
     stack, dim = build()
     seeds = [int(sys.argv[4])] if len(sys.argv) > 4 else list(range(K))
