@@ -20,6 +20,9 @@ if [ "$1" = "-d" ]; then
   [ -n "$FAKE_MPS_FAIL" ] && { echo "cannot start the daemon: no CUDA device" >&2; exit 3; }
   echo "start $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY" >> "$FAKE_MPS_RECORD"
   printf 'NEW CLIENT 1\\nNEW CLIENT 2\\nNEW CLIENT 3\\n' > "$CUDA_MPS_LOG_DIRECTORY/control.log"
+  if [ -n "$FAKE_MPS_SERVER_ERROR" ]; then
+    echo "[Server 99] Failed to start: $FAKE_MPS_SERVER_ERROR" > "$CUDA_MPS_LOG_DIRECTORY/server.log"
+  fi
 else
   echo "$(cat) $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_MPS_RECORD"
 fi
@@ -43,10 +46,14 @@ def test_the_daemon_gets_a_folder_of_its_own_and_the_jobs_its_pipe(tmp_path):
     folder = daemon.start()
     assert environ["CUDA_MPS_PIPE_DIRECTORY"] == str(folder / "pipe") and (folder / "pipe").is_dir()
     assert record.read_text().split() == ["start", str(folder / "pipe"), str(folder / "log")]
-    assert daemon.stop() == 3  # clients counted from the daemon's log
+    assert daemon.stop() == (3, [])  # clients counted from the daemon's log; no line names an error
     assert record.read_text().splitlines()[1].split() == ["quit", str(folder / "pipe")]
     assert not folder.exists() and "CUDA_MPS_PIPE_DIRECTORY" not in environ
     assert daemon.stop() is None  # a second stop (onsuccess, then at exit) does nothing
+    # The daemon's lines that name an error or a failure come back, for the console.
+    environ["FAKE_MPS_SERVER_ERROR"] = "the card is in exclusive-process mode"
+    daemon.start()
+    assert daemon.stop().problems == ["[Server 99] Failed to start: the card is in exclusive-process mode"]
 
 
 def test_no_driver_or_a_daemon_that_fails_names_the_key(tmp_path):
@@ -70,11 +77,14 @@ def test_a_run_starts_its_daemon_before_the_jobs_and_stops_it_after(tmp_path_fac
     dry = subprocess.run([*command, "-n"], cwd=workdir, env={**env, "PATH": os.environ["PATH"]}, capture_output=True,
                          text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-2000:]  # a dry run starts nothing, so it needs no driver
-    run = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, cwd=workdir, env={**env, "FAKE_MPS_SERVER_ERROR": "no shared IPC namespace"},
+                         capture_output=True, text=True, timeout=300)
     console = run.stdout + run.stderr
     assert run.returncode == 0, console[-3000:]
     assert console.index("GPU jobs share the cards through NVIDIA MPS") < console.index("rule prepare:")
     assert "NVIDIA MPS stopped; 3 client processes had connected" in console
+    # The daemon's own lines naming a failure reach the console (with a failed GPU job, they say why).
+    assert "NVIDIA MPS log: [Server 99] Failed to start: no shared IPC namespace" in console
     assert [line.split()[0] for line in record.read_text().splitlines()] == ["start", "quit"]
     # A daemon that cannot start stops the run before its first job, with one line naming the key.
     failed = subprocess.run([*command, "--forceall"], cwd=workdir, env={**env, "FAKE_MPS_FAIL": "1"},

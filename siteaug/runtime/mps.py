@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from siteaug.runtime.io import InputError
 
@@ -56,18 +57,30 @@ class MpsDaemon:
         atexit.register(self.stop)
         return self.folder
 
-    def stop(self) -> int | None:
-        """Quit the daemon (it shuts its server down first) and remove its folder; the number of client processes that
-        connected, or None when it was not running."""
+    def stop(self) -> Stopped | None:
+        """Quit the daemon (it shuts its server down first) and remove its folder; what its logs said (see
+        :class:`Stopped`), or None when it was not running."""
         if self.folder is None:
             return None
         env = {**self.environ, "CUDA_MPS_PIPE_DIRECTORY": str(self.folder / "pipe")}
         subprocess.run([self.control], input="quit\n", env=env, capture_output=True, text=True, timeout=120)
-        control_log = self.folder / "log" / "control.log"
-        text = control_log.read_text(errors="replace") if control_log.exists() else ""
-        clients = len(re.findall(r"NEW CLIENT", text))
+        logs = {name: (self.folder / "log" / name) for name in ("control.log", "server.log")}
+        text = {name: path.read_text(errors="replace") if path.exists() else "" for name, path in logs.items()}
+        # A job that failed under MPS names only its CUDA error; the daemon's own lines say why (a card in another
+        # compute mode, a container without a shared IPC namespace, ...), so they go to the console with the error.
+        problems = [line.strip() for log_text in text.values() for line in log_text.splitlines()
+                    if re.search(r"error|fail", line, re.IGNORECASE)]
+        stopped = Stopped(clients=len(re.findall(r"NEW CLIENT", text["control.log"])), problems=problems)
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder = None
         for name in ENVIRONMENT:
             self.environ.pop(name, None)
-        return clients
+        return stopped
+
+
+class Stopped(NamedTuple):
+    """What a stopped daemon's logs said: how many client processes connected, and its lines that name an error or a
+    failure."""
+
+    clients: int
+    problems: list[str]
