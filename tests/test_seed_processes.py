@@ -17,7 +17,7 @@ import siteaug.arms.protocol
 import siteaug.runtime.io
 from siteaug.arms.protocol import fit_one_seed, read_arm_inputs, train_arm
 from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
-from siteaug.arms.seed_processes import load_seed_fit, save_seed_fit
+from siteaug.arms.seed_processes import SavedModel, load_seed_fit, save_seed_fit, seed_model_path
 from test_classifier import SETTINGS, residue_table
 from test_graph_transformer import classifier_settings, planted_proteins
 
@@ -47,8 +47,11 @@ def test_seeds_in_processes_give_the_loop_over_seeds(arm, tables, settings, seed
     predictions, models, summary = train_arm(arm, residues, settings, 0.5, seeds, edges=edges, seed_processes=2, threads=1)
     pd.testing.assert_frame_equal(predictions, expected)
     assert summary == expected_summary and len(models) == len(seeds)
-    # The models come back on the CPU, whole (each saved by the child, read with its class's load: no pickle).
-    for model, reference in zip(models, expected_models):
+    # The models come back as the files the children saved (the job only writes them to its outputs), and read with
+    # their class's load (no pickle) they are the loop's models, on the CPU.
+    assert all(isinstance(model, SavedModel) for model in models)
+    for saved, reference in zip(models, expected_models):
+        model = saved.load()
         state, reference_state = (m.network.state_dict() for m in (model, reference))
         assert all(torch.equal(state[k], reference_state[k]) for k in reference_state)
         assert all(v.device.type == "cpu" for v in state.values()) and model.device.type == "cpu"
@@ -74,7 +77,11 @@ def test_a_seed_fitted_by_another_job_is_read_and_scored_as_if_fitted_here(tmp_p
                                                  fitted={3: tmp_path})
     pd.testing.assert_frame_equal(predictions, expected)
     assert summary == expected_summary
-    for model, reference in zip(models, expected_models):
+    assert isinstance(models[0], SavedModel) and not isinstance(models[1], SavedModel)  # read as a file, fitted here
+    (tmp_path / "out").mkdir()
+    models[0].save(tmp_path / "out/seed_3.pt")  # what the arm's job writes: the fit's own file
+    assert (tmp_path / "out/seed_3.pt").read_bytes() == seed_model_path(tmp_path, 3).read_bytes()
+    for model, reference in zip((models[0].load(), models[1]), expected_models):
         state, reference_state = (m.network.state_dict() for m in (model, reference))
         assert all(torch.equal(state[k], reference_state[k]) for k in reference_state)
     messages = [r.getMessage() for r in caplog.records]
@@ -84,8 +91,9 @@ def test_a_seed_fitted_by_another_job_is_read_and_scored_as_if_fitted_here(tmp_p
 
 def test_a_seed_fit_naming_a_class_outside_siteaug_is_refused(tmp_path):
     (tmp_path / "seed_3.json").write_text(json.dumps({"model_class": "os:system", "info": {}}))
-    with pytest.raises(ValueError, match="model class 'os:system' is not one of siteaug's"):
-        load_seed_fit(tmp_path, 3)
+    for as_file in (False, True):  # refused before it is read, or kept to be read later
+        with pytest.raises(ValueError, match="model class 'os:system' is not one of siteaug's"):
+            load_seed_fit(tmp_path, 3, as_file=as_file)
 
 
 def test_an_arm_whose_seeds_share_a_fit_takes_no_seed_from_another_job(tmp_path):

@@ -11,7 +11,7 @@ from torch import nn
 
 from siteaug.arms.registry import MLP_SETTINGS
 from siteaug.runtime.early_stopping import EarlyStopping
-from siteaug.runtime.io import atomic_path, load_torch
+from siteaug.runtime.io import load_torch, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,7 @@ class MLPClassifier:
         return self._probabilities(self._tensor(X), batch_size)
 
     def save(self, path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict()}, tmp)
+        save_torch({"config": asdict(self.config), "state_dict": self.network.state_dict()}, path)
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> MLPClassifier:

@@ -29,7 +29,7 @@ from siteaug.features.graphs import GraphBatch, GraphStack, protein_graphs
 from siteaug.features.residues import EDGE_GEOMETRY_COLUMNS
 from siteaug.runtime.cuda_graphs import PaddedGraphSteps, capture_step, clipped_step, keep_learning_rate_tensor
 from siteaug.runtime.early_stopping import EarlyStopping
-from siteaug.runtime.io import atomic_path
+from siteaug.runtime.io import save_torch
 from siteaug.runtime.tables import FEATURE_PREFIX, is_feature_column
 
 log = logging.getLogger(__name__)
@@ -300,9 +300,8 @@ class GraphTransformerClassifier:
         return self._per_batch(self._in_batches(graphs), lambda b: self.network.embed(b.x, b.edge_index, b.edge_attr)).numpy()
 
     def save(self, path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save({"config": asdict(self.config), "state_dicts": [n.state_dict() for n in self.networks],
-                        "best_epochs": self.best_epochs}, tmp)
+        save_torch({"config": asdict(self.config), "state_dicts": [n.state_dict() for n in self.networks],
+                    "best_epochs": self.best_epochs}, path)
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> "GraphTransformerClassifier":

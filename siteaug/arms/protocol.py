@@ -141,7 +141,9 @@ def train_arm(
     inputs: dict | None = None,
     fitted: dict | None = None,
 ):
-    """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary).
+    """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary). A model fitted
+    in a seed process or by another job (``fitted``) comes back as its file (``seed_processes.SavedModel``: ``save``
+    writes it, ``load`` reads the model).
 
     ``settings`` holds the keys of the config's ``classifier`` section that the arm reads (``arm_settings``). Predictions hold one row per test residue and seed, ordered
     by (seed, protein_id, position), with that seed's validation-frozen threshold. ``splits=("validation", "test")``
@@ -183,7 +185,7 @@ def train_arm(
                 from siteaug.arms.seed_processes import load_seed_fit
 
                 log.info("arm %s seed %d: fitted by another job, read from %s", arm, seed, fitted[seed])
-                yield load_seed_fit(fitted[seed], seed)
+                yield load_seed_fit(fitted[seed], seed, as_file=True)
             else:
                 yield next(fits)
 

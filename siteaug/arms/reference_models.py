@@ -17,7 +17,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GroupKFold
 from torch import nn
 
-from siteaug.runtime.io import atomic_path, load_torch
+from siteaug.runtime.io import atomic_path, load_torch, save_torch
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -241,8 +241,7 @@ class GNNClassifier:
         return torch.cat(out).cpu().numpy() if out else np.zeros(0, np.float32)
 
     def save(self, path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save({"config": asdict(self.config), "state_dict": self.network.state_dict()}, tmp)
+        save_torch({"config": asdict(self.config), "state_dict": self.network.state_dict()}, path)
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> GNNClassifier:

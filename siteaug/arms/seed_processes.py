@@ -83,19 +83,60 @@ def save_seed_fit(folder, seed: int, model, val_scores, test_scores, info: dict)
     write_json({"model_class": model_class, "info": info}, folder / f"seed_{seed}.json")
 
 
-def load_seed_fit(folder, seed: int) -> tuple:
-    """(model, validation scores, test scores, summary) as :func:`save_seed_fit` wrote them."""
+def _checked_class_name(name: str, source) -> tuple[str, str]:
+    """(module, class) of ``module:qualname``, one of this package's models only: the file ``source`` names the class
+    to import."""
+    module, _, cls = name.partition(":")
+    if module.split(".")[0] != "siteaug":
+        raise ValueError(f"{source}: model class {name!r} is not one of siteaug's")
+    return module, cls
+
+
+def _model_class(name: str, source):
     import importlib
+
+    module, cls = _checked_class_name(name, source)
+    return getattr(importlib.import_module(module), cls)
+
+
+class SavedModel:
+    """A seed's model as :func:`save_seed_fit` wrote it, kept as that file's bytes: ``save`` writes them to another
+    file, ``load`` reads the model. The arm's job only saves the models its seed processes (or another job) fitted;
+    loading them would import their class's libraries for nothing (torch-geometric for the graph arms: 5.7 s of the
+    graph_transformer job on an H100, bench/RESULTS.md, 2026-12-06, seventh session)."""
+
+    def __init__(self, model_class: str, content: bytes, source):
+        self.model_class, self.content, self.source = model_class, content, source
+
+    def save(self, path) -> None:
+        from siteaug.runtime.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(self.content)
+
+    def load(self):
+        cls = _model_class(self.model_class, self.source)
+        with tempfile.TemporaryDirectory(prefix="siteaug-model-") as tmp:
+            path = Path(tmp) / "model"
+            path.write_bytes(self.content)
+            return cls.load(path)
+
+
+def load_seed_fit(folder, seed: int, as_file: bool = False) -> tuple:
+    """(model, validation scores, test scores, summary) as :func:`save_seed_fit` wrote them; with ``as_file`` the model
+    is a :class:`SavedModel`, not read."""
     import json
 
     import numpy as np
 
     folder = Path(folder)
     outcome = json.loads((folder / f"seed_{seed}.json").read_text())
-    module, _, cls = outcome["model_class"].partition(":")
-    if module.split(".")[0] != "siteaug":  # the file names the class to import: none but this package's models
-        raise ValueError(f"{folder / f'seed_{seed}.json'}: model class {outcome['model_class']!r} is not one of siteaug's")
-    model = getattr(importlib.import_module(module), cls).load(seed_model_path(folder, seed))
+    source = folder / f"seed_{seed}.json"
+    if as_file:
+        _checked_class_name(outcome["model_class"], source)
+        model = SavedModel(outcome["model_class"], seed_model_path(folder, seed).read_bytes(), source)
+    else:
+        model = _model_class(outcome["model_class"], source).load(seed_model_path(folder, seed))
     with np.load(folder / f"seed_{seed}.npz", allow_pickle=False) as scores:
         return model, scores["validation"], scores["test"], outcome["info"]
 
@@ -145,7 +186,7 @@ def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: i
                 kind, message = outcome["error"]
                 same = _reraisable().get(kind)
                 raise same(message) if same else RuntimeError(f"{kind}: {message}")
-            results.append(load_seed_fit(folder, seed))
+            results.append(load_seed_fit(folder, seed, as_file=True))
     return results
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from siteaug.runtime.io import atomic_path, load_torch
+from siteaug.runtime.io import load_torch, save_torch
 
 
 @dataclass
@@ -327,8 +327,7 @@ def sample(
 
 
 def save_model(model: SiteDiffusion, path, extra: dict | None = None) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), "extra": extra or {}}, tmp)
+    save_torch({"config": asdict(model.config), "state_dict": model.state_dict(), "extra": extra or {}}, path)
 
 
 def load_model(path, device: str | torch.device = "cpu", with_encoder: bool = True) -> tuple[SiteDiffusion, dict]:

@@ -157,6 +157,27 @@ def load_torch(path: str | os.PathLike, device="cpu"):
         ) from None
 
 
+def save_torch(payload: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` of a model's payload, atomically, with every tensor moved to the CPU first: the file then loads on
+    a machine without the card it was trained on, and is the same whichever process or device fitted the model."""
+    import torch
+
+    def on_cpu(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu()
+        if isinstance(value, dict):  # a state dict keeps its class and the _metadata that load_state_dict reads
+            moved = type(value)((key, on_cpu(item)) for key, item in value.items())
+            if hasattr(value, "_metadata"):
+                moved._metadata = value._metadata
+            return moved
+        if isinstance(value, (list, tuple)):
+            return type(value)(on_cpu(item) for item in value)
+        return value
+
+    with atomic_path(path) as tmp:
+        torch.save(on_cpu(payload), tmp)
+
+
 def _unreadable(path, err: Exception) -> StorageError:
     if isinstance(err, FileNotFoundError):
         return StorageError(f"{path}: file not found")
