@@ -26,8 +26,11 @@ from helpers import snakemake_command
 # machine's speed, and one work directory is killed at each in turn, resumed each time: the trials cost about one run,
 # not one run per kill. Between them they kill the feature workers' process pool, a model's training, a generation
 # and a filter shard while the other shard runs beside it, the balanced table, a classifier and the report.
-KILL_AT = ["logs/prepare.log", "logs/features.log", "logs/train_diffusion.log", "logs/generate/shard_0.log",
-           "logs/filter/shard_1.log", "logs/balance.log", "logs/train_classifier/diffusion.log", "logs/report.log"]
+# A shard's log is matched by pattern, whichever shard comes first: Snakemake orders two ready jobs of the same rule and
+# priority as its set of ready jobs lists them, which changes with unrelated code. A kill at generate/shard_0.log found
+# shard 1 already generated and filtered, so the next trial waited for filter/shard_1.log in vain.
+KILL_AT = ["logs/prepare.log", "logs/features.log", "logs/train_diffusion.log", "logs/generate/shard_*.log",
+           "logs/filter/shard_*.log", "logs/balance.log", "logs/train_classifier/diffusion.log", "logs/report.log"]
 KILL_DELAY_S = 0.5
 TIMEOUT_S = 900
 
@@ -55,17 +58,21 @@ def run(workdir: Path, configfiles, *args: str, track: Track | None = None) -> N
 
 
 def run_and_kill(workdir: Path, configfiles, log: str, *args: str, track: Track | None = None) -> bool:
-    """Start the workflow; once ``log`` is written by this run, wait KILL_DELAY_S and SIGKILL the whole process group.
-    True if it was still running then; False if it ended first (a failure, or the job never started)."""
+    """Start the workflow; once ``log`` (a path under results/, or a glob pattern of several) is written by this run,
+    wait KILL_DELAY_S and SIGKILL the whole process group. True if it was still running then; False if it ended first
+    (a failure, or the job never started)."""
     started = time.time_ns()
     process = _start(workdir, configfiles, args, track, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    path = workdir / "results" / log
+    results = workdir / "results"
 
     def written() -> bool:
-        try:
-            return path.stat().st_mtime_ns >= started
-        except FileNotFoundError:
-            return False
+        for path in results.glob(log):
+            try:
+                if path.stat().st_mtime_ns >= started:
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
 
     deadline = time.monotonic() + TIMEOUT_S
     while process.poll() is None and not written():
