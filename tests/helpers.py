@@ -1,6 +1,7 @@
 """Work directories for the tests that run the Snakemake workflow: a copy of config/, a config file, the command line."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -94,3 +95,29 @@ def write_report(predictions: dict, out_dir: Path, proteins=None, n_resamples: i
         write_json(page["provenance"], out_dir / "provenance.json")
     write_text(report_page(evaluation, {name: out_dir / name for name in figures}, **page), out_dir / "report.html")
     return metrics
+
+
+FAKE_MPS_CONTROL = """#!/bin/sh
+if [ "$1" = "-d" ]; then
+  [ -n "$FAKE_MPS_FAIL" ] && { echo "cannot start the daemon: no CUDA device" >&2; exit 3; }
+  echo "start $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY" >> "$FAKE_MPS_RECORD"
+  printf 'NEW CLIENT 1\\nNEW CLIENT 2\\nNEW CLIENT 3\\n' > "$CUDA_MPS_LOG_DIRECTORY/control.log"
+  if [ -n "$FAKE_MPS_SERVER_ERROR" ]; then
+    echo "[Server 99] Failed to start: $FAKE_MPS_SERVER_ERROR" > "$CUDA_MPS_LOG_DIRECTORY/server.log"
+  fi
+else
+  echo "$(cat) $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_MPS_RECORD"
+fi
+"""
+
+
+def fake_mps_driver(folder: Path, path: str | None = None) -> str:
+    """A PATH with a stand-in for NVIDIA's nvidia-cuda-mps-control first (in folder/bin): it records how it is called
+    in $FAKE_MPS_RECORD, fails to start with $FAKE_MPS_FAIL set, and logs $FAKE_MPS_SERVER_ERROR as the server's. ``path``:
+    the PATH to put it in front of (this process's by default)."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    control = bin_dir / "nvidia-cuda-mps-control"
+    control.write_text(FAKE_MPS_CONTROL)
+    control.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{path or os.environ['PATH']}"  # the stand-in's own commands (cat): the system's

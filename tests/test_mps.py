@@ -11,37 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TINY, new_workdir, snakemake_command
+from helpers import TINY, fake_mps_driver, new_workdir, snakemake_command
 from siteaug.runtime.io import InputError
 from siteaug.runtime.mps import MpsDaemon
-
-FAKE_CONTROL = """#!/bin/sh
-if [ "$1" = "-d" ]; then
-  [ -n "$FAKE_MPS_FAIL" ] && { echo "cannot start the daemon: no CUDA device" >&2; exit 3; }
-  echo "start $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY" >> "$FAKE_MPS_RECORD"
-  printf 'NEW CLIENT 1\\nNEW CLIENT 2\\nNEW CLIENT 3\\n' > "$CUDA_MPS_LOG_DIRECTORY/control.log"
-  if [ -n "$FAKE_MPS_SERVER_ERROR" ]; then
-    echo "[Server 99] Failed to start: $FAKE_MPS_SERVER_ERROR" > "$CUDA_MPS_LOG_DIRECTORY/server.log"
-  fi
-else
-  echo "$(cat) $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_MPS_RECORD"
-fi
-"""
-
-
-def fake_driver(folder: Path) -> str:
-    """A PATH with the stand-in first."""
-    bin_dir = folder / "bin"
-    bin_dir.mkdir()
-    control = bin_dir / "nvidia-cuda-mps-control"
-    control.write_text(FAKE_CONTROL)
-    control.chmod(0o755)
-    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"  # the stand-in's own commands (cat) from the system
 
 
 def test_the_daemon_gets_a_folder_of_its_own_and_the_jobs_its_pipe(tmp_path):
     record = tmp_path / "calls"
-    environ = {"PATH": fake_driver(tmp_path), "FAKE_MPS_RECORD": str(record)}
+    environ = {"PATH": fake_mps_driver(tmp_path), "FAKE_MPS_RECORD": str(record)}
     daemon = MpsDaemon(environ)
     folder = daemon.start()
     assert environ["CUDA_MPS_PIPE_DIRECTORY"] == str(folder / "pipe") and (folder / "pipe").is_dir()
@@ -59,7 +36,7 @@ def test_the_daemon_gets_a_folder_of_its_own_and_the_jobs_its_pipe(tmp_path):
 def test_no_driver_or_a_daemon_that_fails_names_the_key(tmp_path):
     with pytest.raises(InputError, match=r"config gpu.mps: true, but nvidia-cuda-mps-control .* is not on PATH"):
         MpsDaemon({"PATH": str(tmp_path)}).start()
-    environ = {"PATH": fake_driver(tmp_path), "FAKE_MPS_FAIL": "1"}
+    environ = {"PATH": fake_mps_driver(tmp_path), "FAKE_MPS_FAIL": "1"}
     before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("siteaug-mps-*"))
     with pytest.raises(InputError, match=r"config gpu.mps: .* -d failed \(exit 3\): cannot start the daemon: no CUDA device"):
         MpsDaemon(environ).start()
@@ -73,7 +50,7 @@ def test_a_run_starts_its_daemon_before_the_jobs_and_stops_it_after(tmp_path_fac
     (workdir / "mps.yaml").write_text("gpu: {mps: true}\n")
     record = workdir / "calls"
     command = snakemake_command(workdir, "--until", "prepare", configfiles=(TINY, workdir / "mps.yaml"))
-    env = {**os.environ, "PATH": fake_driver(workdir), "FAKE_MPS_RECORD": str(record)}
+    env = {**os.environ, "PATH": fake_mps_driver(workdir), "FAKE_MPS_RECORD": str(record)}
     dry = subprocess.run([*command, "-n"], cwd=workdir, env={**env, "PATH": os.environ["PATH"]}, capture_output=True,
                          text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-2000:]  # a dry run starts nothing, so it needs no driver
