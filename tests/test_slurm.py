@@ -5,8 +5,8 @@ GPU from SLURM and used the card SLURM gave them, that GPU jobs are not serialis
 and that the outputs are byte-identical to a local run. Needs root and Debian's slurmctld, slurmd, slurm-client and
 munge; `.ci/run` installs them and sets SITEAUG_REQUIRE_SLURM=1, which turns the skip into a failure.
 
-The run is ``second_tiny_run`` of tests/conftest.py: tests/data/tiny.yaml (every arm, two seeds) through the profile
-profiles/ci-slurm, started in the background when the session starts (tests/slurm/background_run.py); these tests, and
+The run is ``second_tiny_run`` of tests/conftest.py: tests/data/tiny.yaml (every arm, two seeds, and gpu.mps on, which a
+cluster run must ignore) through the profile profiles/ci-slurm, started in the background when the session starts (tests/slurm/background_run.py); these tests, and
 tests/test_determinism.py which compares it with the local ``tiny_run``, run last. The local run it is compared with is
 ``tiny_run``.
 """
@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import LEAN, REPO, TINY, copy_config, fake_mps_driver, snakemake_command
+from helpers import LEAN, REPO, TINY, copy_config, snakemake_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from background_run import without_gpu_assignment  # noqa: E402
 from local_cluster import missing_requirements  # noqa: E402
 
 REQUIRED = os.environ.get("SITEAUG_REQUIRE_SLURM") == "1"
@@ -145,21 +144,12 @@ def test_outputs_match_a_local_run(runs):
 
 
 @cluster_test
-def test_gpu_mps_is_left_to_local_runs(cluster, runs, tmp_path):
-    """Through SLURM the jobs run on the nodes, each with the card SLURM gave it: gpu.mps starts no daemon there and says
-    so. (While the Snakefile is read, Snakemake has not chosen its executor: the choice is made in onstart.)"""
-    workdir = copy_config(tmp_path / "mps")
-    (workdir / "mps.yaml").write_text("gpu: {mps: true}\n")
-    record = tmp_path / "calls"
-    env = without_gpu_assignment(cluster.env)
-    env |= {"PATH": fake_mps_driver(tmp_path, env.get("PATH")), "FAKE_MPS_RECORD": str(record)}
-    result = subprocess.run(snakemake_command(workdir, "--profile", str(REPO / "profiles" / "ci-slurm"), "--until", "prepare",
-                                              configfiles=(TINY, LEAN, workdir / "mps.yaml"), cores=None),
-                            cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    assert "gpu.mps: ignored (the jobs run on other machines)" in output
-    assert not record.exists() and (workdir / "results/data/proteins.parquet").exists()
+def test_gpu_mps_is_left_to_local_runs(runs, slurm_tiny_run):
+    """The SLURM run has gpu.mps on (tests/slurm/background_run.py): its jobs run on the nodes, each with the card SLURM
+    gave it, so it starts no daemon and says so. While the Snakefile is read, Snakemake has not chosen its executor;
+    rules/mps.smk decides in onstart."""
+    assert "gpu.mps: ignored (the jobs run on other machines)" in runs["slurm_log"]
+    assert not slurm_tiny_run.mps_calls.exists()
 
 
 def test_user_profile_is_accepted_and_plans_every_rule_with_its_resources(tmp_path):

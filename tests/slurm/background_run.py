@@ -13,9 +13,12 @@ from pathlib import Path
 
 from local_cluster import LocalCluster
 
-from helpers import REPO, TINY, copy_config, snakemake_command
+from helpers import REPO, TINY, copy_config, fake_mps_driver, snakemake_command
 
 CONFIGFILES = (TINY,)
+# gpu.mps on: a cluster executor's run must leave it alone (the jobs run on the nodes). A stand-in for NVIDIA's MPS
+# control program is on the run's PATH and would record a start in mps_calls beside the work directory.
+MPS_OVERLAY = "gpu:\n  mps: true\n"
 # A hard limit: a scheduler that never answers must fail the tests, not hang CI.
 RUN_TIMEOUT_S = 1800
 DAEMONS = ("munged", "slurmctld", "slurmd")
@@ -38,6 +41,7 @@ class SlurmTinyRun:
         self.cluster = LocalCluster(self.root / "cluster")
         self.workdir = self.root / "slurm"
         self.log_path = self.root / "snakemake.log"
+        self.mps_calls = self.root / "mps_calls"
         self.process: subprocess.Popen | None = None
         self.error: str | None = None  # why the run did not start or failed; raised by wait()
         self.pids: list[int] = []
@@ -48,13 +52,15 @@ class SlurmTinyRun:
             self.cluster.start()
             self.pids = [int(self.cluster.pid_file(daemon).read_text()) for daemon in DAEMONS]
             copy_config(self.workdir)
+            (self.root / "mps.yaml").write_text(MPS_OVERLAY)
+            env = without_gpu_assignment(self.cluster.env)
+            env |= {"PATH": fake_mps_driver(self.root, env.get("PATH")), "FAKE_MPS_RECORD": str(self.mps_calls)}
             with open(self.log_path, "w") as log:
                 # Stdout and stderr to one file (no pipe to fill while nobody reads it), in the order they came.
                 self.process = subprocess.Popen(
                     snakemake_command(self.workdir, "--profile", str(REPO / "profiles" / "ci-slurm"), "--resources",
-                                      "gpu=1", configfiles=CONFIGFILES, cores=None),
-                    cwd=self.workdir, env=without_gpu_assignment(self.cluster.env), stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, text=True,
+                                      "gpu=1", configfiles=(*CONFIGFILES, self.root / "mps.yaml"), cores=None),
+                    cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
                 )
         except Exception as err:  # reported by wait(), to the tests that read the run, not to every test
             self.error = f"the local SLURM cluster or the run did not start: {type(err).__name__}: {err}"
