@@ -188,12 +188,13 @@ def test_a_saved_model_payload_keeps_its_state_dicts_whole_and_on_the_cpu(tmp_pa
 
     network = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     state = network.state_dict()
-    save_torch({"config": {"hidden": [4]}, "state_dicts": [state], "extra": {"steps": torch.tensor(7)}}, tmp_path / "m.pt")
+    save_torch({"config": {"hidden": [4]}, "state_dicts": [state], "extra": {"steps": torch.tensor(7), "shape": (2, 3)}},
+               tmp_path / "m.pt")
     payload = load_torch(tmp_path / "m.pt")
     saved = payload["state_dicts"][0]
     # The state dict keeps its class and the module versions load_state_dict reads (BatchNorm's is in _metadata).
     assert type(saved) is type(state) and saved._metadata == state._metadata
     assert all(torch.equal(saved[k], state[k]) and saved[k].device.type == "cpu" for k in state)
-    assert payload["config"] == {"hidden": [4]} and int(payload["extra"]["steps"]) == 7
+    assert payload["config"] == {"hidden": [4]} and int(payload["extra"]["steps"]) == 7 and payload["extra"]["shape"] == (2, 3)
     torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).load_state_dict(saved)
     assert [path.name for path in tmp_path.iterdir()] == ["m.pt"]  # written atomically: no temporary file left

@@ -6,6 +6,7 @@ into place only when complete, so a crash never leaves a half-written file that 
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import glob
 import json
@@ -165,13 +166,16 @@ def save_torch(payload: dict, path: str | os.PathLike) -> None:
     def on_cpu(value):
         if isinstance(value, torch.Tensor):
             return value.detach().cpu()
-        if isinstance(value, dict):  # a state dict keeps its class and the _metadata that load_state_dict reads
-            moved = type(value)((key, on_cpu(item)) for key, item in value.items())
-            if hasattr(value, "_metadata"):
-                moved._metadata = value._metadata
+        if isinstance(value, dict):
+            moved = copy.copy(value)  # its class and attributes: a state dict's _metadata, which load_state_dict reads
+            for key, item in value.items():
+                moved[key] = on_cpu(item)
             return moved
-        if isinstance(value, (list, tuple)):
-            return type(value)(on_cpu(item) for item in value)
+        if isinstance(value, list):
+            return [on_cpu(item) for item in value]
+        if isinstance(value, tuple):
+            items = [on_cpu(item) for item in value]
+            return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)  # a named tuple too
         return value
 
     with atomic_path(path) as tmp:
