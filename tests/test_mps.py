@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,11 @@ def test_no_driver_or_a_daemon_that_fails_names_the_key(tmp_path):
     with pytest.raises(InputError, match=r"config gpu.mps: true, but nvidia-cuda-mps-control .* is not on PATH"):
         MpsDaemon({"PATH": str(tmp_path)}).start()
     environ = {"PATH": fake_mps_driver(tmp_path), "FAKE_MPS_FAIL": "1"}
-    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("siteaug-mps-*"))
+    before = set(Path(tempfile.gettempdir()).glob("siteaug-mps-*"))
     with pytest.raises(InputError, match=r"config gpu.mps: .* -d failed \(exit 3\): cannot start the daemon: no CUDA device"):
         MpsDaemon(environ).start()
     assert "CUDA_MPS_PIPE_DIRECTORY" not in environ
-    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("siteaug-mps-*")) == before  # its folder is removed
+    assert set(Path(tempfile.gettempdir()).glob("siteaug-mps-*")) == before  # its folder is removed
 
 
 @pytest.mark.workflow

@@ -41,11 +41,17 @@ def visible_device_count() -> int:
     return len(listed_cards())
 
 
+def visible_devices(environ) -> list[str] | None:
+    """The entries of CUDA_VISIBLE_DEVICES (card indices or UUIDs), or None when it is not set."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    return None if visible is None else [d.strip() for d in visible.split(",") if d.strip()]
+
+
 def candidate_devices(configured, environ) -> list[str]:
     """The cards a job may take: CUDA_VISIBLE_DEVICES when set, else the configured list, else all cards."""
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    visible = visible_devices(environ)
     if visible is not None:
-        return [d.strip() for d in visible.split(",") if d.strip()]
+        return visible
     if configured not in (None, "auto"):
         return [str(d) for d in configured]
     return [str(i) for i in range(visible_device_count())]

@@ -18,7 +18,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from siteaug.runtime.device import listed_cards
+from siteaug.runtime.device import listed_cards, visible_devices
 from siteaug.runtime.io import InputError
 
 # Distributions whose versions the report lists (the ones that change numbers or read/write the files).
@@ -132,10 +132,9 @@ def gpu_names(environ: dict | None = None) -> str:
     if not build.get("cuda"):
         return "none (CPU only)"
     cards = listed_cards()
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    visible = visible_devices(environ)
     if visible is not None:
-        wanted = [entry.strip() for entry in visible.split(",") if entry.strip()]
-        cards = [card for entry in wanted for card in cards if entry in (card["index"], card["uuid"])]
+        cards = [card for entry in visible for card in cards if entry in (card["index"], card["uuid"])]
     return ", ".join(card["name"] for card in cards) or "none (CPU only)"
 
 
