@@ -46,6 +46,6 @@ rule tree_scores:
         gbdt=lookup(within=config, dpath="classifier/gbdt"),
         seed=config["seed"],
     message:
-        "Out-of-fold tree scores for graph_transformer's input (up to {threads} fits at a time); progress: tail -f {log}"
+        "Out-of-fold tree scores for graph_transformer's input, and the gbdt arm's grid point (up to {threads} fits at a time); progress: tail -f {log}"
     script:
         "../workflow_scripts/tree_scores.py"

@@ -8,6 +8,7 @@ from siteaug.arms.registry import (
     RATIO_SWEEP,
     SHARED,
     SMOTE_FILTERED,
+    TREE_GRID_ARM,
     UNFILTERED,
     arm_settings,
     lookup_arm,
@@ -33,6 +34,10 @@ EMBEDDING_AUGMENTATION = any(lookup_arm(a).table == EMBEDDING_TABLE and lookup_a
 # embed_residues, and the arm's own job reads that fit (its folder) instead of fitting the seed again.
 EMBEDDING_TABLE_USED = any(lookup_arm(a).table == EMBEDDING_TABLE for a in ARMS)
 EMBEDDING_MODEL_FIT = out(f"classifier/{EMBEDDING_MODEL_ARM}/seed_{config['seed']}")
+# Whether the tree_scores job runs: EMBEDDING_MODEL_ARM reads its out-of-fold scores as a node input. Its fits are the
+# gbdt arm's grid-tuning fits (same rows, folds and seed), so that arm's job then reads the grid point chosen there
+# instead of fitting the grid again: 42 of gbdt's 67 s on DNA-573 (bench/RESULTS.md, 2026-12-06, eighth session).
+TREE_SCORES_RUN = EMBEDDING_MODEL_ARM in ARMS and bool(config["classifier"]["graph_transformer"]["tree_input"])
 
 
 def first_seed_fitted_apart(arm):
@@ -171,6 +176,8 @@ def classifier_inputs(wildcards):
     inputs = arm_inputs(wildcards.arm)
     if first_seed_fitted_apart(wildcards.arm):
         inputs["first_seed"] = EMBEDDING_MODEL_FIT  # fitted by embed_residues; this job fits the other seeds
+    if wildcards.arm == TREE_GRID_ARM and TREE_SCORES_RUN:
+        inputs["tree_grid"] = out("features/tree_scores.json")  # the grid point, chosen on the tree_scores job's fits
     return inputs
 
 
@@ -291,7 +298,7 @@ def stage_benchmarks(wildcards):
     ]
     if config["input"]["source"] == "demo":
         files.append(rules.make_demo.benchmark)
-    if EMBEDDING_MODEL_ARM in ARMS and tree_score_inputs():
+    if TREE_SCORES_RUN:
         files.append(rules.tree_scores.benchmark)
     if EMBEDDING_TABLE_USED:
         files.append(rules.embed_residues.benchmark)

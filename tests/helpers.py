@@ -103,7 +103,9 @@ if [ "$1" = "-d" ]; then
   echo "start $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY" >> "$FAKE_MPS_RECORD"
   printf 'NEW CLIENT 1\\nNEW CLIENT 2\\nNEW CLIENT 3\\n' > "$CUDA_MPS_LOG_DIRECTORY/control.log"
   if [ -n "$FAKE_MPS_SERVER_ERROR" ]; then
-    echo "[Server 99] Failed to start: $FAKE_MPS_SERVER_ERROR" > "$CUDA_MPS_LOG_DIRECTORY/server.log"
+    echo "[Server 99] Server failed to recevie command with status 806, assuming client {PID: 42, Context ID: 0} exit" \\
+      > "$CUDA_MPS_LOG_DIRECTORY/server.log"
+    echo "[Server 99] Failed to start: $FAKE_MPS_SERVER_ERROR" >> "$CUDA_MPS_LOG_DIRECTORY/server.log"
   fi
 else
   echo "$(cat) $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_MPS_RECORD"
@@ -113,7 +115,8 @@ fi
 
 def fake_mps_driver(folder: Path, path: str | None = None) -> str:
     """A PATH with a stand-in for NVIDIA's nvidia-cuda-mps-control first (in folder/bin): it records how it is called
-    in $FAKE_MPS_RECORD, fails to start with $FAKE_MPS_FAIL set, and logs $FAKE_MPS_SERVER_ERROR as the server's. ``path``:
+    in $FAKE_MPS_RECORD, fails to start with $FAKE_MPS_FAIL set, and logs $FAKE_MPS_SERVER_ERROR as the server's (after a routine line about a client
+    that exited). ``path``:
     the PATH to put it in front of (this process's by default)."""
     bin_dir = folder / "bin"
     bin_dir.mkdir()

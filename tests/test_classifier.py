@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import skops.io as skops_io
 import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from siteaug.arms import reference_models
@@ -359,9 +359,10 @@ def recorded_gbdt_fits(monkeypatch, module):
     """Every fit_gbdt call that ``module`` makes, as (X, X_val or None)."""
     calls, real = [], reference_models.fit_gbdt
 
-    def record(settings, seed, X, y, validation=None, **params):
-        calls.append((X, None if validation is None else validation[0]))
-        return real(settings, seed, X, y, validation, **params)
+    def record(settings, seed, X, y, validation=None, monitor=None, **params):
+        scored = validation if validation is not None else monitor  # rows stopped on, or monitored (grid fits)
+        calls.append((X, None if scored is None else scored[0]))
+        return real(settings, seed, X, y, validation, monitor, **params)
 
     monkeypatch.setattr(module, "fit_gbdt", record)
     return calls
@@ -439,3 +440,47 @@ def test_gbdt_tuning_chooses_the_same_grid_point_with_its_fits_side_by_side(capl
     one_at_a_time, side_by_side = tuned(1), tuned(2)
     assert one_at_a_time == side_by_side  # the grid point, and every grid point's score and iterations per fold
     assert len(side_by_side[1]) == 3 + 1
+
+
+@pytest.mark.parametrize("rounds", [3, 10, None])
+def test_a_grid_fit_scores_the_trees_that_early_stopping_would_keep(rounds):
+    """grid_fold_fit fits every iteration once and reads off what a fit stopping on the held-out rows would keep: the
+    tree_scores job's fits then serve as the gbdt arm's tuning fits. Learning rates from one that never stops to one that
+    stops within a few iterations; the figures must equal those of real fits that stop."""
+    X, y = noise_labels(1500, 0)
+    X[:, 0] += 1.5 * y  # some signal, so the loss first falls, then rises
+    X_held, y_held = noise_labels(600, 1)
+    X_held[:, 0] += 1.5 * y_held
+    settings = {**NOISE_SETTINGS, "max_iter": 80, "early_stopping_rounds": rounds}
+    stopped_somewhere = False
+    for learning_rate in (0.02, 0.3, 1.0):
+        params = {"learning_rate": learning_rate, "max_leaf_nodes": 31}
+        grid_fit = reference_models.grid_fold_fit(settings, 5, params, X, y, X_held, y_held, X_held[:7])
+        stopped = fit_gbdt(settings, 5, X, y, (X_held, y_held), **params)
+        assert grid_fit.iterations == stopped.n_iter_
+        assert grid_fit.auprc == average_precision_score(y_held, stopped.predict_proba(X_held)[:, 1])
+        every_iteration = fit_gbdt(settings, 5, X, y, **params)  # the out-of-fold scores: never stopped early
+        np.testing.assert_array_equal(grid_fit.held, every_iteration.predict_proba(X_held)[:, 1])
+        np.testing.assert_array_equal(grid_fit.other, every_iteration.predict_proba(X_held[:7])[:, 1])
+        stopped_somewhere |= stopped.n_iter_ < settings["max_iter"]
+    assert stopped_somewhere == (rounds is not None)
+
+
+def test_monitored_rows_never_stop_or_change_the_trees():
+    X, y = noise_labels(2000, 0)
+    monitored = noise_labels(500, 1)
+    watched = fit_gbdt(NOISE_SETTINGS, 3, X, y, monitor=monitored, **NOISE_PARAMS)
+    assert watched.n_iter_ == NOISE_SETTINGS["max_iter"] and len(watched.validation_score_) == watched.n_iter_ + 1
+    np.testing.assert_array_equal(watched.predict_proba(X), fit_gbdt(NOISE_SETTINGS, 3, X, y, **NOISE_PARAMS).predict_proba(X))
+    with pytest.raises(ValueError, match="not both"):
+        fit_gbdt(NOISE_SETTINGS, 3, X, y, monitored, monitored, **NOISE_PARAMS)
+
+
+def test_gbdt_arm_given_its_grid_point_fits_only_its_seeds_with_the_same_result(monkeypatch):
+    residues, _ = residue_table()
+    tuned_here, models, summary = train_arm("gbdt", residues, SETTINGS, 0.5, [3, 4])
+    calls = recorded_gbdt_fits(monkeypatch, reference_models)
+    given, _, given_summary = train_arm("gbdt", residues, SETTINGS, 0.5, [3, 4], tuned={"params": summary[0]["params"]})
+    assert len(calls) == 2  # the seeds' fits only: no grid fit
+    pd.testing.assert_frame_equal(given, tuned_here)
+    assert given_summary == summary

@@ -45,10 +45,10 @@ def test_seeds_side_by_side_on_cuda_only_gbdt_and_evaluate_on_half_and_tree_scor
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     for line in ("Training arm none (3 seeds, 3 at a time, 3 cores)", "Training arm graph_transformer (3 seeds, 3 at a time, 3 cores)",
-                 # gbdt's seeds share the grid point tuned with the first; its grid fits take half of --cores
+                 # gbdt's seeds share the grid point chosen on the tree_scores job's fits; its fits take half of --cores
                  "Training arm gbdt (3 seeds, 1 at a time, 8 cores)",
                  # every core, though the default grid has 2 x 2 points x 3 folds: 12 fits
-                 "Out-of-fold tree scores for graph_transformer's input (up to 16 fits at a time)"):
+                 "Out-of-fold tree scores for graph_transformer's input, and the gbdt arm's grid point (up to 16 fits at a time)"):
         assert line in out, line
     # evaluate's bootstrap, one arm per thread, takes half of --cores, as gbdt does
     assert re.search(r"^rule evaluate:\n(?:    .*\n)*?    threads: 8$", out, re.MULTILINE), out[-3000:]

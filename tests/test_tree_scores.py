@@ -4,7 +4,10 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from siteaug.arms.tree_scores import TREE_SCORE_COLUMN, out_of_fold_tree_scores, with_tree_scores
+from siteaug.arms.reference_models import GBDTClassifier
+from siteaug.arms.tree_scores import TREE_SCORE_COLUMN, out_of_fold_tree_scores, tree_grid_point, with_tree_scores
+from siteaug.runtime.io import write_json
+from siteaug.runtime.tables import sorted_split
 
 GBDT = {"learning_rates": [0.1], "max_leaf_nodes": [7], "max_iter": 30, "max_features": 1.0, "cv_folds": 3,
         "early_stopping_rounds": 2}
@@ -86,3 +89,43 @@ def test_fits_side_by_side_in_processes_give_the_same_scores():
     side_by_side, chosen_too = out_of_fold_tree_scores(residues, grid, seed=0, threads=2)
     pd.testing.assert_frame_equal(side_by_side, one_at_a_time)
     assert chosen_too == chosen
+
+
+GRID = {**GBDT, "learning_rates": [0.1, 1.0], "max_leaf_nodes": [3, 7]}
+
+
+def test_its_fits_choose_the_gbdt_arms_grid_point_as_the_arm_itself_would(caplog):
+    """The summary's gbdt entry is the arm's own tuning (same rows, folds, seed): its job reads it instead of fitting."""
+    residues = residue_table()
+    _, summary = out_of_fold_tree_scores(residues, GRID, seed=3)
+    caplog.set_level("INFO")
+    train = sorted_split(residues, "train")
+    X = train[["f_a", "f_b"]].to_numpy(np.float32)
+    arm_choice = GBDTClassifier(GRID, seed=3).tune(X, train["label"].to_numpy(), train["protein_id"].to_numpy())
+    assert summary["gbdt"]["params"] == arm_choice and summary["gbdt"]["seed"] == 3 and summary["gbdt"]["settings"] == GRID
+    lines = [r.getMessage() for r in caplog.records if "CV AUPRC" in r.getMessage()]
+    assert len(summary["gbdt"]["grid"]) == 4 and len(lines) == 5
+    for point, line in zip(summary["gbdt"]["grid"], lines):
+        assert f"CV AUPRC {point['auprc']:.4f}, iterations per fold {tuple(point['iterations'])}" in line
+    # Early stopping on the held-out folds ends some grid points' fits before max_iter (learning rate 1.0).
+    assert any(min(point["iterations"]) < GRID["max_iter"] for point in summary["gbdt"]["grid"])
+
+
+def test_the_row_order_of_the_residue_table_changes_nothing():
+    residues = residue_table()
+    shuffled = residues.sample(frac=1.0, random_state=0)
+    table, summary = out_of_fold_tree_scores(residues, GRID, seed=0)
+    table_too, summary_too = out_of_fold_tree_scores(shuffled, GRID, seed=0)
+    pd.testing.assert_frame_equal(table_too, table)
+    assert summary_too == summary
+
+
+def test_the_gbdt_arm_reads_the_grid_point_only_if_fitted_with_its_settings_and_seed(tmp_path, caplog):
+    _, summary = out_of_fold_tree_scores(residue_table(), GRID, seed=3)
+    write_json(summary, tmp_path / "tree_scores.json")
+    caplog.set_level("INFO")
+    assert tree_grid_point(tmp_path / "tree_scores.json", GRID, 3) == summary["gbdt"]["params"]
+    assert any("the tree_scores job's fits" in r.getMessage() for r in caplog.records)
+    for settings, seed in (({**GRID, "max_iter": 31}, 3), (GRID, 4)):
+        with pytest.raises(ValueError, match=r"tree_scores.json: its gbdt grid was not fitted .* rerun the tree_scores rule"):
+            tree_grid_point(tmp_path / "tree_scores.json", settings, seed)

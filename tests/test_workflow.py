@@ -73,7 +73,13 @@ def test_every_output_exists_with_its_schema(tiny_run):
     # graph_transformer (tiny.yaml: tree_input, 2 members) read an out-of-fold tree score for every residue.
     tree = pq.read_table(results / "features/tree_scores.parquet").to_pandas()
     assert len(tree) == len(residues) and tree["f_tree_logit"].notna().all()
-    assert json.loads((results / "features/tree_scores.json").read_text())["folds"] == 2
+    tree_summary = json.loads((results / "features/tree_scores.json").read_text())
+    assert tree_summary["folds"] == 2
+    # gbdt's grid point comes from the tree_scores job's fits (its tuning fits), read, not fitted again.
+    gbdt = json.loads((results / "classifier/gbdt/summary.json").read_text())["seeds"]
+    assert [s["params"] for s in gbdt] == [tree_summary["gbdt"]["params"]] * 2
+    gbdt_log = (results / "logs/train_classifier/gbdt.log").read_text()
+    assert "the tree_scores job's fits" in gbdt_log and "up to" not in gbdt_log  # no grid fit in the arm's job
     for seed in json.loads((results / "classifier/graph_transformer/summary.json").read_text())["seeds"]:
         assert len(seed["member_best_epochs"]) == 2 and seed["best_epoch"] == seed["member_best_epochs"][0]
     for variant in ("diffusion_unfiltered", "smote_filtered", "diffusion_ratio0.4"):

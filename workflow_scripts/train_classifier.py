@@ -6,6 +6,7 @@ from threadpoolctl import threadpool_limits
 
 from siteaug.arms.protocol import ARM_INPUTS, read_arm_inputs, train_arm
 from siteaug.arms.registry import lookup_arm
+from siteaug.arms.tree_scores import tree_grid_point
 from siteaug.runtime.io import write_json, write_parquet
 from siteaug.runtime.workflow import numbered_bars, rounded, rule_logging
 
@@ -17,12 +18,15 @@ with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):  # sc
     seeds = [p.seed + k for k in range(p.settings["seeds"])]
     # The first seed of the embedding model arm, when embed_residues fitted it for the embeddings.
     fitted = {p.seed: i.first_seed} if "first_seed" in i.keys() else {}
+    # gbdt's grid point, when the tree_scores job made the arm's tuning fits (rules/common.smk: TREE_SCORES_RUN).
+    tuned = {"params": tree_grid_point(i.tree_grid, p.settings["gbdt"], seeds[0])} if "tree_grid" in i.keys() else None
     # One bar per network fitted here: one per seed (graph_transformer: members per seed).
     members = p.settings["graph_transformer"]["members"] if "graph_transformer" in p.settings else 1
     predictions, models, summary = train_arm(
         arm, residues, p.settings, p.ratio, seeds, balanced=balanced, edges=edges, device=p.settings["device"],
         seed_processes=p.seed_processes, threads=max(1, snakemake.threads // p.seed_processes), inputs=inputs,
         progress=numbered_bars(f"train_classifier {arm}", (len(seeds) - len(fitted)) * members), fitted=fitted,
+        tuned=tuned,
     )
     suffix = lookup_arm(arm).model_suffix
     for seed, model, info in zip(seeds, models, summary):

@@ -140,6 +140,7 @@ def train_arm(
     threads: int = 1,
     inputs: dict | None = None,
     fitted: dict | None = None,
+    tuned: dict | None = None,
 ):
     """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary). A model fitted
     in a seed process or by another job (``fitted``) comes back as its file (``seed_processes.SavedModel``: ``save``
@@ -160,6 +161,10 @@ def train_arm(
     ``fitted``: seed -> folder, for seeds that another job fitted on the same tables and settings and wrote with
     :func:`~siteaug.arms.seed_processes.save_seed_fit` (the workflow's ``embed_residues``): they are read, not fitted again, and
     scored as the others. Only an arm whose seeds draw from nothing but their own seed may be split so (``on_device``).
+
+    ``tuned``: what the first seed's fit would compute and later seeds reuse, computed by another job on the same rows
+    with the same settings and first seed (gbdt: {"params": the grid point}, from the workflow's tree_scores job, whose
+    fits are the arm's own tuning fits: ``siteaug.arms.tree_scores``); it starts the fits' shared cache.
     """
     spec = lookup_arm(arm)
     unknown = [s for s in splits if s not in ("validation", "test")]
@@ -169,6 +174,7 @@ def train_arm(
     if fitted and not spec.on_device:  # its fit shares state between seeds (gbdt: the grid point tuned with the first seed)
         raise ValueError(f"arm {arm} fits its seeds together; no seed can come from another job")
     context = _fit_context(spec, residues, settings, ratio, balanced, edges, device, progress, threads)
+    context.cache.update(tuned or {})
     to_fit = [seed for seed in seeds if seed not in fitted]
     if seed_processes > 1 and len(to_fit) > 1:
         if not spec.on_device:

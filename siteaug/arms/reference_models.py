@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,34 +50,117 @@ def parallel_fits(function, tasks: list[tuple], threads: int) -> list:
         return Parallel(n_jobs=workers)(delayed(function)(*task) for task in tasks)
 
 
-def _scored_fold_fit(settings: dict, seed: int, params: dict, X_fit, y_fit, X_held, y_held) -> tuple[float, int]:
-    # Each fold's trees stop early on the fold's held-out proteins: the grid is then ranked under the procedure the
-    # final fit follows (stopping on proteins the trees never trained on, the validation split there). Those proteins
-    # also score the fold, so its AUPRC is slightly optimistic, for every grid point alike; it only ranks grid points
-    # and is never reported as a result, and the test split is not touched. The tree_scores rule, whose out-of-fold
-    # scores become features, does not do this.
-    model = fit_gbdt(settings, seed, X_fit, y_fit, (X_held, y_held), **params)
-    return float(average_precision_score(y_held, model.predict_proba(X_held)[:, 1])), int(model.n_iter_)
+def stopping_iteration(validation_scores, rounds: int, tol: float) -> int:
+    """How many iterations a HistGradientBoostingClassifier fitted with ``n_iter_no_change=rounds`` and ``tol`` keeps,
+    given the validation scores it would record (``validation_score_``: the score before the first iteration, then one
+    per iteration). scikit-learn's rule: stop after iteration k when none of the last ``rounds`` scores beats the one
+    before them by more than ``tol``. ``tests/test_classifier.py`` checks this against fits that stop early."""
+    scores = list(validation_scores)
+    for k in range(rounds, len(scores)):
+        reference = scores[k - rounds] + tol
+        if not any(score > reference for score in scores[k - rounds + 1 : k + 1]):
+            return k
+    return len(scores) - 1
+
+
+@dataclass(frozen=True)
+class FoldFit:
+    """One grid point's trees on one fold of the protein-grouped cross-validation, fitted once for both of its uses:
+    the out-of-fold tree scores (every iteration, never stopped early) and the gbdt arm's grid score (the trees that
+    early stopping on the fold's held-out loss keeps, read from the same fit's staged predictions)."""
+
+    held: np.ndarray  # held-out rows' probabilities after max_iter iterations
+    other: np.ndarray  # the other rows' probabilities after max_iter iterations (empty when none were given)
+    auprc: float  # held-out AUPRC of the first ``iterations`` iterations: the gbdt arm's score of this grid point
+    iterations: int  # what early stopping on the held-out loss keeps (max_iter without early_stopping_rounds)
+
+
+def grid_fold_fit(settings: dict, seed: int, params: dict, X_fit, y_fit, X_held, y_held, X_other=None) -> FoldFit:
+    """A :class:`FoldFit`: trees of grid point ``params`` on the fold's rows, their held-out loss recorded at every
+    iteration (``fit_gbdt``'s ``monitor``) without stopping.
+
+    Stopping on the fold's held-out proteins makes the gbdt arm rank its grid points under the procedure its final fit
+    follows (stopping on proteins the trees never trained on, the validation split there). Those proteins also score
+    the fold, so its AUPRC is slightly optimistic, for every grid point alike; it only ranks grid points and is never
+    reported as a result, and the test split is not touched. The out-of-fold scores use every iteration: stopping
+    would let the held-out labels shape their own scores."""
+    rounds = settings["early_stopping_rounds"]
+    model = fit_gbdt(settings, seed, X_fit, y_fit, monitor=(X_held, y_held) if rounds is not None else None, **params)
+    held = model.predict_proba(X_held)[:, 1]
+    other = model.predict_proba(X_other)[:, 1] if X_other is not None and len(X_other) else np.zeros(0)
+    kept, kept_held = int(model.n_iter_), held
+    if rounds is not None:
+        kept = stopping_iteration(model.validation_score_, rounds, model.tol)
+        if kept < model.n_iter_:
+            kept_held = next(islice(model.staged_predict_proba(X_held), kept - 1, None))[:, 1]
+    return FoldFit(held, other, float(average_precision_score(y_held, kept_held)), kept)
+
+
+def grouped_grid_fits(settings: dict, seed: int, X: np.ndarray, y: np.ndarray, groups: np.ndarray, threads: int = 1,
+                      X_other: np.ndarray | None = None) -> tuple[list, list[list[FoldFit]]]:
+    """(folds, fits): the config's ``classifier.gbdt`` grid fitted on every fold of GroupKFold over ``groups`` (no
+    protein in two folds); ``folds`` holds (fit rows, held-out rows) pairs and ``fits[g][f]`` is grid point g's
+    :class:`FoldFit` on fold f. Up to ``threads`` fits run side by side (``parallel_fits``); the fits do not depend on
+    it."""
+    n_folds = min(settings["cv_folds"], len(np.unique(groups)))
+    if n_folds < 2:
+        raise ValueError("a grouped cross-validation needs at least 2 training proteins")
+    folds = list(GroupKFold(n_splits=n_folds).split(X, y, groups))
+    grid = gbdt_grid(settings)
+    tasks = [(settings, seed, params, X[fit_rows], y[fit_rows], X[held_rows], y[held_rows], X_other)
+             for params in grid for fit_rows, held_rows in folds]
+    log.info("gbdt: grouped %d-fold CV of %d grid points (%d fits, up to %d at a time) on %d rows", n_folds,
+             len(grid), len(tasks), parallel_workers(threads, len(tasks)), len(y))
+    fitted = parallel_fits(grid_fold_fit, tasks, threads)
+    return folds, [fitted[g * n_folds : (g + 1) * n_folds] for g in range(len(grid))]
+
+
+def gbdt_grid_choice(settings: dict, fits: list[list[FoldFit]]) -> dict:
+    """The gbdt arm's grid point from :func:`grouped_grid_fits`' fits: the highest mean per-fold AUPRC of the
+    early-stopped trees, the first in grid order on a tie. Returns {"params", "auprc", "grid": one record per grid
+    point}, JSON-ready: the workflow's tree_scores job writes it for the gbdt arm's job."""
+    grid, best = [], None
+    for params, fold_fits in zip(gbdt_grid(settings), fits, strict=True):
+        score = float(np.mean([f.auprc for f in fold_fits]))
+        grid.append({"params": params, "auprc": score, "iterations": [f.iterations for f in fold_fits]})
+        if best is None or score > best["auprc"]:
+            best = {"params": dict(params), "auprc": score}
+    return {**best, "grid": grid}
+
+
+def log_gbdt_grid_choice(choice: dict, source: str = "") -> None:
+    """The per-grid-point lines of a :func:`gbdt_grid_choice`, then the point chosen; ``source`` ends every line."""
+    folds = len(choice["grid"][0]["iterations"])
+    for point in choice["grid"]:
+        log.info("gbdt: %s: grouped %d-fold CV AUPRC %.4f, iterations per fold %s%s", point["params"], folds,
+                 point["auprc"], tuple(point["iterations"]), source)
+    log.info("gbdt: grouped %d-fold CV AUPRC %.4f with %s%s", folds, choice["auprc"], choice["params"], source)
 
 
 def fit_gbdt(settings: dict, seed: int, X: np.ndarray, y: np.ndarray, validation: tuple | None = None,
-             **params) -> HistGradientBoostingClassifier:
+             monitor: tuple | None = None, **params) -> HistGradientBoostingClassifier:
     """Trees of the config's ``classifier.gbdt`` settings and grid ``params`` (learning rate, leaves), fitted on X, y.
 
     With ``validation`` = (X_val, y_val), rows of proteins none of X's rows come from, and ``early_stopping_rounds``
     set, boosting stops once the validation log loss has not improved for that many iterations (``max_iter`` is then
     an upper bound). scikit-learn's own early stopping would hold out random residues of X, so proteins would sit on
     both sides; ``validation_fraction=None`` makes sure it never does that, and without ``validation`` every fit runs
-    ``max_iter`` iterations.
+    ``max_iter`` iterations. ``monitor`` = (X_val, y_val) records their log loss at every iteration
+    (``validation_score_``) and never stops: the trees are those of a fit without it.
     """
+    if monitor is not None and validation is not None:
+        raise ValueError("fit_gbdt: pass validation rows to stop on or rows to monitor, not both")
     rounds = settings["early_stopping_rounds"]
     stop_early = validation is not None and rounds is not None
+    # A patience longer than max_iter never ends the fit: scikit-learn then only records the scores.
+    patience = rounds if stop_early else settings["max_iter"] + 1 if monitor is not None else 10
     model = HistGradientBoostingClassifier(
-        max_iter=settings["max_iter"], max_features=settings["max_features"], early_stopping=stop_early,
-        validation_fraction=None, n_iter_no_change=rounds if stop_early else 10, scoring="loss", random_state=seed, **params,
+        max_iter=settings["max_iter"], max_features=settings["max_features"], early_stopping=stop_early or monitor is not None,
+        validation_fraction=None, n_iter_no_change=patience, scoring="loss", random_state=seed, **params,
     )
-    if stop_early:
-        X_val, y_val = validation
+    scored = validation if stop_early else monitor
+    if scored is not None:
+        X_val, y_val = scored
         return model.fit(X, y, X_val=X_val, y_val=y_val)
     return model.fit(X, y)
 
@@ -92,25 +176,13 @@ class GBDTClassifier:
 
     def tune(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, threads: int = 1) -> dict:
         """Pick learning rate and leaf count by GroupKFold over proteins (no protein in two folds): the grid point of
-        the highest mean per-fold AUPRC, the first in grid order on a tie. The grid point × fold fits run up to
-        ``threads`` at a time (``parallel_fits``); the choice does not depend on it."""
-        folds = min(self.settings["cv_folds"], len(np.unique(groups)))
-        splits = list(GroupKFold(n_splits=folds).split(X, y, groups))
-        grid = gbdt_grid(self.settings)
-        tasks = [(self.settings, self.seed, params, X[fit_rows], y[fit_rows], X[held_rows], y[held_rows])
-                 for params in grid for fit_rows, held_rows in splits]
-        log.info("gbdt: grouped %d-fold CV of %d grid points (%d fits, up to %d at a time) on %d rows", folds, len(grid),
-                 len(tasks), parallel_workers(threads, len(tasks)), len(y))
-        fitted = parallel_fits(_scored_fold_fit, tasks, threads)
-        best = None
-        for g, params in enumerate(grid):
-            scores, iterations = zip(*fitted[g * folds : (g + 1) * folds])
-            score = float(np.mean(scores))
-            log.info("gbdt: %s: grouped %d-fold CV AUPRC %.4f, iterations per fold %s", params, folds, score, iterations)
-            if best is None or score > best[0]:
-                best = (score, params)
-        self.params = dict(best[1])
-        log.info("gbdt: grouped %d-fold CV AUPRC %.4f with %s", folds, best[0], self.params)
+        the highest mean per-fold AUPRC, the first in grid order on a tie (:func:`gbdt_grid_choice`). The grid point ×
+        fold fits run up to ``threads`` at a time (``parallel_fits``); the choice does not depend on it. The workflow's
+        tree_scores job makes the same fits (same rows, folds and seed) and writes this choice for the arm's job."""
+        _, fits = grouped_grid_fits(self.settings, self.seed, X, y, groups, threads)
+        choice = gbdt_grid_choice(self.settings, fits)
+        log_gbdt_grid_choice(choice)
+        self.params = dict(choice["params"])
         return self.params
 
     def fit(self, X: np.ndarray, y: np.ndarray, validation: tuple | None = None) -> GBDTClassifier:

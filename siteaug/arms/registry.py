@@ -88,6 +88,8 @@ EMBEDDING_PREFIX = "embedding_"
 SWEEP_PREFIX = "diffusion_ratio"
 # The embedding_* arms embed residues with the first seed's model of this arm, so it runs whenever one of them does.
 EMBEDDING_MODEL_ARM = "graph_transformer"
+# The arm whose grid the tree_scores job fits (siteaug.arms.tree_scores): its job then reads the grid point chosen there.
+TREE_GRID_ARM = "gbdt"
 
 _NONE = Arm("none")
 _SMOTE = Arm("smote", rows="smote")

@@ -18,10 +18,9 @@ import logging
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import GroupKFold
 
-from siteaug.arms.reference_models import fit_gbdt, gbdt_grid, parallel_fits, parallel_workers
-from siteaug.runtime.tables import feature_columns, split_rows
+from siteaug.arms.reference_models import gbdt_grid, gbdt_grid_choice, grouped_grid_fits
+from siteaug.runtime.tables import feature_columns, sorted_split
 
 log = logging.getLogger(__name__)
 
@@ -30,46 +29,33 @@ TREE_SCORE_COLUMN = "f_tree_logit"
 _CLIP = 1e-4
 
 
-def _fold_fit(gbdt_settings: dict, seed: int, params: dict, X_fit, y_fit, X_held, X_other) -> tuple:
-    """One grid point's trees on one fold: (probabilities of the held-out rows, probabilities of the other rows)."""
-    # No early stopping (validation=None: max_iter iterations): stopping on the held-out proteins would let their
-    # labels shape their own scores, and stopping on the validation split would let its labels into the validation
-    # rows' tree feature, on which the graph model chooses its epoch and threshold.
-    model = fit_gbdt(gbdt_settings, seed, X_fit, y_fit, validation=None, **params)
-    other = model.predict_proba(X_other)[:, 1] if len(X_other) else np.zeros(0)
-    return model.predict_proba(X_held)[:, 1], other
-
-
 def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: int,
                             threads: int = 1) -> tuple[pd.DataFrame, dict]:
     """(table, summary): one row per residue of ``residues`` (protein_id, position, ``TREE_SCORE_COLUMN``: the logit of
     the out-of-fold tree probability) and what was chosen. ``gbdt_settings`` is the config's ``classifier.gbdt``.
 
-    The grid points' fold fits are independent: with ``threads`` > 1 they run side by side (``parallel_fits``). The
-    fits and the order they are assembled in are the same for any ``threads``."""
+    The fits are :func:`~siteaug.arms.reference_models.grouped_grid_fits`' on the training rows in the order the gbdt
+    arm reads them (``sorted_split``), with the arm's first seed: the very fits with which the gbdt arm tunes its grid
+    point. The summary's ``gbdt`` entry is that arm's choice (``gbdt_grid_choice``), so its job need not fit them
+    again. The scores themselves use every iteration of each fit (never stopped early: stopping on the held-out
+    proteins would let their labels shape their own scores, and stopping on the validation split would let its labels
+    into the validation rows' tree feature, on which the graph model chooses its epoch and threshold). The fits run
+    up to ``threads`` at a time; the results do not depend on it."""
     cols = feature_columns(residues)
-    train = split_rows(residues, "train")
+    train = sorted_split(residues, "train")
     others = residues[residues["split"] != "train"]
     groups = train["protein_id"].to_numpy()
-    folds = min(gbdt_settings["cv_folds"], len(np.unique(groups)))
-    if folds < 2:
+    if len(np.unique(groups)) < 2:
         raise ValueError("tree scores need at least 2 training proteins for out-of-fold scores")
     X, y = train[cols].to_numpy(np.float32), train["label"].to_numpy(np.int64)
-    X_other = others[cols].to_numpy(np.float32)
-    splits = list(GroupKFold(n_splits=folds).split(X, y, groups))
-    grid = gbdt_grid(gbdt_settings)
-    tasks = [(params, fit_rows, held_rows) for params in grid for fit_rows, held_rows in splits]
-    log.info("tree scores: %d grid points x %d folds = %d fits, %d at a time", len(grid), folds, len(tasks),
-             parallel_workers(threads, len(tasks)))
-    fitted = parallel_fits(_fold_fit, [(gbdt_settings, seed, params, X[fit_rows], y[fit_rows], X[held_rows], X_other)
-                                       for params, fit_rows, held_rows in tasks], threads)
+    folds, fits = grouped_grid_fits(gbdt_settings, seed, X, y, groups, threads, X_other=others[cols].to_numpy(np.float32))
     best = None
-    for g, params in enumerate(grid):
+    for params, fold_fits in zip(gbdt_grid(gbdt_settings), fits):
         oof, other = np.zeros(len(train)), np.zeros(len(others))
-        for (_, _, held_rows), (held, rest) in zip(tasks[g * folds : (g + 1) * folds], fitted[g * folds : (g + 1) * folds]):
-            oof[held_rows] = held
+        for (_, held_rows), fit in zip(folds, fold_fits):
+            oof[held_rows] = fit.held
             if len(others):
-                other += rest / folds
+                other += fit.other / len(folds)
         auprc = float(average_precision_score(y, oof))
         log.info("tree scores: learning rate %g, %d leaves: out-of-fold AUPRC %.4f", params["learning_rate"], params["max_leaf_nodes"], auprc)
         if best is None or auprc > best[0]:
@@ -82,8 +68,24 @@ def out_of_fold_tree_scores(residues: pd.DataFrame, gbdt_settings: dict, seed: i
     p = np.clip(table.pop("p").to_numpy(np.float64), _CLIP, 1 - _CLIP)
     table[TREE_SCORE_COLUMN] = np.log(p / (1 - p)).astype(np.float32)
     table = table.sort_values(["protein_id", "position"], kind="stable").reset_index(drop=True)
-    summary = {"folds": folds, "params": params, "out_of_fold_auprc": round(auprc, 5), "seed": seed}
+    summary = {"folds": len(folds), "params": params, "out_of_fold_auprc": round(auprc, 5), "seed": seed,
+               "gbdt": {**gbdt_grid_choice(gbdt_settings, fits), "seed": seed, "settings": gbdt_settings}}
     return table, summary
+
+
+def tree_grid_point(summary_path, gbdt_settings: dict, seed: int) -> dict:
+    """The gbdt arm's grid point as the tree_scores job chose it (the ``gbdt`` entry of its summary at
+    ``summary_path``), once that entry is checked to come from these ``classifier.gbdt`` settings and this first seed.
+    Its per-grid-point scores are logged as the arm's own tuning logs them."""
+    from siteaug.arms.reference_models import log_gbdt_grid_choice
+    from siteaug.runtime.tables import read_json
+
+    choice = read_json(summary_path).get("gbdt")
+    if not choice or choice.get("settings") != gbdt_settings or choice.get("seed") != seed:
+        raise ValueError(f"{summary_path}: its gbdt grid was not fitted with this run's classifier.gbdt settings and "
+                         f"first seed {seed}: rerun the tree_scores rule")
+    log_gbdt_grid_choice(choice, source=f" (the tree_scores job's fits, {summary_path})")
+    return dict(choice["params"])
 
 
 def with_tree_scores(residues: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
