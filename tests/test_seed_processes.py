@@ -17,7 +17,7 @@ import siteaug.arms.protocol
 import siteaug.runtime.io
 from siteaug.arms.protocol import fit_one_seed, read_arm_inputs, train_arm
 from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
-from siteaug.arms.seed_processes import SavedModel, load_seed_fit, save_seed_fit, seed_model_path
+from siteaug.arms.seed_processes import SavedModel, SeedProcesses, load_seed_fit, save_seed_fit, seed_model_path
 from test_classifier import SETTINGS, residue_table
 from test_graph_transformer import classifier_settings, planted_proteins
 
@@ -120,6 +120,33 @@ def test_seed_processes_read_the_jobs_input_files_instead_of_copies(tmp_path, mo
                                         inputs=inputs)
     pd.testing.assert_frame_equal(predictions, expected)
     assert summary == expected_summary
+    # As the workflow's job does: the processes start before the job reads its tables, and train_arm collects them.
+    with SeedProcesses.from_files("gnn", SETTINGS, 0.5, "cpu", inputs, [3, 4], 2, 1) as running:
+        table, _, edge_table = read_arm_inputs(**inputs)
+        predictions, _, summary = train_arm("gnn", table, SETTINGS, 0.5, [3, 4], edges=edge_table, started=running)
+    pd.testing.assert_frame_equal(predictions, expected)
+    assert summary == expected_summary
+    with SeedProcesses.from_files("gnn", SETTINGS, 0.5, "cpu", inputs, [4], 2, 1) as running:
+        with pytest.raises(ValueError, match=r"arm gnn: seeds \[4\] were started in processes, but \[3, 4\] are to be fitted"):
+            train_arm("gnn", table, SETTINGS, 0.5, [3, 4], edges=edge_table, started=running)
+
+
+def test_an_error_in_the_job_kills_the_seed_processes_it_started(tmp_path):
+    """A job that fails after starting its seeds (e.g. on its own reading of the tables) must not wait for their training."""
+    residues, _ = residue_table()
+    siteaug.runtime.io.write_parquet(residues, tmp_path / "residues.parquet")
+    inputs = {"residues": tmp_path / "residues.parquet", "tree_scores": None, "balanced": None, "edges": None}
+    settings = {**SETTINGS, "epochs": 10_000, "early_stopping_patience": None}  # would train for minutes
+    began = time.monotonic()
+    with pytest.raises(KeyError, match="the job's own error"):
+        with SeedProcesses.from_files("none", settings, 0.5, "cpu", inputs, [3, 4], 2, 1) as running:
+            deadline = time.monotonic() + 60
+            while len(running._children) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise KeyError("the job's own error")
+    assert time.monotonic() - began < 60
+    assert [child.returncode for child in running._children] == [-signal.SIGKILL] * 2
+    assert not running.folder.exists()
 
 
 def test_an_error_in_a_seed_process_is_raised_again_unchanged():

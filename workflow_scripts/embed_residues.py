@@ -5,8 +5,8 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from siteaug.arms.graph_transformer import embedding_table
-from siteaug.arms.protocol import ARM_INPUTS, fit_one_seed, read_arm_inputs
-from siteaug.arms.registry import EMBEDDING_MODEL_ARM
+from siteaug.arms.protocol import fit_one_seed, read_arm_inputs
+from siteaug.arms.registry import ARM_INPUTS, EMBEDDING_MODEL_ARM
 from siteaug.arms.seed_processes import save_seed_fit
 from siteaug.features.residues import standardise
 from siteaug.runtime.io import write_json, write_parquet

@@ -17,7 +17,7 @@ import torch
 
 from siteaug.arms.classifier import MLPClassifier, mlp_config
 from siteaug.arms.reference_models import GBDTClassifier, GNNClassifier, gnn_config
-from siteaug.arms.registry import ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, sweep_arm, sweep_ratio  # noqa: F401
+from siteaug.arms.registry import ARM_INPUTS, ARM_NAMES, BALANCED_ROWS, GRAPHS, REAL_ROWS, Arm, lookup_arm, sweep_arm, sweep_ratio  # noqa: F401
 from siteaug.evaluation.metrics import choose_threshold
 from siteaug.generative.balance import positives_needed
 
@@ -106,10 +106,6 @@ def _prediction_frame(part: pd.DataFrame, scores: np.ndarray, threshold: float, 
     return frame
 
 
-# The input files of a job that trains an arm (read_arm_inputs' arguments), by their names in the rule's input.
-ARM_INPUTS = ("residues", "tree_scores", "balanced", "edges")
-
-
 def read_arm_inputs(residues, tree_scores=None, balanced=None, edges=None) -> tuple:
     """The tables of one ``train_classifier`` job from its input files (paths; None for an input the arm has not):
     (residue table, with the tree score column when ``tree_scores`` is given; balanced table or None; edges or None).
@@ -141,6 +137,7 @@ def train_arm(
     inputs: dict | None = None,
     fitted: dict | None = None,
     tuned: dict | None = None,
+    started=None,
 ):
     """Train ``arm`` once per seed; return (predictions of all seeds, models, per-seed training summary). A model fitted
     in a seed process or by another job (``fitted``) comes back as its file (``seed_processes.SavedModel``: ``save``
@@ -165,6 +162,9 @@ def train_arm(
     ``tuned``: what the first seed's fit would compute and later seeds reuse, computed by another job on the same rows
     with the same settings and first seed (gbdt: {"params": the grid point}, from the workflow's tree_scores job, whose
     fits are the arm's own tuning fits: ``siteaug.arms.tree_scores``); it starts the fits' shared cache.
+
+    ``started``: a :class:`~siteaug.arms.seed_processes.SeedProcesses` already fitting the seeds not in ``fitted``
+    (started before the job read its tables, from the same input files); their fits are collected from it.
     """
     spec = lookup_arm(arm)
     unknown = [s for s in splits if s not in ("validation", "test")]
@@ -176,9 +176,11 @@ def train_arm(
     context = _fit_context(spec, residues, settings, ratio, balanced, edges, device, progress, threads)
     context.cache.update(tuned or {})
     to_fit = [seed for seed in seeds if seed not in fitted]
-    if seed_processes > 1 and len(to_fit) > 1:
-        if not spec.on_device:
-            raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {seed_processes}")
+    if started is not None:
+        if started.seeds != to_fit:
+            raise ValueError(f"arm {arm}: seeds {started.seeds} were started in processes, but {to_fit} are to be fitted")
+        fits = iter(started.results())
+    elif seed_processes > 1 and len(to_fit) > 1:
         from siteaug.arms.seed_processes import fit_seeds_in_processes
 
         fits = iter(fit_seeds_in_processes(context, to_fit, seed_processes, threads, inputs))

@@ -86,6 +86,9 @@ def _embedding(base: Arm) -> Arm:
 
 EMBEDDING_PREFIX = "embedding_"
 SWEEP_PREFIX = "diffusion_ratio"
+# The input files of a job that trains an arm (siteaug.arms.protocol.read_arm_inputs' arguments), by their names in the
+# rule's input.
+ARM_INPUTS = ("residues", "tree_scores", "balanced", "edges")
 # The embedding_* arms embed residues with the first seed's model of this arm, so it runs whenever one of them does.
 EMBEDDING_MODEL_ARM = "graph_transformer"
 # The arm whose grid the tree_scores job fits (siteaug.arms.tree_scores): its job then reads the grid point chosen there.

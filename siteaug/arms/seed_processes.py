@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -141,53 +142,121 @@ def load_seed_fit(folder, seed: int, as_file: bool = False) -> tuple:
         return model, scores["validation"], scores["test"], outcome["info"]
 
 
-def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: int, inputs: dict | None = None) -> list[tuple]:
-    """(model, validation scores, test scores, summary) of every seed, in the order of ``seeds``, each fitted by the
-    arm's fit function in a child process; at most ``processes`` run at a time, each with ``threads`` CPU threads.
-    ``inputs``: the files ``context``'s tables were read from (``read_arm_inputs``' arguments), for the children to read."""
-    import json
+class SeedProcesses:
+    """Seeds of one arm being fitted, each by the arm's fit function in a child process; at most ``processes`` run at a
+    time, each with ``threads`` CPU threads. Use it as a context manager: leaving the block by an error kills the
+    children still running (they would otherwise train on until the job's process ends). :meth:`results` waits for
+    them.
 
-    from siteaug.runtime.io import write_json, write_parquet
+    Start it with :meth:`from_files` before the job reads its own tables (the workflow's train_classifier job does, before
+    it even imports torch): the children's start (interpreter, imports, reading the tables: 5-8 s a job on DNA-573,
+    bench/RESULTS.md, 2026-12-06, eighth session) then overlaps the job's own. :meth:`from_context` starts them from
+    a fit context whose tables came from elsewhere, on copies of those tables."""
 
-    with tempfile.TemporaryDirectory(prefix="siteaug-seeds-") as tmp:  # mode 0700: this job's alone
-        folder = Path(tmp)
-        if inputs is None:
+    def __init__(self, arm: str, device, job: dict, seeds: list[int], processes: int, threads: int, write_tables=None):
+        from siteaug.arms.registry import lookup_arm
+        from siteaug.runtime.io import write_json
+
+        if not lookup_arm(arm).on_device:
+            raise ValueError(f"arm {arm} trains its seeds in one process; seed_processes must be 1, not {processes}")
+        self.arm, self.seeds, self.threads = arm, list(seeds), threads
+        self._tmp = tempfile.TemporaryDirectory(prefix="siteaug-seeds-")  # mode 0700: this job's alone
+        self.folder = Path(self._tmp.name)
+        if write_tables is not None:
+            write_tables(self.folder)
+        write_json({"arm": arm, "device": str(device), **job}, self.folder / "context.json")
+        self._children: list[subprocess.Popen] = []
+        self._closing = False  # set, under the lock, when the block ends: no child starts after that
+        self._lock = threading.Lock()
+        workers = max(1, min(processes, len(self.seeds)))
+        self._pool = ThreadPoolExecutor(max_workers=workers)
+        # Each child is started, and waited for, by a pool thread: the thread that starts a child must live as long as
+        # it, as the child's parent-death signal follows that thread (_die_with).
+        self._outcomes = [self._pool.submit(self._run, seed) for seed in self.seeds]
+        log.info("arm %s: %d seeds in %d processes on %s", arm, len(self.seeds), workers, device)
+
+    @classmethod
+    def from_files(cls, arm: str, settings: dict, ratio: float, device, inputs: dict, seeds: list[int], processes: int,
+                   threads: int) -> SeedProcesses:
+        """Children that read the job's input files themselves (``inputs``: the arguments of
+        :func:`~siteaug.arms.protocol.read_arm_inputs`), as the job reads them."""
+        inputs = {key: str(Path(path).resolve()) if path is not None else None for key, path in inputs.items()}
+        return cls(arm, device, {"settings": settings, "ratio": ratio, "inputs": inputs, "feature_cols": None},
+                   seeds, processes, threads)
+
+    @classmethod
+    def from_context(cls, context, seeds: list[int], processes: int, threads: int) -> SeedProcesses:
+        """Children that read copies (Parquet) of ``context``'s tables."""
+        from siteaug.runtime.io import write_parquet
+
+        def write_tables(folder: Path) -> None:
             for name in _TABLES:
                 if getattr(context, name) is not None:
                     write_parquet(getattr(context, name), folder / f"{name}.parquet")
-        else:
-            inputs = {key: str(Path(path).resolve()) if path is not None else None for key, path in inputs.items()}
-        write_json({"arm": context.arm.name, "settings": context.settings, "ratio": context.ratio, "inputs": inputs,
-                    "device": str(context.device), "feature_cols": context.feature_cols}, folder / "context.json")
 
-        def run(seed: int) -> tuple[dict, str]:
-            child_log = folder / f"seed_{seed}.log"
-            with open(child_log, "w") as stderr:
-                done = subprocess.run(
-                    [sys.executable, "-m", __name__, str(folder), str(seed), str(threads), str(os.getpid())],
-                    stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=_child_environment(),
-                    check=False,
+        job = {"settings": context.settings, "ratio": context.ratio, "inputs": None, "feature_cols": context.feature_cols}
+        return cls(context.arm.name, context.device, job, seeds, processes, threads, write_tables)
+
+    def _run(self, seed: int) -> tuple[int, str]:
+        child_log = self.folder / f"seed_{seed}.log"
+        with open(child_log, "w") as output:
+            with self._lock:
+                if self._closing:
+                    return -1, ""
+                child = subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(self.folder), str(seed), str(self.threads), str(os.getpid())],
+                    stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=_child_environment(),
                 )
-            text = child_log.read_text(errors="replace").rstrip()
-            outcome = folder / f"seed_{seed}.json"
-            if done.returncode != 0 or not outcome.exists():
-                raise RuntimeError(f"seed {seed} of arm {context.arm.name}: its process exited with {done.returncode}"
-                                   f"{'; its log: ' + text[-2000:] if text else ''}")
-            return json.loads(outcome.read_text()), text
+                self._children.append(child)
+            code = child.wait()
+        return code, child_log.read_text(errors="replace").rstrip()
 
-        log.info("arm %s: %d seeds in %d processes on %s", context.arm.name, len(seeds), min(processes, len(seeds)), context.device)
-        with ThreadPoolExecutor(max_workers=max(1, min(processes, len(seeds)))) as pool:
-            finished = list(pool.map(run, seeds))
+    def results(self) -> list[tuple]:
+        """(model, validation scores, test scores, summary) of every seed, in seed order; a child's error the user can act
+        on is raised again with its type and message."""
+        import json
+
+        finished = [outcome.result() for outcome in self._outcomes]
         results = []
-        for seed, (outcome, text) in zip(seeds, finished):
+        for seed, (code, text) in zip(self.seeds, finished):
+            outcome = self.folder / f"seed_{seed}.json"
+            if code != 0 or not outcome.exists():
+                raise RuntimeError(f"seed {seed} of arm {self.arm}: its process exited with {code}"
+                                   f"{'; its log: ' + text[-2000:] if text else ''}")
             if text:
-                log.info("arm %s seed %d, its process's log:\n%s", context.arm.name, seed, text)
-            if "error" in outcome:
-                kind, message = outcome["error"]
+                log.info("arm %s seed %d, its process's log:\n%s", self.arm, seed, text)
+            summary = json.loads(outcome.read_text())
+            if "error" in summary:
+                kind, message = summary["error"]
                 same = _reraisable().get(kind)
                 raise same(message) if same else RuntimeError(f"{kind}: {message}")
-            results.append(load_seed_fit(folder, seed, as_file=True))
-    return results
+            results.append(load_seed_fit(self.folder, seed, as_file=True))
+        return results
+
+    def __enter__(self) -> SeedProcesses:
+        return self
+
+    def __exit__(self, *error) -> None:
+        with self._lock:
+            self._closing = True
+            for child in self._children:
+                if child.poll() is None:
+                    child.kill()
+        self._pool.shutdown(wait=True)
+        self._tmp.cleanup()
+
+
+def fit_seeds_in_processes(context, seeds: list[int], processes: int, threads: int, inputs: dict | None = None) -> list[tuple]:
+    """(model, validation scores, test scores, summary) of every seed, in the order of ``seeds``, each fitted by the
+    arm's fit function in a child process (:class:`SeedProcesses`); ``inputs``: the files ``context``'s tables were
+    read from (``read_arm_inputs``' arguments), for the children to read."""
+    if inputs is None:
+        running = SeedProcesses.from_context(context, seeds, processes, threads)
+    else:
+        running = SeedProcesses.from_files(context.arm.name, context.settings, context.ratio, context.device, inputs,
+                                           seeds, processes, threads)
+    with running:
+        return running.results()
 
 
 def _main(folder: str, seed: str, threads: str, parent: str) -> None:
@@ -201,20 +270,22 @@ def _main(folder: str, seed: str, threads: str, parent: str) -> None:
     from siteaug.arms.protocol import FitContext, read_arm_inputs
     from siteaug.arms.registry import lookup_arm
     from siteaug.runtime.io import read_parquet, write_json
-    from siteaug.runtime.tables import sorted_split
+    from siteaug.runtime.tables import feature_columns, sorted_split
 
     folder, seed = Path(folder), int(seed)
     torch.set_num_threads(int(threads))
     job = json.loads((folder / "context.json").read_text())
+    feature_cols = job["feature_cols"]
     if job["inputs"] is not None:  # the rule job's own input files, read and split as train_arm does
         residues, balanced, edges = read_arm_inputs(**job["inputs"])
         tables = dict(zip(_TABLES, (*(sorted_split(residues, s) for s in ("train", "validation", "test")), balanced, edges)))
+        feature_cols = feature_columns(residues)  # as train_arm's context takes them
     else:
         tables = {name: read_parquet(folder / f"{name}.parquet") if (folder / f"{name}.parquet").exists() else None
                   for name in _TABLES}
     arm = lookup_arm(job["arm"])
     context = FitContext(arm, tables["train"], tables["validation"], tables["test"], tables["balanced"], tables["edges"],
-                         job["feature_cols"], job["settings"], job["ratio"], job["device"], threads=int(threads))
+                         feature_cols, job["settings"], job["ratio"], job["device"], threads=int(threads))
     log.info("arm %s seed %d: training in process %d with %s thread(s) on %s", arm.name, seed, os.getpid(), threads, job["device"])
     try:
         with threadpool_limits(int(threads)):
