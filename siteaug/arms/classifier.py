@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -139,6 +140,7 @@ class MLPClassifier:
             self.device.type == "cuda" and cfg.cuda_graph and len(y_t) >= cfg.batch_size) else None
         # Reached only with a patience: _stopping_rows gives no rows without one, and then every epoch trains.
         stopping = EarlyStopping(higher_is_better=True, patience=cfg.early_stopping_patience)
+        began = time.monotonic()
         epochs = range(1, cfg.epochs + 1)
         if validation is not None:
             # Only here: the jobs that score with a trained MLP (filter_shard, balance_variant) never import
@@ -167,7 +169,9 @@ class MLPClassifier:
         self.best_epoch = stopping.best_step
         if stopping.best_state is not None:
             self.network.load_state_dict(stopping.best_state)
-            log.info("MLP seed %d: kept epoch %d of %d (validation AUPRC %.4f)", cfg.seed, self.best_epoch, len(self.history), stopping.best_score)
+            seconds = time.monotonic() - began
+            log.info("MLP seed %d: kept epoch %d of %d (validation AUPRC %.4f); %.1f s, %.2f s an epoch", cfg.seed,
+                     self.best_epoch, len(self.history), stopping.best_score, seconds, seconds / len(self.history))
 
     @torch.inference_mode()
     def _probabilities(self, X_t: torch.Tensor, batch_size: int = 65536) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -233,6 +234,7 @@ class GraphTransformerClassifier:
         train_batches = max(1, math.ceil(len(train) / cfg.batch_proteins))
         history: list[dict] = []
         stopping = EarlyStopping(higher_is_better=True, patience=cfg.patience)
+        began = time.monotonic()  # the log's seconds per epoch: what the card gave this fit, next to other work
         # The epoch's loss is summed on the device and read once per epoch: reading it (or testing it) every step would
         # make the host wait for the GPU at every step of a loop that the host bounds.
         total = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -274,8 +276,9 @@ class GraphTransformerClassifier:
         best_epoch = stopping.best_step
         network.load_state_dict(stopping.best_state)
         network.eval()
-        log.info("graph_transformer seed %d: kept epoch %d of %d (validation AUPRC %s)", seed, best_epoch,
-                 len(history), history[best_epoch - 1].get("validation_auprc"))
+        seconds = time.monotonic() - began
+        log.info("graph_transformer seed %d: kept epoch %d of %d (validation AUPRC %s); %.1f s, %.2f s an epoch", seed,
+                 best_epoch, len(history), history[best_epoch - 1].get("validation_auprc"), seconds, seconds / len(history))
         return history, best_epoch
 
     @torch.inference_mode()
