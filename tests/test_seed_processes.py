@@ -120,10 +120,11 @@ def test_seed_processes_read_the_jobs_input_files_instead_of_copies(tmp_path, mo
                                         inputs=inputs)
     pd.testing.assert_frame_equal(predictions, expected)
     assert summary == expected_summary
-    # As the workflow's job does: the processes start before the job reads its tables, and train_arm collects them.
+    # As the workflow's job does: the processes start before the job reads its tables, and train_arm collects them;
+    # the job itself then needs no training table (here the edges), as it only scores.
     with SeedProcesses.from_files("gnn", SETTINGS, 0.5, "cpu", inputs, [3, 4], 2, 1) as running:
-        table, _, edge_table = read_arm_inputs(**inputs)
-        predictions, _, summary = train_arm("gnn", table, SETTINGS, 0.5, [3, 4], edges=edge_table, started=running)
+        table, _, _ = read_arm_inputs(**{**inputs, "edges": None})
+        predictions, _, summary = train_arm("gnn", table, SETTINGS, 0.5, [3, 4], started=running)
     pd.testing.assert_frame_equal(predictions, expected)
     assert summary == expected_summary
     with SeedProcesses.from_files("gnn", SETTINGS, 0.5, "cpu", inputs, [4], 2, 1) as running:

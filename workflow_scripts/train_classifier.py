@@ -28,7 +28,9 @@ with rule_logging(snakemake) as log:
         from siteaug.runtime.io import write_json, write_parquet
 
         with threadpool_limits(snakemake.threads):  # scikit-learn's OpenMP threads too, imported just above
-            residues, balanced, edges = read_arm_inputs(**inputs)
+            # With every seed in a process, this job only scores: the training tables (balanced rows: up to 0.65 GB on
+            # DNA-573; edges) are read by the processes alone.
+            residues, balanced, edges = read_arm_inputs(**({**inputs, "balanced": None, "edges": None} if running else inputs))
             # gbdt's grid point, when the tree_scores job made the arm's tuning fits (rules/common.smk: TREE_SCORES_RUN).
             tuned = {"params": tree_grid_point(i.tree_grid, p.settings["gbdt"], seeds[0])} if "tree_grid" in i.keys() else None
             # One bar per network fitted here: one per seed (graph_transformer: members per seed).
