@@ -16,6 +16,7 @@ import torch
 
 import siteaug.arms.protocol
 import siteaug.runtime.io
+from helpers import REPO
 from siteaug.arms.protocol import fit_one_seed, read_arm_inputs, train_arm
 from siteaug.arms.registry import ARM_NAMES, lookup_arm, seed_process_count
 from siteaug.arms.seed_processes import SavedModel, SeedProcesses, load_seed_fit, save_seed_fit, seed_model_path
@@ -199,3 +200,46 @@ def test_a_seed_process_dies_with_its_killed_parent(tmp_path):
         assert not running(pid)
     finally:
         job.kill()
+
+
+SCRIPT_JOB = """
+import runpy, sys
+from types import SimpleNamespace
+
+class Files(dict):  # Snakemake's named input/output lists: by key, by attribute, get() and keys()
+    __getattr__ = dict.__getitem__
+
+job = {job!r}
+snakemake = SimpleNamespace(
+    input=Files(job["input"]), output=SimpleNamespace(**job["output"]), params=SimpleNamespace(**job["params"]),
+    wildcards=Files(arm=job["arm"]), threads=job["threads"], log=[job["log"]], rule="train_classifier")
+sys.path.insert(0, {scripts!r})
+runpy.run_path({script!r}, init_globals={{"snakemake": snakemake}})
+"""
+
+
+def test_the_train_classifier_script_with_seeds_in_processes_gives_the_loop(tmp_path):
+    """The workflow's train_classifier script as it runs on a CUDA device (its seeds in processes, started before it
+    reads its tables, and itself reading no training table), here on the CPU: the loop's predictions and summary."""
+    residues, _ = residue_table()
+    train = residues[residues["split"] == "train"]
+    balanced = pd.concat([train, train[train["label"] == 1]], ignore_index=True)
+    siteaug.runtime.io.write_parquet(residues, tmp_path / "residues.parquet")
+    siteaug.runtime.io.write_parquet(balanced, tmp_path / "balanced.parquet")
+    with torch_threads(1):
+        expected, _, expected_summary = train_arm("diffusion", residues, SETTINGS, 0.5, [3, 4], balanced=balanced)
+    settings = {**SETTINGS, "seeds": 2, "device": "cpu"}
+    out = tmp_path / "out"
+    job = {"arm": "diffusion", "threads": 2, "log": str(tmp_path / "job.log"),
+           "input": {"residues": str(tmp_path / "residues.parquet"), "balanced": str(tmp_path / "balanced.parquet")},
+           "output": {"models": str(out / "models"), "summary": str(out / "summary.json"),
+                      "predictions": str(out / "predictions.parquet")},
+           "params": {"settings": settings, "seed_processes": 2, "ratio": 0.5, "seed": 3}}
+    scripts = str(REPO / "workflow_scripts")
+    code = SCRIPT_JOB.format(job=job, scripts=scripts, script=str(REPO / "workflow_scripts/train_classifier.py"))
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "arm diffusion: 2 seeds in 2 processes on cpu" in (tmp_path / "job.log").read_text()
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions.parquet"), expected)
+    assert [s["best_epoch"] for s in json.loads((out / "summary.json").read_text())["seeds"]] == \
+        [s["best_epoch"] for s in expected_summary]
