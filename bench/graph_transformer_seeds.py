@@ -5,6 +5,7 @@ processes train them), and K seeds on K CUDA streams of one process (stepped in 
     python bench/graph_transformer_seeds.py procs K EPOCHS           # K processes, each "single"
     python bench/graph_transformer_seeds.py procs-mps K EPOCHS       # the same under an NVIDIA MPS daemon (gpu.mps's)
     python bench/graph_transformer_seeds.py streams K EPOCHS         # K streams in this process
+    python bench/graph_transformer_seeds.py compiled 1 EPOCHS [SEED] # one seed alone, its network torch.compile'd
 
 Training steps only (captured CUDA graphs, ``_CapturedSteps``), no validation pass, on synthetic graphs the size of
 DNA-573's training split (``bench/graph_batching.py``'s ``synthetic_tables``: 460 proteins) at ``config/dna573.yaml``'s
@@ -37,8 +38,9 @@ def build():
     return GraphStack(gt.attributed_graphs(residues, edges, cols, ids), DEVICE), len(cols)
 
 
-def member(stack, dim, seed):
-    """(network, optimiser, loss sum, captured steps) of one seed, as the arm builds them on CUDA."""
+def member(stack, dim, seed, compiled=False):
+    """(network, optimiser, loss sum, captured steps) of one seed, as the arm builds them on CUDA; with ``compiled`` the
+    steps call the network through ``torch.compile`` (dynamic shapes: one compilation for every batch-size bucket)."""
     cfg = gt.GraphTransformerConfig(input_dim=dim, hidden=64, layers=6, heads=4, dropout=0.3, alpha=0.3, epochs=40, seed=seed)
     torch.manual_seed(seed)
     net = gt.ResidueGraphTransformer(cfg).to(DEVICE)
@@ -46,7 +48,8 @@ def member(stack, dim, seed):
     lr = torch.tensor(1e-3, device=DEVICE)
     opt = torch.optim.AdamW(list(net.parameters()), lr=lr, weight_decay=1e-4, fused=True, capturable=True)
     total = torch.zeros((), dtype=torch.float64, device=DEVICE)
-    return net, opt, total, gt._CapturedSteps(net, stack, opt, total)
+    runner = torch.compile(net, dynamic=True, fullgraph=True) if compiled else net
+    return net, opt, total, gt._CapturedSteps(runner, stack, opt, total)
 
 
 def main():
@@ -65,7 +68,7 @@ def main():
         return
     stack, dim = build()
     seeds = [int(sys.argv[4])] if len(sys.argv) > 4 else list(range(K))
-    members = [(*member(stack, dim, s)[2:], np.random.default_rng(s)) for s in seeds]  # (loss sum, steps, batch order)
+    members = [(*member(stack, dim, s, compiled=mode == "compiled")[2:], np.random.default_rng(s)) for s in seeds]  # (loss sum, steps, batch order)
     streams = [torch.cuda.Stream() for _ in members] if mode == "streams" else [torch.cuda.current_stream()] * len(members)
     nb = int(np.ceil(len(stack) / 8))
 
@@ -79,7 +82,9 @@ def main():
                     torch.cuda.synchronize()
         torch.cuda.synchronize()
 
-    epoch()  # captures
+    t = time.perf_counter()
+    epoch()  # captures (and compiles)
+    first = time.perf_counter() - t
     times = []
     for _ in range(epochs):
         t = time.perf_counter()
@@ -89,6 +94,7 @@ def main():
     epoch(sync_each=True)
     synced = time.perf_counter() - t
     print(json.dumps({"mode": mode, "K": len(members), "steps_per_epoch": nb, "s_per_epoch": times, "s_per_epoch_synced_steps": synced,
+                      "first_epoch_s": first,
                       "graphs": sum(len(m[1].graphs) for m in members), "loss": [float(m[0]) for m in members]}))
 
 

@@ -12,7 +12,9 @@
 # (bench/gpu_trace.sh; read with bench/gpu_trace.py).
 # SNAKEMAKE_ARG=ARG passes one more argument to the timed run, e.g. --set-threads=tree_scores=16 for a same-machine
 # baseline of a change to a rule's threads. The scheduler is the workflow profile's (greedy, profiles/default).
-# Usage: [RESUME=1] [JOBS_PER_CARD=N] [MPS=0] [GPU_TRACE=1] [SNAKEMAKE_ARG=ARG] bash bench/issue14_dna573_gpu.sh [SECONDS]
+# ALONE="ARM ..." then reruns each named arm's train_classifier job by itself (--forcerun, nothing else on the card), one
+# after another, and prints its benchmark seconds: what the job costs without the rest of the run beside it.
+# Usage: [RESUME=1] [JOBS_PER_CARD=N] [MPS=0] [GPU_TRACE=1] [SNAKEMAKE_ARG=ARG] [ALONE="ARM ..."] bash bench/issue14_dna573_gpu.sh [SECONDS]
 limit=${1:-560}
 source bench/device_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -35,6 +37,17 @@ echo "exit $? after $(( $(date +%s) - start )) s"
 [ -n "$GPU_TRACE" ] && gpu_trace_stop
 tail -5 /tmp/pipe/results_snakemake.log; [ -n "$RESUME" ] && tail -8 /tmp/pipe/resume.log
 python3 bench/workflow_stages.py /tmp/pipe/results --json $OUT/stages.json > /dev/null
+mkdir -p /tmp/pipe/results/logs/alone
+for arm in $ALONE; do
+  job=/tmp/pipe/results/classifier/$arm/predictions.parquet
+  cp /tmp/pipe/results/logs/train_classifier/$arm.log /tmp/pipe/results/logs/alone/$arm.in_run.log
+  cp /tmp/pipe/results/benchmarks/train_classifier_$arm.tsv /tmp/pipe/results/logs/alone/$arm.in_run.tsv
+  python3 -m snakemake --configfile $configs /tmp/pipe/results_output_directory.yaml --cores 16 --resources gpu=$jobs \
+    --forcerun $job --until $job > /tmp/pipe/results/logs/alone/$arm.snakemake.log 2>&1
+  rc=$?
+  cp /tmp/pipe/results/logs/train_classifier/$arm.log /tmp/pipe/results/logs/alone/$arm.log
+  echo "$arm alone: exit $rc, $(tail -1 /tmp/pipe/results/benchmarks/train_classifier_$arm.tsv | cut -f1) s"
+done
 (cd /tmp/pipe/results && tar -czf $OUT/dna573.tar.gz logs benchmarks report classifier/*/predictions.parquet \
    classifier/*/summary.json diffusion/history.json embedding/diffusion/history.json features/tree_scores.json \
    balanced/summary.json 2>/dev/null)

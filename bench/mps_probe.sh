@@ -6,8 +6,9 @@
 # session). Every process builds the synthetic graphs first, which takes most of a minute: allow about 120 s a mode
 # (a first try with 50 s a mode printed nothing). JSON lines go to $OUT/mps_probe.jsonl, a summary line per mode to
 # the console.
-# Usage: bash bench/mps_probe.sh [EPOCHS] [SECONDS_PER_MODE]
-epochs=${1:-6}; limit=${2:-150}
+# Other modes of graph_transformer_seeds.py, each as MODE:K, may follow (e.g. single:1 compiled:1 procs-mps:2).
+# Usage: bash bench/mps_probe.sh [EPOCHS] [SECONDS_PER_MODE] [MODE:K ...]
+epochs=${1:-6}; limit=${2:-150}; shift 2 2>/dev/null
 source bench/device_env.sh > /dev/null 2>&1
 nvidia-smi --query-gpu=name --format=csv,noheader
 probe() {  # probe LABEL MODE K
@@ -19,6 +20,10 @@ probe() {  # probe LABEL MODE K
 med=lambda xs: sorted(xs)[len(xs)//2]
 print(sys.argv[1], 's per epoch (median of each process):', [round(med(r['s_per_epoch']),3) for r in runs])" "$1" "$line"
 }
+if [ $# -gt 0 ]; then
+  for spec in "$@"; do probe "$spec" ${spec%%:*} ${spec##*:}; done
+  exit
+fi
 probe "3 processes, no MPS" procs 3
 probe "3 processes, MPS" procs-mps 3
 probe "1 process, MPS" procs-mps 1
