@@ -1,10 +1,11 @@
 """What a graph_transformer seed process does before its first training step, step by step, on a workflow's outputs.
 
-    python bench/seed_process_start.py RESULTS_DIR [--json OUT.json]
+    python bench/seed_process_start.py RESULTS_DIR [--device cuda] [--json OUT.json]
 
 RESULTS_DIR is a run's output folder holding features/residues.parquet, features/edges.parquet and (with
 classifier.graph_transformer.tree_input) features/tree_scores.parquet. Run it in a fresh process: the first two steps
-are imports. Prints each step's seconds and writes them as JSON.
+are imports. With ``--device cuda`` the process first makes its CUDA context (under the workflow's MPS daemon when
+CUDA_MPS_PIPE_DIRECTORY names it) and stacks the graphs on the card. Prints each step's seconds and writes them as JSON.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ START = time.perf_counter()
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("results", type=Path)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     steps, last = [], START
@@ -29,9 +31,12 @@ def main() -> None:
         steps.append({"step": name, "seconds": round(now - last, 3)})
         last = now
 
-    import torch  # noqa: F401
+    import torch
 
     step("import torch")
+    if args.device != "cpu":
+        torch.zeros(1, device=args.device)
+        step(f"CUDA context ({args.device})")
     from siteaug.arms.protocol import read_arm_inputs
     from siteaug.runtime.tables import feature_columns, sorted_split
 
@@ -50,14 +55,14 @@ def main() -> None:
     cols = feature_columns(residues)
     graphs = {name: attributed_graphs(part, edges, cols, part["protein_id"].unique()) for name, part in parts.items()}
     step("build the graphs")
-    GraphStack(graphs["train"], "cpu")
+    GraphStack(graphs["train"], args.device)
     step("stack the training graphs")
     total = round(last - START, 3)
     for row in steps:
         print(f"{row['step']:55s} {row['seconds']:7.2f} s")
     print(f"{'total':55s} {total:7.2f} s   ({len(residues)} residues, {len(edges)} edges)")
     if args.json:
-        args.json.write_text(json.dumps({"steps": steps, "total_seconds": total, "residues": len(residues),
+        args.json.write_text(json.dumps({"device": args.device, "steps": steps, "total_seconds": total, "residues": len(residues),
                                          "edges": len(edges)}, indent=2))
 
 
