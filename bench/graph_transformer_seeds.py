@@ -31,11 +31,17 @@ DEVICE = torch.device("cuda")
 
 
 def build():
-    """The synthetic training graphs on the card, and their feature count."""
+    """The synthetic training graphs on the card, the validation graphs' batches (as the arm scores them each epoch),
+    and their feature count."""
     residues, edges = synthetic_tables(460, 57, 81, seed=0)
     cols = [c for c in residues.columns if c.startswith("f_")]
-    ids = residues.loc[residues.split == "train", "protein_id"].unique()
-    return GraphStack(gt.attributed_graphs(residues, edges, cols, ids), DEVICE), len(cols)
+
+    def graphs(split):
+        ids = residues.loc[residues.split == split, "protein_id"].unique()
+        return gt.attributed_graphs(residues, edges, cols, ids)
+
+    validation = GraphStack(graphs("validation"), DEVICE).in_order(gt.VALIDATION_BATCH)
+    return GraphStack(graphs("train"), DEVICE), validation, len(cols)
 
 
 def member(stack, dim, seed, compiled=False):
@@ -66,7 +72,7 @@ def main():
         clients = daemon.stop() if daemon else None
         print(json.dumps({"mode": mode, "K": K, "children": outs, "wall": wall, "mps_clients": clients}))
         return
-    stack, dim = build()
+    stack, validation, dim = build()
     seeds = [int(sys.argv[4])] if len(sys.argv) > 4 else list(range(K))
     members = [(*member(stack, dim, s, compiled=mode == "compiled")[2:], np.random.default_rng(s)) for s in seeds]  # (loss sum, steps, batch order)
     streams = [torch.cuda.Stream() for _ in members] if mode == "streams" else [torch.cuda.current_stream()] * len(members)
@@ -93,8 +99,22 @@ def main():
     t = time.perf_counter()
     epoch(sync_each=True)
     synced = time.perf_counter() - t
+    network = members[0][1].network
+
+    @torch.inference_mode()
+    def validate():  # the arm's per-epoch validation pass (eager), probabilities back on the host
+        network.eval()
+        out = torch.cat([torch.sigmoid(network(b.x, b.edge_index, b.edge_attr)).float() for b in validation]).cpu()
+        network.train()
+        return out
+
+    validate()
+    t = time.perf_counter()
+    for _ in range(3):
+        validate()
+    validation_s = (time.perf_counter() - t) / 3
     print(json.dumps({"mode": mode, "K": len(members), "steps_per_epoch": nb, "s_per_epoch": times, "s_per_epoch_synced_steps": synced,
-                      "first_epoch_s": first,
+                      "first_epoch_s": first, "validation_pass_s": validation_s,
                       "graphs": sum(len(m[1].graphs) for m in members), "loss": [float(m[0]) for m in members]}))
 
 
