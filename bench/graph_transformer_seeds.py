@@ -6,6 +6,7 @@ processes train them), and K seeds on K CUDA streams of one process (stepped in 
     python bench/graph_transformer_seeds.py procs-mps K EPOCHS       # the same under an NVIDIA MPS daemon (gpu.mps's)
     python bench/graph_transformer_seeds.py streams K EPOCHS         # K streams in this process
     python bench/graph_transformer_seeds.py compiled 1 EPOCHS [SEED] # one seed alone, its network torch.compile'd
+    python bench/graph_transformer_seeds.py procs-mps-compiled K EPOCHS  # K "compiled" processes under MPS
 
 Training steps only (captured CUDA graphs, ``_CapturedSteps``), no validation pass, on synthetic graphs the size of
 DNA-573's training split (``bench/graph_batching.py``'s ``synthetic_tables``: 460 proteins) at ``config/dna573.yaml``'s
@@ -60,12 +61,13 @@ def member(stack, dim, seed, compiled=False):
 
 def main():
     mode, K, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    if mode in ("procs", "procs-mps"):
-        daemon = MpsDaemon() if mode == "procs-mps" else None
+    if mode in ("procs", "procs-mps", "procs-mps-compiled"):
+        daemon = MpsDaemon() if mode.startswith("procs-mps") else None
+        child = "compiled" if mode.endswith("compiled") else "single"
         if daemon:
             daemon.start()  # the children inherit its pipe folder, as the workflow's jobs do
         start = time.perf_counter()
-        ps = [subprocess.Popen([sys.executable, __file__, "single", "1", str(epochs), str(s)], stdout=subprocess.PIPE, text=True)
+        ps = [subprocess.Popen([sys.executable, __file__, child, "1", str(epochs), str(s)], stdout=subprocess.PIPE, text=True)
               for s in range(K)]
         outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in ps]
         wall = time.perf_counter() - start
