@@ -59,6 +59,13 @@ def member(stack, dim, seed, compiled=False):
     return net, opt, total, gt._CapturedSteps(runner, stack, opt, total)
 
 
+def compile_counters() -> dict:
+    """torch.compile's cache hits and misses in this process (empty when nothing was compiled)."""
+    from torch._dynamo.utils import counters
+
+    return {group: {k: v for k, v in counters[group].items() if "cache" in k} for group in ("inductor", "aot_autograd")}
+
+
 def main():
     mode, K, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     if mode in ("procs", "procs-mps", "procs-mps-compiled"):
@@ -116,7 +123,7 @@ def main():
         validate()
     validation_s = (time.perf_counter() - t) / 3
     print(json.dumps({"mode": mode, "K": len(members), "steps_per_epoch": nb, "s_per_epoch": times, "s_per_epoch_synced_steps": synced,
-                      "first_epoch_s": first, "validation_pass_s": validation_s,
+                      "first_epoch_s": first, "validation_pass_s": validation_s, "compile_counters": compile_counters(),
                       "graphs": sum(len(m[1].graphs) for m in members), "loss": [float(m[0]) for m in members]}))
 
 
