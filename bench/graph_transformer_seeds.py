@@ -55,8 +55,7 @@ def member(stack, dim, seed, compiled=False):
     lr = torch.tensor(1e-3, device=DEVICE)
     opt = torch.optim.AdamW(list(net.parameters()), lr=lr, weight_decay=1e-4, fused=True, capturable=True)
     total = torch.zeros((), dtype=torch.float64, device=DEVICE)
-    runner = torch.compile(net, dynamic=True, fullgraph=True) if compiled else net
-    return net, opt, total, gt._CapturedSteps(runner, stack, opt, total)
+    return net, opt, total, gt._CapturedSteps(net, stack, opt, total, gt.training_forward(net, compiled))
 
 
 def compile_counters() -> dict:
@@ -108,7 +107,7 @@ def main():
     t = time.perf_counter()
     epoch(sync_each=True)
     synced = time.perf_counter() - t
-    network = members[0][1].network
+    network = members[0][1].network  # eager, as the arm scores
 
     @torch.inference_mode()
     def validate():  # the arm's per-epoch validation pass (eager), probabilities back on the host

@@ -24,7 +24,7 @@ from siteaug.runtime.tables import feature_columns
 
 SETTINGS = {"hidden": 16, "layers": 2, "heads": 2, "dropout": 0.0, "alpha": 0.1, "epochs": 30, "patience": 30,
             "batch_proteins": 4, "lr": 1e-2, "weight_decay": 0.0, "members": 1, "tree_input": False,
-            "cuda_graph": True}
+            "cuda_graph": True, "compile": True}
 
 
 def helix_backbone(length: int, rise: float = 1.5, radius: float = 2.3) -> np.ndarray:
@@ -152,7 +152,8 @@ def test_captured_cuda_steps_train_as_eager_steps():
     cols, graphs = planted_split_graphs()
     models = {}
     for captured in (True, False):
-        config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "cuda_graph": captured}, seed=2)
+        config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "cuda_graph": captured, "compile": False},
+                                        seed=2)
         models[captured] = GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"])
     assert [r["epoch"] for r in models[True].history] == [r["epoch"] for r in models[False].history]
     for a, b in zip(models[True].history, models[False].history):
@@ -165,7 +166,47 @@ def test_captured_cuda_steps_train_as_eager_steps():
 
 
 @needs_cuda
+def test_compiled_captured_steps_train_as_the_network_itself():
+    cols, graphs = planted_split_graphs()
+    models = {}
+    for compiled in (True, False):
+        config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "compile": compiled}, seed=2)
+        models[compiled] = GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"])
+    for a, b in zip(models[True].history, models[False].history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+    # Fused kernels sum in another order: the same size of difference as padded against unpadded steps (above).
+    for a, b in zip(models[True].network.parameters(), models[False].network.parameters()):
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-3)
+
+
+@needs_cuda
+def test_a_compiled_network_draws_new_dropout_masks_at_every_replay():
+    """The compiled training step's dropout must draw afresh at each replay of its captured graph, as the eager
+    network's does, not repeat the masks of the capture."""
+    from siteaug.runtime.cuda_graphs import capture_step
+
+    network = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Dropout(0.5)).cuda()
+    runner = torch.compile(network, dynamic=True, fullgraph=True)
+    optimiser = torch.optim.SGD(network.parameters(), lr=0.0)
+    x, out = torch.ones(256, 64, device="cuda"), torch.zeros(256, 64, device="cuda")
+
+    def step():
+        y = runner(x)
+        y.sum().backward()
+        out.copy_(y.detach())
+
+    graph = capture_step(step, list(network.parameters()), optimiser, torch.device("cuda"), keep=[out])
+    masks = []
+    for _ in range(3):
+        graph.replay()
+        masks.append((out != 0).cpu())
+    assert 0.4 < masks[0].float().mean() < 0.6
+    assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[1], masks[2])
+
+
+@needs_cuda
 def test_captured_cuda_steps_are_deterministic_with_dropout():
+    """Compiled too (SETTINGS): the same seed gives the same dropout draws and the same model."""
     cols, graphs = planted_split_graphs()
     config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 4, "dropout": 0.3}, seed=2)
     runs = [GraphTransformerClassifier(config, "cuda").fit(graphs["train"], graphs["validation"]).predict_graphs(graphs["validation"])

@@ -13,6 +13,7 @@ so a head retrained on embeddings (the ``embedding_*`` arms) sees exactly what t
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -87,6 +88,11 @@ class GraphTransformerConfig:
     # eager step launches about 600 small kernels from Python, which bounds the loop at a few times the GPU's time.
     # Checked on an H100 (bench/RESULTS.md, "graph_transformer captured steps"): the same held-out figures, half the time.
     cuda_graph: bool = True
+    # On CUDA, the training step calls the network through torch.compile (dynamic shapes: one compilation serves every
+    # batch size bucket), which fuses the attention's gathers, products and softmax around the matrix products: 0.167
+    # against 0.37 s an epoch on an H100, captured both (bench/RESULTS.md, "graph_transformer compiled"). Compiling
+    # costs about 35 s in a machine's first process and less once torch's compile cache holds it. Scoring stays eager.
+    compile: bool = True
     seed: int = 0
 
 
@@ -128,16 +134,33 @@ class ResidueGraphTransformer(nn.Module):
         self.out_norm = nn.LayerNorm(h)
         self.head = nn.Sequential(nn.Linear(h, h // 2), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(h // 2, 1))
 
-    def embed(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
-        h0 = h = self.input(x)
+    def embed(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor, blocks=None) -> torch.Tensor:
+        """Each node's embedding. ``blocks``: what runs the attention blocks (``self.blocks``, or a compiled version of it:
+        ``training_forward``)."""
+        return (blocks or self.blocks)(self.input(x), edge_index, edge_attr)
+
+    def blocks(self, h0: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        """The attention blocks and the last norm, from the input representation ``h0``: all of the network that does not
+        see the feature count, so that one compilation of it serves any dataset (``compile_training_step``)."""
+        h = h0
         for norm, conv, ffn_norm, ffn in zip(self.attention_norms, self.convs, self.ffn_norms, self.ffns):
             h = h + self.dropout(conv(norm(h), edge_index, edge_attr))
             h = (1 - self.alpha) * h + self.alpha * h0
             h = h + self.dropout(ffn(ffn_norm(h)))
         return self.out_norm(h)
 
-    def forward(self, x, edge_index, edge_attr) -> torch.Tensor:
-        return self.head(self.embed(x, edge_index, edge_attr)).squeeze(-1)
+    def forward(self, x, edge_index, edge_attr, blocks=None) -> torch.Tensor:
+        return self.head(self.embed(x, edge_index, edge_attr, blocks)).squeeze(-1)
+
+
+def training_forward(network: ResidueGraphTransformer, compiled: bool):
+    """The function a training step calls: the network itself, or the network with its blocks run through
+    ``torch.compile`` (dynamic shapes: one compilation serves every batch size). The input layer and the head stay
+    eager: a few small kernels, captured with the rest, and the compiled part then does not depend on the dataset."""
+    if not compiled:
+        return network
+    blocks = torch.compile(network.blocks, dynamic=True, fullgraph=True)
+    return functools.partial(network.forward, blocks=blocks)
 
 
 class _CapturedSteps(PaddedGraphSteps):
@@ -145,9 +168,10 @@ class _CapturedSteps(PaddedGraphSteps):
     ``GraphStack.capacities``; each gathers its batch's rows itself. The loss is the mean over the real nodes, as the
     eager step's."""
 
-    def __init__(self, network: ResidueGraphTransformer, stack: GraphStack, optimiser, total: torch.Tensor):
+    def __init__(self, network: ResidueGraphTransformer, stack: GraphStack, optimiser, total: torch.Tensor, forward=None):
         super().__init__(stack)
         self.network, self.optimiser, self.total = network, optimiser, total
+        self.forward = forward or network  # training_forward's
 
     def key(self, chosen) -> tuple[int, int]:
         return self.stack.capacities(chosen)
@@ -157,12 +181,12 @@ class _CapturedSteps(PaddedGraphSteps):
         # capture, and the replays would read whatever then took its memory (a GPU test caught that once: see
         # bench/RESULTS.md). Tensors made inside step() live in the graph's own pool.
         node_ids, edge_ids, edge_shift, real = static.split(GraphStack.padded_layout(node_capacity, edge_capacity))
-        network, parameters = self.network, list(self.network.parameters())
+        forward, parameters = self.forward, list(self.network.parameters())
 
         def step():
             position = torch.arange(node_capacity, device=static.device)
             x, edge_index, edge_attr, y = self.stack.gather(node_ids, edge_ids, edge_shift)
-            per_node = nn.functional.binary_cross_entropy_with_logits(network(x, edge_index, edge_attr), y.float(), reduction="none")
+            per_node = nn.functional.binary_cross_entropy_with_logits(forward(x, edge_index, edge_attr), y.float(), reduction="none")
             loss = (per_node * (position < real).float()).sum() / real.float()
             clipped_step(loss, parameters, self.optimiser, self.total)
 
@@ -222,6 +246,8 @@ class GraphTransformerClassifier:
         cfg = self.config
         on_cuda = self.device.type == "cuda"
         captured = on_cuda and cfg.cuda_graph
+        # The training step's forward (and, through it, backward) compiled; scoring calls the network itself.
+        forward = training_forward(network, on_cuda and cfg.compile)
         # Fused: one kernel per step for all parameters on a GPU, as train_diffusion's optimiser. Captured steps need
         # the step count on the device (capturable) and a tensor learning rate, which the schedule changes in place.
         learning_rate = torch.tensor(cfg.lr, device=self.device) if captured else cfg.lr
@@ -238,7 +264,7 @@ class GraphTransformerClassifier:
         # The epoch's loss is summed on the device and read once per epoch: reading it (or testing it) every step would
         # make the host wait for the GPU at every step of a loop that the host bounds.
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        steps = _CapturedSteps(network, train, optimiser, total) if captured else None
+        steps = _CapturedSteps(network, train, optimiser, total, forward) if captured else None
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)  # dropout draws from the global generator
             epochs = range(1, cfg.epochs + 1)
@@ -254,7 +280,7 @@ class GraphTransformerClassifier:
                     batch = train.batch(chosen)
                     # Full precision: under bf16 autocast a seed of DNA-573 diverged (H200); the step is bound by batching
                     # many small graphs, not by arithmetic.
-                    loss = loss_fn(network(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
+                    loss = loss_fn(forward(batch.x, batch.edge_index, batch.edge_attr), batch.y.float())
                     optimiser.zero_grad(set_to_none=True)
                     clipped_step(loss, parameters, optimiser, total)
                 scheduler.step()
@@ -270,6 +296,8 @@ class GraphTransformerClassifier:
                     scores = self._per_batch(validation, lambda b, n=network: torch.sigmoid(n(b.x, b.edge_index, b.edge_attr)), network)
                     record["validation_auprc"] = round(float(average_precision_score(val_labels, scores.numpy())), 5)
                 history.append(record)
+                if epoch == 1:  # it also captured (and compiled) the steps
+                    first_epoch = time.monotonic() - began
                 # Without validation rows the epoch itself is the score: every epoch gains and the last is kept.
                 if stopping.update(epoch, record.get("validation_auprc", epoch), network):
                     break
@@ -277,8 +305,11 @@ class GraphTransformerClassifier:
         network.load_state_dict(stopping.best_state)
         network.eval()
         seconds = time.monotonic() - began
-        log.info("graph_transformer seed %d: kept epoch %d of %d (validation AUPRC %s); %.1f s, %.2f s an epoch", seed,
-                 best_epoch, len(history), history[best_epoch - 1].get("validation_auprc"), seconds, seconds / len(history))
+        later = (seconds - first_epoch) / (len(history) - 1) if len(history) > 1 else float("nan")
+        setup = [name for name, done in (("compilation", forward is not network), ("capture", captured)) if done]
+        log.info("graph_transformer seed %d: kept epoch %d of %d (validation AUPRC %s); %.1f s: the first epoch %.1f s%s, "
+                 "then %.2f s an epoch", seed, best_epoch, len(history), history[best_epoch - 1].get("validation_auprc"),
+                 seconds, first_epoch, f" (with {' and '.join(setup)})" if setup else "", later)
         return history, best_epoch
 
     @torch.inference_mode()
@@ -315,6 +346,25 @@ class GraphTransformerClassifier:
             network.eval()
         model.best_epochs = list(payload["best_epochs"])
         return model
+
+
+def compile_training_step(config: GraphTransformerConfig, device) -> float:
+    """Compile ``config``'s training step on ``device`` (a CUDA card) ahead of its fits, so that each of them reads the
+    compilation from torch's compile cache (a few seconds) instead of compiling it again (about 35 s in a machine's
+    first process, bench/RESULTS.md). It runs one epoch of the fit's own code on a few random graphs: the compiled part
+    (``ResidueGraphTransformer.blocks``) sees no feature count, so the graphs need not be the dataset's. Returns the
+    seconds it took."""
+    began = time.monotonic()
+    generator = torch.Generator().manual_seed(config.seed)
+    graphs = []
+    for nodes in (40, 70, 110, 90):  # both classes in each, so that the validation pass scores the epoch as in a fit
+        edge_index = torch.randint(0, nodes, (2, 8 * nodes), generator=generator)
+        graphs.append(Data(x=torch.randn(nodes, 1, generator=generator), edge_index=edge_index,
+                           edge_attr=torch.randn(edge_index.shape[1], EDGE_DIM, generator=generator),
+                           y=(torch.arange(nodes) % 5 == 0).long()))
+    settings = {**asdict(config), "input_dim": 1, "epochs": 1, "members": 1}
+    GraphTransformerClassifier(GraphTransformerConfig(**settings), device).fit(graphs[:3], graphs[3:])
+    return time.monotonic() - began
 
 
 def embedding_table(model: GraphTransformerClassifier, residues: pd.DataFrame, edges: pd.DataFrame,
