@@ -40,8 +40,8 @@ rule tree_scores:
         ENV
     # Its fold fits run side by side (one process each), and graph_transformer waits for it. Every core, even where
     # the fits use fewer: with 12 of 16 cores, the jobs started beside it slowed it from 22.5 to 35.1 s on the critical
-    # path (bench/RESULTS.md, 2026-12-06).
-    threads: every_core()
+    # path (bench/RESULTS.md, 2026-12-06). But compile_graph_transformer's, when it runs: it started first.
+    threads: cores_beside_compile()
     params:
         gbdt=lookup(within=config, dpath="classifier/gbdt"),
         seed=config["seed"],
@@ -49,3 +49,26 @@ rule tree_scores:
         "Out-of-fold tree scores for graph_transformer's input, and the gbdt arm's grid point (up to {threads} fits at a time); progress: tail -f {log}"
     script:
         "../workflow_scripts/tree_scores.py"
+
+
+rule compile_graph_transformer:
+    output:
+        out(f"classifier/{EMBEDDING_MODEL_ARM}_compiled.json"),
+    log:
+        out("logs/compile_graph_transformer.log"),
+    benchmark:
+        out("benchmarks/compile_graph_transformer.tsv")
+    priority: CRITICAL_PATH_PRIORITY
+    conda:
+        ENV
+    threads: COMPILE_THREADS
+    resources:
+        gpu=1,
+    params:
+        settings=lookup(within=config, dpath="classifier/graph_transformer"),
+        seed=config["seed"],
+        gpu=lookup(within=config, dpath="gpu"),
+    message:
+        f"Compiling {EMBEDDING_MODEL_ARM}'s training step once, ahead of its fits ({{threads}} compiler workers); progress: tail -f {{log}}"
+    script:
+        "../workflow_scripts/compile_graph_transformer.py"

@@ -38,6 +38,21 @@ EMBEDDING_MODEL_FIT = out(f"classifier/{EMBEDDING_MODEL_ARM}/seed_{config['seed'
 # gbdt arm's grid-tuning fits (same rows, folds and seed), so that arm's job then reads the grid point chosen there
 # instead of fitting the grid again: 42 of gbdt's 67 s on DNA-573 (bench/RESULTS.md, 2026-12-06, eighth session).
 TREE_SCORES_RUN = EMBEDDING_MODEL_ARM in ARMS and bool(config["classifier"]["graph_transformer"]["tree_input"])
+# Whether compile_graph_transformer runs: EMBEDDING_MODEL_ARM trains on a CUDA card with its step compiled. Its fits
+# (embed_residues' first seed, the arm's other seeds) then read the compilation from torch's compile cache instead of
+# compiling it each, about 35 s apiece (bench/RESULTS.md, "graph_transformer compiled"). classifier.device auto may
+# mean a CPU, where nothing is compiled: only an explicit cuda warms up.
+COMPILE_WARMUP = (
+    EMBEDDING_MODEL_ARM in ARMS
+    and config["classifier"]["device"] == "cuda"
+    and bool(config["classifier"]["graph_transformer"]["compile"])
+)
+# Its cores: the compiler's workers. features and tree_scores, which run beside it, leave them free.
+COMPILE_THREADS = 2
+if COMPILE_WARMUP:
+    # torch's compile cache in the output folder, not the machine's /tmp: a cluster's jobs on other nodes find the
+    # compilation too, and so do later runs into this folder. A cache the user chose stays theirs.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(out(".torch_compile_cache")))
 
 
 def first_seed_fitted_apart(arm):
@@ -81,9 +96,15 @@ def every_core():
     return cores or config["threads"]
 
 
+def cores_beside_compile():
+    """Every core but compile_graph_transformer's, when it runs: for the jobs it runs beside (features, tree_scores),
+    which would otherwise wait for it to end."""
+    return max(1, every_core() - COMPILE_THREADS) if COMPILE_WARMUP else every_core()
+
+
 # features.threads caps the features rule (Snakemake lowers a larger cap to --cores).
 def features_threads():
-    return config["features"]["threads"] or every_core()
+    return config["features"]["threads"] or cores_beside_compile()
 
 
 # When several jobs are ready at once, those of the workflow's long chains start first, so the run does not wait for a
@@ -193,6 +214,8 @@ def arm_inputs(name):
         inputs["edges"] = out("features/edges.parquet")
     if arm.name == EMBEDDING_MODEL_ARM:
         inputs.update(tree_score_inputs())
+        if COMPILE_WARMUP:  # not a table: its fits start once the compile cache holds their step
+            inputs["compiled_step"] = out(f"classifier/{EMBEDDING_MODEL_ARM}_compiled.json")
     return inputs
 
 
@@ -300,6 +323,8 @@ def stage_benchmarks(wildcards):
         files.append(rules.make_demo.benchmark)
     if TREE_SCORES_RUN:
         files.append(rules.tree_scores.benchmark)
+    if COMPILE_WARMUP:
+        files.append(rules.compile_graph_transformer.benchmark)
     if EMBEDDING_TABLE_USED:
         files.append(rules.embed_residues.benchmark)
     if EMBEDDING_AUGMENTATION:

@@ -39,7 +39,7 @@ def test_features_takes_every_core_unless_capped(tmp_path, cores, cap, processes
 
 def test_seeds_side_by_side_on_cuda_only_gbdt_and_evaluate_on_half_and_tree_scores_on_every_core(tmp_path):
     (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [none, gbdt, graph_transformer]\n"
-                                       "  graph_transformer: {tree_input: true}\n")
+                                       "  graph_transformer: {tree_input: true, compile: false}\n")
     command = [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "16", "--configfile", str(tmp_path / "gpu.yaml")]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
@@ -48,14 +48,29 @@ def test_seeds_side_by_side_on_cuda_only_gbdt_and_evaluate_on_half_and_tree_scor
                  # gbdt's seeds share the grid point chosen on the tree_scores job's fits; its fits take half of --cores
                  "Training arm gbdt (3 seeds, 1 at a time, 8 cores)",
                  # every core, though the default grid has 2 x 2 points x 3 folds: 12 fits
-                 "Out-of-fold tree scores for graph_transformer's input, and the gbdt arm's grid point (up to 16 fits at a time)"):
+                 "Out-of-fold tree scores for graph_transformer's input, and the gbdt arm's grid point (up to 16 fits at a time)",
+                 "Features of every protein (16 worker processes)"):
         assert line in out, line
+    assert "compile_graph_transformer" not in out  # nothing to compile
     # evaluate's bootstrap, one arm per thread, takes half of --cores, as gbdt does
     assert re.search(r"^rule evaluate:\n(?:    .*\n)*?    threads: 8$", out, re.MULTILINE), out[-3000:]
     # With an embedding arm, embed_residues fits graph_transformer's first seed: the arm's job fits two, so holds two.
-    (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [graph_transformer, embedding_none]\n")
+    (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [graph_transformer, embedding_none]\n"
+                                       "  graph_transformer: {tree_input: true}\n")
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert "Training arm graph_transformer (3 seeds, 2 at a time, 2 cores)" in result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "Training arm graph_transformer (3 seeds, 2 at a time, 2 cores)" in out
+    # Compiled steps (the default): one job compiles the step first, with 2 compiler workers on the cores that
+    # features and tree_scores leave free, and both jobs that fit the arm's seeds wait for it.
+    for line in ("Compiling graph_transformer's training step once, ahead of its fits (2 compiler workers)",
+                 "up to 14 fits at a time", "Features of every protein (14 worker processes)"):
+        assert line in out, line
+    dag = subprocess.run([*command[:-4], "--dag", *command[-4:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    nodes = dict(re.findall(r'^\s*(\d+)\[label = "([^"]*)"', dag.stdout, re.MULTILINE))
+    edges = {(nodes[a], nodes[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", dag.stdout, re.MULTILINE)}
+    waiting = {b for a, b in edges if a == "compile_graph_transformer"}
+    # (and the report, which shows its time)
+    assert waiting == {"embed_residues", "train_classifier\\narm: graph_transformer", "report"}, dag.stdout[-2000:]
 
 
 def test_a_failed_job_shows_its_log_on_the_console(tmp_path_factory):
