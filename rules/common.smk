@@ -44,7 +44,7 @@ TREE_SCORES_RUN = EMBEDDING_MODEL_ARM in ARMS and bool(config["classifier"]["gra
 # mean a CPU, where nothing is compiled: only an explicit cuda warms up.
 COMPILE_WARMUP = (
     EMBEDDING_MODEL_ARM in ARMS
-    and config["classifier"]["device"] == "cuda"
+    and str(config["classifier"]["device"]).split(":")[0] == "cuda"
     and bool(config["classifier"]["graph_transformer"]["compile"])
 )
 # Its cores: the compiler's workers. features and tree_scores, which run beside it, leave them free.
