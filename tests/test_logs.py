@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from types import SimpleNamespace
@@ -81,3 +82,16 @@ def test_a_bad_progress_interval_is_one_error_line(tmp_path, monkeypatch, capsys
                 raise AssertionError("the job must not start")
         assert exit_info.value.code == 1
         assert capsys.readouterr().err == f"error: environment variable SITEAUG_PROGRESS_SECONDS: {value!r} is not a positive number of seconds\n"
+
+
+def test_a_job_that_reads_compiled_steps_compiles_in_its_own_process(monkeypatch):
+    """No pool of compiler workers (one per core) in each fit process that only reads torch's compile cache, whether
+    or not torch's compiler is already imported; its child processes inherit the setting."""
+    import torch._inductor.config as inductor_config
+
+    from siteaug.runtime.workflow import compile_in_this_process
+
+    monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
+    monkeypatch.setattr(inductor_config, "compile_threads", 8)
+    compile_in_this_process()
+    assert inductor_config.compile_threads == 1 and os.environ["TORCHINDUCTOR_COMPILE_THREADS"] == "1"

@@ -74,6 +74,16 @@ class LogFileStream:
         return self._handle.encoding
 
 
+def compile_in_this_process() -> None:
+    """For a job whose compilations are in torch's compile cache already (rule compile_graph_transformer made them):
+    torch then compiles in the process itself instead of starting a pool of compiler workers, one per core of the
+    machine, in every process that reads the cache. Child processes inherit it."""
+    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+    inductor_config = sys.modules.get("torch._inductor.config")  # read once, when torch's compiler was imported
+    if inductor_config is not None:
+        inductor_config.compile_threads = 1
+
+
 def rounded(value, digits: int = 4):
     """``value`` with every float (also inside dicts, lists and tuples) rounded, for log lines people read."""
     if isinstance(value, (float, np.floating)):
