@@ -56,11 +56,11 @@ def test_seeds_side_by_side_on_cuda_only_gbdt_and_evaluate_on_half_and_tree_scor
     assert re.search(r"^rule evaluate:\n(?:    .*\n)*?    threads: 8$", out, re.MULTILINE), out[-3000:]
     # With an embedding arm, embed_residues fits graph_transformer's first seed: the arm's job fits two, so holds two.
     (tmp_path / "gpu.yaml").write_text("classifier:\n  device: cuda\n  arms: [graph_transformer, embedding_none]\n"
-                                       "  graph_transformer: {tree_input: true}\n")
+                                       "  graph_transformer: {tree_input: true, compile: true}\n")
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
     assert "Training arm graph_transformer (3 seeds, 2 at a time, 2 cores)" in out
-    # Compiled steps (the default): one job compiles the step first, with 2 compiler workers on the cores that
+    # Compiled steps: one job compiles the step first, with 2 compiler workers on the cores that
     # features and tree_scores leave free, and both jobs that fit the arm's seeds wait for it.
     for line in ("Compiling graph_transformer's training step once, ahead of its fits (2 compiler workers)",
                  "up to 14 fits at a time", "Features of every protein (14 worker processes)"):

@@ -92,7 +92,7 @@ class GraphTransformerConfig:
     # batch size bucket), which fuses the attention's gathers, products and softmax around the matrix products: 0.167
     # against 0.37 s an epoch on an H100, captured both (bench/RESULTS.md, "graph_transformer compiled"). Compiling
     # costs about 35 s in a machine's first process and less once torch's compile cache holds it. Scoring stays eager.
-    compile: bool = True
+    compile: bool = False
     seed: int = 0
 
 
