@@ -88,10 +88,11 @@ class GraphTransformerConfig:
     # eager step launches about 600 small kernels from Python, which bounds the loop at a few times the GPU's time.
     # Checked on an H100 (bench/RESULTS.md, "graph_transformer captured steps"): the same held-out figures, half the time.
     cuda_graph: bool = True
-    # On CUDA, the training step calls the network through torch.compile (dynamic shapes: one compilation serves every
-    # batch size bucket), which fuses the attention's gathers, products and softmax around the matrix products: 0.167
-    # against 0.37 s an epoch on an H100, captured both (bench/RESULTS.md, "graph_transformer compiled"). Compiling
-    # costs about 35 s in a machine's first process and less once torch's compile cache holds it. Scoring stays eager.
+    # On CUDA, the training step runs the network's attention blocks through torch.compile (dynamic shapes: one
+    # compilation serves every batch size bucket), which fuses the attention's gathers, products and softmax around the
+    # matrix products. With the whole network compiled, an epoch took 0.167 against 0.37 s on an H100, captured both,
+    # and compiling 35 s in a fresh process (bench/RESULTS.md, "graph_transformer compiled"). Scoring stays eager. Off
+    # by default until a whole GPU run of the workflow has measured it (its fits then differ draw for draw).
     compile: bool = False
     seed: int = 0
 
@@ -350,8 +351,9 @@ class GraphTransformerClassifier:
 
 def compile_training_step(config: GraphTransformerConfig, device) -> float:
     """Compile ``config``'s training step on ``device`` (a CUDA card) ahead of its fits, so that each of them reads the
-    compilation from torch's compile cache (a few seconds) instead of compiling it again (about 35 s in a machine's
-    first process, bench/RESULTS.md). It runs one epoch of the fit's own code on a few random graphs: the compiled part
+    compilation from torch's compile cache instead of compiling it again (35 s in a fresh process on an H100; reading
+    the cache took 5.9 s against 39.0 s of compiling on a 2-core CPU, bench/RESULTS.md). It runs one epoch of the
+    fit's own code on a few random graphs: the compiled part
     (``ResidueGraphTransformer.blocks``) sees no feature count, so the graphs need not be the dataset's. Returns the
     seconds it took."""
     began = time.monotonic()
