@@ -110,6 +110,22 @@ def planted_split_graphs() -> tuple[list[str], dict[str, list]]:
     return cols, {s: attributed_graphs(residues, edges, cols, ids[s]) for s in ids}
 
 
+def test_compile_changes_nothing_on_a_cpu():
+    """classifier.graph_transformer.compile is for CUDA only: on a CPU (the demo, the tests) both settings train the
+    same eager network, bit for bit, and nothing is compiled (that would take about 40 s here)."""
+    from torch._dynamo.utils import counters
+
+    cols, graphs = planted_split_graphs()
+    traced = sum(counters["stats"].values())
+    scores = []
+    for compiled in (True, False):
+        config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 2, "compile": compiled}, seed=5)
+        model = GraphTransformerClassifier(config).fit(graphs["train"], graphs["validation"])
+        scores.append(model.predict_graphs(graphs["validation"]))
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert sum(counters["stats"].values()) == traced  # torch.compile traced nothing
+
+
 def test_graph_transformer_is_deterministic_on_cpu_and_round_trips(tmp_path):
     cols, graphs = planted_split_graphs()
     config = GraphTransformerConfig(input_dim=len(cols), **{**SETTINGS, "epochs": 3}, seed=5)
