@@ -40,7 +40,7 @@ rule tree_scores:
         ENV
     # Its fold fits run side by side (one process each), and graph_transformer waits for it. Every core, even where
     # the fits use fewer: with 12 of 16 cores, the jobs started beside it slowed it from 22.5 to 35.1 s on the critical
-    # path (bench/RESULTS.md, 2026-12-06). But compile_graph_transformer's, when it runs: it started first.
+    # path (bench/RESULTS.md, 2026-12-06). All but compile_graph_transformer's two when that job runs beside it.
     threads: cores_beside_compile()
     params:
         gbdt=lookup(within=config, dpath="classifier/gbdt"),
