@@ -53,7 +53,7 @@ rule tree_scores:
 
 rule compile_graph_transformer:
     output:
-        out(f"classifier/{EMBEDDING_MODEL_ARM}_compiled.json"),
+        COMPILED_STEP,
     log:
         out("logs/compile_graph_transformer.log"),
     benchmark:

@@ -47,6 +47,8 @@ COMPILE_WARMUP = (
     and str(config["classifier"]["device"]).split(":")[0] == "cuda"
     and bool(config["classifier"]["graph_transformer"]["compile"])
 )
+# Its output, which the jobs that fit the arm's seeds take as an input: they start once the cache holds their step.
+COMPILED_STEP = out(f"classifier/{EMBEDDING_MODEL_ARM}_compiled.json")
 # Its cores: the compiler's workers. features and tree_scores, which run beside it, leave them free.
 COMPILE_THREADS = 2
 if COMPILE_WARMUP:
@@ -214,8 +216,8 @@ def arm_inputs(name):
         inputs["edges"] = out("features/edges.parquet")
     if arm.name == EMBEDDING_MODEL_ARM:
         inputs.update(tree_score_inputs())
-        if COMPILE_WARMUP:  # not a table: its fits start once the compile cache holds their step
-            inputs["compiled_step"] = out(f"classifier/{EMBEDDING_MODEL_ARM}_compiled.json")
+        if COMPILE_WARMUP:  # not a table
+            inputs["compiled_step"] = COMPILED_STEP
     return inputs
 
 

@@ -89,9 +89,9 @@ def test_a_job_that_reads_compiled_steps_compiles_in_its_own_process(monkeypatch
     or not torch's compiler is already imported; its child processes inherit the setting."""
     import torch._inductor.config as inductor_config
 
-    from siteaug.runtime.workflow import compile_in_this_process
+    from siteaug.runtime.workflow import compile_threads
 
     monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
     monkeypatch.setattr(inductor_config, "compile_threads", 8)
-    compile_in_this_process()
+    compile_threads(1)
     assert inductor_config.compile_threads == 1 and os.environ["TORCHINDUCTOR_COMPILE_THREADS"] == "1"

@@ -3,12 +3,11 @@ import _checkout  # noqa: F401  (sys.path: this checkout's siteaug)
 import os
 
 from siteaug.runtime.device import configured_gpu_slot
-from siteaug.runtime.workflow import rule_logging
+from siteaug.runtime.workflow import compile_threads, rule_logging
 
 with rule_logging(snakemake) as log, configured_gpu_slot(snakemake.params.gpu):
     p = snakemake.params
-    # The compiler's worker processes: this job's cores, not one per core of the machine (read when torch imports).
-    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(snakemake.threads)
+    compile_threads(snakemake.threads)
     from siteaug.arms.graph_transformer import compile_training_step, graph_transformer_config
     from siteaug.runtime.io import write_json
 

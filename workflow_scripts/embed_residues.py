@@ -11,12 +11,12 @@ from siteaug.arms.seed_processes import save_seed_fit
 from siteaug.features.residues import standardise
 from siteaug.runtime.io import write_json, write_parquet
 from siteaug.runtime.tables import feature_columns
-from siteaug.runtime.workflow import compile_in_this_process, numbered_bars, rounded, rule_logging
+from siteaug.runtime.workflow import compile_threads, numbered_bars, rounded, rule_logging
 
 with rule_logging(snakemake) as log, threadpool_limits(snakemake.threads):
     p, i = snakemake.params, snakemake.input
     if "compiled_step" in i.keys():
-        compile_in_this_process()
+        compile_threads(1)  # the cache holds the step: no worker pool
     residues, balanced, edges = read_arm_inputs(**{key: i.get(key) for key in ARM_INPUTS})
     # The base model: the arm's first seed (the config's seed), trained on real rows only, exactly as the arm's job would
     # fit it; that job reads this fit instead (train_arm's ``fitted``).

@@ -5,12 +5,12 @@ from pathlib import Path
 
 from siteaug.arms.registry import ARM_INPUTS, lookup_arm
 from siteaug.arms.seed_processes import SeedProcesses
-from siteaug.runtime.workflow import compile_in_this_process, numbered_bars, rounded, rule_logging
+from siteaug.runtime.workflow import compile_threads, numbered_bars, rounded, rule_logging
 
 with rule_logging(snakemake) as log:
     p, i, arm = snakemake.params, snakemake.input, snakemake.wildcards.arm
     if "compiled_step" in i.keys():
-        compile_in_this_process()  # before the seed processes start: they inherit it
+        compile_threads(1)  # the cache holds the step: no worker pool; the seed processes inherit it
     # The arm's input files; its seed processes, if any, read the same files.
     inputs = {key: i.get(key) for key in ARM_INPUTS}
     seeds = [p.seed + k for k in range(p.settings["seeds"])]

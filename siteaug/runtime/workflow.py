@@ -74,14 +74,15 @@ class LogFileStream:
         return self._handle.encoding
 
 
-def compile_in_this_process() -> None:
-    """For a job whose compilations are in torch's compile cache already (rule compile_graph_transformer made them):
-    torch then compiles in the process itself instead of starting a pool of compiler workers, one per core of the
-    machine, in every process that reads the cache. Child processes inherit it."""
-    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+def compile_threads(count: int) -> None:
+    """torch.compile's compiler workers in this process and its children: ``count`` (a job's cores) rather than one per
+    core of the machine. 1 compiles in the process itself: for a job whose compilations are in torch's compile cache
+    already (rule compile_graph_transformer made them), which then starts no worker pool in every process that reads
+    the cache."""
+    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(count)
     inductor_config = sys.modules.get("torch._inductor.config")  # read once, when torch's compiler was imported
     if inductor_config is not None:
-        inductor_config.compile_threads = 1
+        inductor_config.compile_threads = count
 
 
 def rounded(value, digits: int = 4):
