@@ -16,7 +16,8 @@ t = time.perf_counter()
 import siteaug.arms.graph_transformer as gt
 import sys; sys.path.insert(0, "bench")
 from graph_transformer_seeds import compile_counters as counters
-cfg = gt.GraphTransformerConfig(input_dim=81, hidden=64, layers=6, heads=4, dropout=0.3, alpha=0.3, epochs=40, patience=8)
+cfg = gt.GraphTransformerConfig(input_dim=81, hidden=64, layers=6, heads=4, dropout=0.3, alpha=0.3, epochs=40, patience=8,
+                                compile=True)
 seconds = gt.compile_training_step(cfg, "cuda")
 print(json.dumps({"label": "warm-up (compile_training_step), cold cache", "seconds": seconds,
                   "with_imports": time.perf_counter() - t, "compile_counters": counters()}))

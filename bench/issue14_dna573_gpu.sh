@@ -9,12 +9,13 @@
 # The GPU settings are config/dna573_arms.yaml's (gpu.mps, gpu.jobs_per_card, with --resources gpu=<jobs_per_card>):
 # JOBS_PER_CARD=N lets N GPU jobs share the card instead, MPS=0 runs without NVIDIA's Multi-Process Service (the
 # workflow starts its own daemon under gpu.mps). GPU_TRACE=1 records which processes use the card each second
-# (bench/gpu_trace.sh; read with bench/gpu_trace.py).
+# (bench/gpu_trace.sh; read with bench/gpu_trace.py). COMPILE=1 turns on classifier.graph_transformer.compile (the
+# compiled training step and its warm-up job, compile_graph_transformer).
 # SNAKEMAKE_ARG=ARG passes one more argument to the timed run, e.g. --set-threads=tree_scores=16 for a same-machine
 # baseline of a change to a rule's threads. The scheduler is the workflow profile's (greedy, profiles/default).
 # ALONE="ARM ..." then reruns each named arm's train_classifier job by itself (--forcerun, nothing else on the card), one
 # after another, and prints its benchmark seconds: what the job costs without the rest of the run beside it.
-# Usage: [RESUME=1] [JOBS_PER_CARD=N] [MPS=0] [GPU_TRACE=1] [SNAKEMAKE_ARG=ARG] [ALONE="ARM ..."] bash bench/issue14_dna573_gpu.sh [SECONDS]
+# Usage: [RESUME=1] [JOBS_PER_CARD=N] [MPS=0] [COMPILE=1] [GPU_TRACE=1] [SNAKEMAKE_ARG=ARG] [ALONE="ARM ..."] bash bench/issue14_dna573_gpu.sh [SECONDS]
 limit=${1:-560}
 source bench/device_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -22,6 +23,7 @@ t=/tmp/data/dna_test129/dna_test129; d=/tmp/data/graphsite_dna/graphsite_dna
 jobs=${JOBS_PER_CARD:-$(python3 -c "import yaml; print(yaml.safe_load(open('config/dna573_arms.yaml'))['gpu']['jobs_per_card'])")}
 printf "input:\n  labels: $d/DNA_Train_573.fa\n  structures: $d/pdb\n  external_test_labels: $t/DNA_Test_129.fa\n  external_test_structures: $t/test129_pdb\ngpu:\n  jobs_per_card: $jobs\n" > /tmp/paths.yaml
 [ "$MPS" = 0 ] && printf "  mps: false\n" >> /tmp/paths.yaml
+[ "$COMPILE" = 1 ] && printf "classifier:\n  graph_transformer:\n    compile: true\n" >> /tmp/paths.yaml
 configs="config/dna573.yaml config/dna573_arms.yaml /tmp/paths.yaml"
 start=$(date +%s)
 [ -n "$GPU_TRACE" ] && source bench/gpu_trace.sh && gpu_trace_start $OUT
