@@ -92,7 +92,9 @@ class GraphTransformerConfig:
     # compilation serves every batch size bucket), which fuses the attention's gathers, products and softmax around the
     # matrix products. With the whole network compiled, an epoch took 0.167 against 0.37 s on an H100, captured both,
     # and compiling 35 s in a fresh process (bench/RESULTS.md, "graph_transformer compiled"). Scoring stays eager. Off
-    # by default until a whole GPU run of the workflow has measured it (its fits then differ draw for draw).
+    # by default: in the whole DNA-573 comparison a fit's first epoch still took 11-15 s with the compile cache read
+    # (tracing, loading, capture), so the arm's job was no shorter ("graph_transformer compiled, measured in the
+    # workflow"); it can pay only for fits with many more or larger epochs.
     compile: bool = False
     seed: int = 0
 
