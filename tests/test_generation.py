@@ -35,6 +35,31 @@ def test_protein_graphs(fake_tables):
     assert graphs[1].edge_index.shape == (2, 10) and graphs[1].y.tolist() == [1, 0, 0, 1, 0, 0]
 
 
+def test_protein_graphs_match_graphs_built_protein_by_protein(fake_tables):
+    # Shuffled residues, edges of the proteins interleaved, a protein with no edges, one asked for twice, and an edge
+    # function of the rows: each graph must be what that protein's own rows give, in the order the ids were asked for.
+    residues, edges = fake_tables
+    edges = edges[edges["protein_id"] != "p1"].sample(frac=1.0, random_state=1).reset_index(drop=True)
+    edges["w"] = np.arange(len(edges), dtype=np.float32)
+
+    def weights(rows):
+        return rows[["w"]].to_numpy(np.float32) * 2
+
+    ids = ["p2", "p1", "p0", "p2"]
+    graphs = protein_graphs(residues.sample(frac=1.0, random_state=0), edges, FEATURES, ids, edge_attributes=weights)
+    assert len(graphs) == 4
+    for pid, graph in zip(ids, graphs):
+        own = residues[residues["protein_id"] == pid].sort_values("position")
+        own_edges = edges[edges["protein_id"] == pid]
+        assert np.array_equal(graph.x.numpy(), own[FEATURES].to_numpy(np.float32))
+        assert graph.y.tolist() == own["label"].tolist()
+        assert graph.edge_index.tolist() == [own_edges["src"].tolist(), own_edges["dst"].tolist()]
+        assert np.array_equal(graph.edge_attr.numpy(), weights(own_edges))
+    assert graphs[1].edge_index.shape == (2, 0) and graphs[1].edge_attr.shape == (0, 1)
+    with pytest.raises(KeyError):
+        protein_graphs(residues, edges, FEATURES, ["p9"])
+
+
 def test_encode_contexts_batches_whole_graphs(model, fake_tables):
     graphs = protein_graphs(*fake_tables, FEATURES, ["p0", "p1", "p2"])
     with torch.inference_mode():
